@@ -1,0 +1,122 @@
+"""Fixtures: real memcached servers on free loopback ports, a fake clock, small settings.
+
+A missing ``memcached`` binary skips the store tests on a developer's machine, but fails them in CI
+(``CI=true``), where ``.ci/run`` installs it: the store is never mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from tui.clock import FakeClock
+from tui.settings import Server, Settings
+
+MEMCACHED = shutil.which("memcached") or ("/usr/bin/memcached" if os.path.exists("/usr/bin/memcached") else None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds; fail the test with ``what`` if it does not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"version\r\n")
+            return sock.recv(64).startswith(b"VERSION")
+    except OSError:
+        return False
+
+
+@dataclass
+class MemcachedServer:
+    """A memcached process on 127.0.0.1 that a test can stop and start again on the same port."""
+
+    port: int = field(default_factory=free_port)
+    memory_mb: int = 64
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def server(self) -> Server:
+        return Server("127.0.0.1", self.port)
+
+    def start(self) -> None:
+        assert MEMCACHED is not None
+        self.process = subprocess.Popen(
+            [MEMCACHED, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", str(self.memory_mb), "-t", "2"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: _answers(self.port), what=f"memcached on {self.address}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+def _require_memcached() -> None:
+    if MEMCACHED is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("memcached is not installed; CI must install it (apt-get install -y memcached)")
+        pytest.skip("memcached is not installed (apt-get install -y memcached)")
+
+
+@pytest.fixture
+def memcached() -> Iterator[MemcachedServer]:
+    """A fresh memcached for one test."""
+    _require_memcached()
+    server = MemcachedServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def memcached_factory() -> Iterator[Callable[[], MemcachedServer]]:
+    """Start as many fresh memcached servers as a test needs; all are stopped afterwards."""
+    _require_memcached()
+    started: list[MemcachedServer] = []
+
+    def make() -> MemcachedServer:
+        server = MemcachedServer()
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(tracking_ids=("INF-a", "INF-b", "INF-c"), backend="memory")

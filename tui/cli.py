@@ -1,0 +1,242 @@
+"""The ``eventdash`` command: the dashboard (default), ``--headless``, and ``summary``.
+
+Exit statuses: 0 done; 1 the store failed at run time (e.g. memcached unreachable for ``summary``, or
+the last counts could not be written); 2 usage or configuration error. No path ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from tui import EVENT_TYPES, __version__
+from tui.settings import Settings, SettingsError, build_settings, read_settings_file
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+
+#: flag destination -> (settings field path, flag as typed), for overrides and their messages.
+OVERRIDES: dict[str, tuple[str, str]] = {
+    "rate": ("events_per_second", "--rate"),
+    "window_minutes": ("window_minutes", "--window-minutes"),
+    "bucket_seconds": ("bucket_seconds", "--bucket-seconds"),
+    "backend": ("backend", "--backend"),
+    "memcached": ("memcached.servers", "--memcached"),
+    "key_prefix": ("memcached.key_prefix", "--key-prefix"),
+    "refresh": ("refresh_seconds", "--refresh"),
+}
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    """Options that choose the settings, the window and the store; shared by every command."""
+    s = argparse.SUPPRESS  # unset flags stay unset, so they never override the file
+    parser.add_argument("--settings", metavar="PATH", default=s, help="settings file, JSON or .toml (default: ./settings.json if present)")
+    parser.add_argument("--window-minutes", metavar="N", type=_number, default=s, help="window length in minutes, fractions allowed (e.g. 0.5)")
+    parser.add_argument("--bucket-seconds", metavar="B", type=_whole, default=s, help="bucket length in seconds: the window's approximation")
+    parser.add_argument("--backend", choices=("auto", "memory", "memcached"), default=s, help="where counts live (auto: memcached if it answers)")
+    parser.add_argument("--memcached", metavar="HOST:PORT[,HOST:PORT...]", default=s, help="memcached servers; several use consistent hashing")
+    parser.add_argument("--key-prefix", metavar="STR", default=s, help="prefix of every memcached key (keeps dashboards apart)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    s = argparse.SUPPRESS
+    parser = argparse.ArgumentParser(
+        prog="eventdash",
+        description="Live web-analytics event counts over a sliding window, exact in Memcached.",
+        epilog="Exit status: 0 ok, 1 store failure at run time, 2 usage or settings error.",
+    )
+    parser.add_argument("--version", action="version", version=f"eventdash {__version__}")
+    parser.add_argument("--headless", action="store_true", default=s, help="no screen: print one JSON summary per refresh on stdout")
+    parser.add_argument("--rate", metavar="EVENTS_PER_SECOND", type=_number, default=s, help="events generated per second")
+    parser.add_argument("--seed", metavar="N", type=_whole, default=s, help="seed for a reproducible event stream")
+    parser.add_argument("--duration", metavar="SECONDS", type=_number, default=s, help="stop after this many seconds")
+    parser.add_argument("--refresh", metavar="SECONDS", type=_number, default=s, help="seconds between summaries (default 1)")
+    parser.add_argument("--events-log", metavar="PATH", default=s, help="append every generated event to PATH as one JSON line")
+    parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
+    _store_options(parser)
+    commands = parser.add_subparsers(dest="command", metavar="{summary}")
+    summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
+    summary.add_argument("--json", action="store_true", default=s, help="print the JSON object of --headless instead of a table")
+    _store_options(summary)
+    return parser
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    """Settings file (or defaults) with the flags laid over it, all checked by :func:`build_settings`."""
+    given = getattr(args, "settings", None)
+    path = Path(given) if given else Path("settings.json")
+    raw: dict[str, Any] = read_settings_file(path) if given or path.exists() else {}
+    origin = str(path) if raw else ""
+    labels: dict[str, str] = {}
+    for dest, (field, flag) in OVERRIDES.items():
+        if hasattr(args, dest):
+            section, _, key = field.rpartition(".")
+            target = raw.setdefault(section, {}) if section else raw
+            if not isinstance(target, dict):
+                raise SettingsError(f"{origin}: {section}: expected an object, got {type(target).__name__}")
+            target[key] = getattr(args, dest)
+            labels[field] = flag
+    return build_settings(raw, labels, origin)
+
+
+def _open_log(path: str) -> TextIO:
+    try:
+        return open(path, "a", encoding="utf-8", buffering=1 << 20)
+    except IsADirectoryError:
+        raise SettingsError(f"--events-log: {path} is a directory; give a file path") from None
+    except OSError as exc:
+        raise SettingsError(f"--events-log: cannot open {path} for appending: {exc.strerror}") from None
+
+
+def _err(message: str) -> None:
+    print(f"eventdash: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args)
+        if getattr(args, "duration", 1) <= 0:
+            raise SettingsError(f"--duration: must be more than 0 seconds, got {args.duration:g}")
+        events_log = _open_log(args.events_log) if hasattr(args, "events_log") else None
+    except SettingsError as exc:
+        parser.exit(EXIT_USAGE, f"eventdash: error: {exc}\n")
+    if args.command == "summary":
+        return run_summary(settings, as_json=getattr(args, "json", False))
+    options = RunOptions(
+        seed=getattr(args, "seed", None),
+        duration=getattr(args, "duration", None),
+        events_log=events_log,
+        generate=not getattr(args, "no_generate", False),
+        settings_path=Path(args.settings) if hasattr(args, "settings") else Path("settings.json"),
+    )
+    if getattr(args, "headless", False):
+        return run_headless(settings, options)
+    from tui.app import run_dashboard  # Textual is imported only for the dashboard
+
+    return run_dashboard(settings, options)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run needs besides the settings."""
+
+    seed: int | None = None
+    duration: float | None = None
+    events_log: TextIO | None = None
+    generate: bool = True
+    settings_path: Path = Path("settings.json")
+
+
+def run_headless(settings: Settings, options: RunOptions) -> int:
+    """Generate (unless ``--no-generate``), print one JSON line per refresh, flush and print at exit."""
+    from tui.engine import Engine, headless_line
+    from tui.store import StoreUnavailable, open_store
+
+    opened = open_store(settings)
+    _err(opened.reason)
+    engine = Engine(settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    engine.start()
+    started = engine.clock.monotonic()
+    reported_error: str | None = None
+
+    def report() -> None:
+        nonlocal reported_error
+        try:
+            view = engine.read_view()
+            engine.publish(view)
+        except StoreUnavailable as exc:
+            if str(exc) != reported_error:
+                _err(f"{exc}; counting locally and retrying")
+            reported_error = str(exc)
+            return
+        error = engine.status().store_error
+        if error and error != reported_error:
+            _err(f"{error}; counting locally and retrying")
+        elif reported_error and not error:
+            _err(f"{opened.store.backend} reachable again; buffered counts flushed")
+        reported_error = error
+        print(json.dumps(headless_line(view, opened.store.backend, engine.status().generated)), flush=True)
+
+    ticks = 0
+    while True:
+        ticks += 1
+        deadline = started + ticks * settings.refresh_seconds
+        if options.duration is not None:
+            deadline = min(deadline, started + options.duration)
+        if stop.wait(max(0.0, deadline - engine.clock.monotonic())):
+            break
+        if options.duration is not None and engine.clock.monotonic() >= started + options.duration:
+            break
+        report()
+    flushed = engine.stop()
+    if options.events_log is not None:
+        options.events_log.close()
+    report()
+    opened.store.close()
+    if not flushed:
+        _err(
+            f"the last counts could not be written ({engine.status().store_error}); "
+            f"{engine.unflushed_events()} events in the window were not stored"
+        )
+        return EXIT_RUNTIME
+    return EXIT_OK
+
+
+def run_summary(settings: Settings, as_json: bool) -> int:
+    """``eventdash summary``: read the window once, refresh the summary keys, print."""
+    from tui.engine import Engine, headless_line
+    from tui.store import StoreUnavailable, open_store
+
+    opened = open_store(settings)
+    _err(opened.reason)
+    engine = Engine(settings, opened.store, generate=False)
+    try:
+        view = engine.read_view()
+        engine.publish(view)
+    except StoreUnavailable as exc:
+        _err(f"error: {exc}")
+        return EXIT_RUNTIME
+    finally:
+        opened.store.close()
+    if as_json:
+        print(json.dumps(headless_line(view, opened.store.backend, 0)))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"last {view.window_minutes:g} min ±{view.bucket_seconds} s · {opened.store.backend}")
+    table.add_column("type")
+    table.add_column("tracking id")
+    table.add_column("events", justify="right")
+    for etype in EVENT_TYPES:
+        summary = view.summary[etype]
+        table.add_row(etype, "[b]all[/b]", f"[b]{summary.total:,}[/b]")
+        for tid, count in sorted(summary.by_tracking_id.items(), key=lambda kv: (-kv[1], kv[0])):
+            table.add_row("", tid, f"{count:,}")
+    Console().print(table)
+    return EXIT_OK

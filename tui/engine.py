@@ -1,0 +1,287 @@
+"""The engine under both faces (headless and dashboard): generate, count, flush, read, publish.
+
+The writer side runs in one worker thread: it asks the :class:`~tui.events.Pacer` how many events
+are due, builds them, appends them to the events log, counts them into the :class:`~tui.window.Ledger`
+and, once a second or when a bucket closes, writes the ledger's changed buckets to the store. When
+the store is unreachable, buckets stay dirty (bounded by the window) and are written on a later try,
+with backoff; when the store has lost its data (new generation), every bucket still held is written
+again. The reader side (:meth:`Engine.read_view`, :meth:`Engine.publish`) may run on any thread.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from tui.clock import Clock, SystemClock
+from tui.events import Event, EventFactory, Pacer, iso_ms
+from tui.settings import Settings
+from tui.store import Store, StoreUnavailable
+from tui.window import Ledger, WindowView, bucket_of, key_ttl, summarize, window_range
+
+MAX_BATCH = 10_000  # events built per step at most, so stop and flush stay responsive
+TICK_SECONDS = 0.01  # the pacer's granularity at high rates
+MAX_BACKOFF_SECONDS = 1.0  # keeps reconnecting within 2 s of a server's return
+RATE_SAMPLE_SECONDS = 2.0  # measured rate: events over about this long
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """An immutable reading of the writer side, for the status line and the headless stderr."""
+
+    configured_rate: float
+    measured_rate: float
+    generated: int
+    paused: bool
+    generating: bool
+    last_flush_at: float | None  # wall time of the last successful flush
+    last_flush_ms: float | None
+    store_error: str | None  # why the last flush failed, while it keeps failing
+    unflushed_buckets: int
+    restores: int  # times the store lost its data and this writer wrote its buckets back
+
+
+class Engine:
+    """Generator, ledger and store, for one process. See the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        seed: int | None = None,
+        events_log: TextIO | None = None,
+        generate: bool = True,
+        flush_interval: float = 1.0,
+        writer_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.generate = generate
+        self.writer_id = writer_id or secrets.token_hex(6)
+        self.flush_interval = flush_interval
+        self._factory = EventFactory(settings.tracking_ids, seed)
+        self._events_log = events_log
+        self._pacer = Pacer(settings.events_per_second, self.clock.monotonic())
+        self._ledger = Ledger(settings.bucket_seconds)
+        self._lock = threading.Lock()  # guards the pacer and settings against the control methods
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_wall_ms = int(self.clock.time() * 1000)
+        self._next_flush = self.clock.monotonic() + flush_interval / 2  # off-beat with a 1 s reader
+        self._flushed_bucket = bucket_of(self._last_wall_ms, settings.bucket_seconds)
+        self._backoff = 0.0
+        self._generation: str | None = None
+        self._samples: deque[tuple[float, int]] = deque()
+        self._last_flush_at: float | None = None
+        self._last_flush_ms: float | None = None
+        self._store_error: str | None = None
+        self._restores = 0
+
+    # -- controls (any thread) -------------------------------------------------------------------
+
+    def set_rate(self, rate: float) -> None:
+        """Change the rate (checked like the settings file); takes effect at the next step."""
+        with self._lock:
+            self.settings = self.settings.with_rate(rate)
+            self._pacer.set_rate(self.settings.events_per_second, self.clock.monotonic())
+        self._wake.set()
+
+    def set_window(self, minutes: float) -> None:
+        """Change the window (checked like the settings file); the next read uses it."""
+        with self._lock:
+            self.settings = self.settings.with_window(minutes)
+
+    def pause(self) -> None:
+        with self._lock:
+            self._pacer.pause(self.clock.monotonic())
+
+    def resume(self) -> None:
+        with self._lock:
+            self._pacer.resume(self.clock.monotonic())
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._pacer.paused
+
+    # -- writer side (the worker thread) ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the writer side in a daemon thread until :meth:`stop`."""
+        self._thread = threading.Thread(target=self._run, name="eventdash-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            wait = self.step()
+            if wait > 0:
+                self._wake.wait(wait)
+                self._wake.clear()
+
+    def step(self) -> float:
+        """Generate what is due and flush if it is time; returns how long the caller may wait."""
+        now = self.clock.monotonic()
+        behind = False
+        if self.generate:
+            with self._lock:
+                due = self._pacer.due(now)
+                count = min(due, MAX_BATCH)
+                self._pacer.taken(count)
+                behind = due > count
+            if count:
+                self._emit(count)
+            self._sample(now)
+        wall_bucket = bucket_of(int(self.clock.time() * 1000), self.settings.bucket_seconds)
+        bucket_closed = wall_bucket != self._flushed_bucket and self._store_error is None
+        if now >= self._next_flush or bucket_closed:
+            self.flush()
+        if behind:
+            return 0.0
+        with self._lock:
+            until_event = self._pacer.seconds_until_next(self.clock.monotonic()) if self.generate else self.flush_interval
+        return max(TICK_SECONDS, min(until_event, max(0.0, self._next_flush - self.clock.monotonic())))
+
+    def _emit(self, count: int) -> None:
+        """Build ``count`` events stamped evenly since the last batch, log them, count them."""
+        end_ms = int(self.clock.time() * 1000)
+        start_ms = min(self._last_wall_ms, end_ms)
+        span = end_ms - start_ms
+        make = self._factory.make
+        events: list[Event] = [make(start_ms + (span * (i + 1)) // count) for i in range(count)]
+        self._last_wall_ms = end_ms
+        if self._events_log is not None:
+            dumps = json.dumps
+            self._events_log.write("".join(dumps(e.doc, separators=(",", ":")) + "\n" for e in events))
+        self._ledger.record(events)
+
+    def _sample(self, now: float) -> None:
+        samples = self._samples
+        samples.append((now, self._pacer.emitted))
+        while len(samples) > 2 and samples[1][0] <= now - RATE_SAMPLE_SECONDS:
+            samples.popleft()
+
+    def flush(self) -> bool:
+        """Write the changed buckets to the store. On failure keep them for the next try (backoff)."""
+        mono = self.clock.monotonic()
+        now = self.clock.time()
+        settings = self.settings
+        taken = {}
+        try:
+            generation = self.store.generation()
+            if self._generation is not None and generation != self._generation:
+                self._ledger.mark_dirty()  # the store lost its data: write back all we hold
+                self._restores += 1
+            self._generation = generation
+            self._ledger.prune(window_range(now, settings.window_seconds, settings.bucket_seconds).start)
+            taken = self._ledger.take_dirty()
+            started = time.perf_counter()
+            ttl = key_ttl(settings.window_seconds, settings.bucket_seconds)
+            self.store.write_buckets(self.writer_id, taken, settings.bucket_seconds, ttl)
+        except StoreUnavailable as exc:
+            self._ledger.mark_dirty(taken)
+            self._store_error = str(exc)
+            self._backoff = min(MAX_BACKOFF_SECONDS, max(0.1, self._backoff * 2))
+            self._next_flush = mono + self._backoff
+            return False
+        self._last_flush_ms = (time.perf_counter() - started) * 1000
+        self._last_flush_at = now
+        self._store_error = None
+        self._backoff = 0.0
+        self._next_flush = mono + self.flush_interval
+        self._flushed_bucket = bucket_of(int(now * 1000), settings.bucket_seconds)
+        return True
+
+    def stop(self, flush_timeout: float = 5.0) -> bool:
+        """Stop generating, then flush everything, retrying for up to ``flush_timeout`` seconds.
+
+        Returns False if the store never took the last counts (they are reported, not silently lost).
+        """
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._events_log is not None:
+            self._events_log.flush()
+        deadline = self.clock.monotonic() + flush_timeout
+        while not self.flush():
+            if self.clock.monotonic() >= deadline:
+                return False
+            time.sleep(min(self._backoff, 0.2))  # a pause between retries, not a synchronization
+        return True
+
+    def unflushed_events(self) -> int:
+        """Events counted locally that the store has not confirmed (after a failed final flush)."""
+        return sum(sum(c.values()) for c in self._ledger.totals().values()) if self._store_error else 0
+
+    # -- reader side (any thread) ------------------------------------------------------------------
+
+    def read_view(self) -> WindowView:
+        """Read the current window from the store and summarize it. Raises StoreUnavailable."""
+        settings = self.settings
+        now = self.clock.time()
+        buckets = window_range(now, settings.window_seconds, settings.bucket_seconds)
+        counts = self.store.read_buckets(list(buckets), settings.bucket_seconds)
+        return summarize(now, settings.window_seconds, settings.bucket_seconds, counts)
+
+    def publish(self, view: WindowView) -> None:
+        """Store the per-type summary keys (only if fresher than what is there). Raises StoreUnavailable."""
+        self.store.publish_summaries(summary_documents(view), key_ttl(view.window_seconds, view.bucket_seconds))
+
+    def status(self) -> EngineStatus:
+        with self._lock:
+            samples = list(self._samples)
+            rate = self.settings.events_per_second
+            paused = self._pacer.paused
+            generated = self._pacer.emitted
+        measured = 0.0
+        if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
+            measured = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
+        return EngineStatus(
+            configured_rate=rate,
+            measured_rate=measured,
+            generated=generated,
+            paused=paused,
+            generating=self.generate,
+            last_flush_at=self._last_flush_at,
+            last_flush_ms=self._last_flush_ms,
+            store_error=self._store_error,
+            unflushed_buckets=self._ledger.bucket_count() if self._store_error else 0,
+            restores=self._restores,
+        )
+
+
+def summary_documents(view: WindowView) -> dict[str, dict[str, Any]]:
+    """Each type's summary key value: the brief's two fields, plus when and over what window."""
+    as_of_ms = int(view.as_of * 1000)
+    return {
+        etype: {
+            **summary,
+            "windowMinutes": view.window_minutes,
+            "bucketSeconds": view.bucket_seconds,
+            "asOf": iso_ms(as_of_ms),
+            "asOfMs": as_of_ms,
+        }
+        for etype, summary in view.summary_json().items()
+    }
+
+
+def headless_line(view: WindowView, backend: str, generated: int) -> dict[str, Any]:
+    """One line of ``--headless`` output (and ``summary --json``)."""
+    return {
+        "as_of": iso_ms(int(view.as_of * 1000)),
+        "window_minutes": view.window_minutes,
+        "bucket_seconds": view.bucket_seconds,
+        "backend": backend,
+        "generated": generated,
+        "summary": view.summary_json(),
+    }

@@ -1,0 +1,381 @@
+"""Typed settings: one module that reads ``settings.json`` (or TOML), the CLI flags and the live keys.
+
+Every value reaches the program through :func:`build_settings`, so a rate typed as a flag, written in
+the file or chosen with ``+`` in the dashboard is checked by the same code and refused with the same
+message. Messages name the field (or the flag it came from), say what was wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+Backend = Literal["auto", "memory", "memcached"]
+BACKENDS: tuple[str, ...] = ("auto", "memory", "memcached")
+
+MAX_RATE = 200_000.0
+MAX_WINDOW_BUCKETS = 8_640  # e.g. 24 h of 10 s buckets
+MAX_BUCKET_SECONDS = 3_600
+MAX_TRACKING_IDS = 100
+MAX_KEY_BYTES = 250  # memcached's own limit
+MAX_PREFIX_BYTES = 128
+#: The longest key eventdash derives from a tracking id is ``<prefix><type>:<id>``; ids are checked
+#: against it so that any client can keep a per-id key beside ours.
+LONGEST_TYPE = "user-event"
+
+DEFAULT_TRACKING_IDS: tuple[str, ...] = (
+    "INF-yj562hjojbtez",
+    "INF-3gbfcjjdsd6vhvo",
+    "INF-ixpktk3itsk86",
+    "INF-1bi5qk0zocqcz",
+    "INF-8d1ovm2tx0kqe",
+    "INF-q7w3rlz5hc2mb",
+    "INF-5nkt0yfj9peux",
+    "INF-c2vb6gzs4wq1h",
+    "INF-kx9m4ew7udo3r",
+    "INF-0fz8jhy2nbl6a",
+)
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used. ``str()`` is the whole message a user sees."""
+
+
+@dataclass(frozen=True)
+class Server:
+    """One memcached address."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class MemcachedSettings:
+    servers: tuple[Server, ...] = (Server("127.0.0.1", 11211),)
+    key_prefix: str = "eventdash:"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything eventdash can be told. Immutable: a live change makes a new, re-checked copy."""
+
+    events_per_second: float = 100.0
+    window_minutes: float = 5.0
+    bucket_seconds: int = 10
+    tracking_ids: tuple[str, ...] = DEFAULT_TRACKING_IDS
+    backend: Backend = "auto"
+    memcached: MemcachedSettings = MemcachedSettings()
+    refresh_seconds: float = 1.0
+
+    @property
+    def window_seconds(self) -> int:
+        return round(self.window_minutes * 60)
+
+    @property
+    def window_buckets(self) -> int:
+        return self.window_seconds // self.bucket_seconds
+
+    def with_rate(self, rate: float) -> Settings:
+        """A copy with another rate, refused with :class:`SettingsError` when out of range."""
+        return dataclasses.replace(self, events_per_second=check_rate(rate, "events_per_second"))
+
+    def with_window(self, minutes: float) -> Settings:
+        """A copy with another window, refused with :class:`SettingsError` when it does not fit."""
+        minutes = check_window(minutes, self.bucket_seconds, "window_minutes")
+        return dataclasses.replace(self, window_minutes=minutes)
+
+    def to_raw(self) -> dict[str, Any]:
+        """The settings in the file's shape, for writing back a live change."""
+        return {
+            "events_per_second": _plain_number(self.events_per_second),
+            "window_minutes": _plain_number(self.window_minutes),
+            "bucket_seconds": self.bucket_seconds,
+            "tracking_ids": list(self.tracking_ids),
+            "backend": self.backend,
+            "memcached": {
+                "servers": [str(s) for s in self.memcached.servers],
+                "key_prefix": self.memcached.key_prefix,
+            },
+            "refresh_seconds": _plain_number(self.refresh_seconds),
+        }
+
+
+def _plain_number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+# --------------------------------------------------------------------------------------------------
+# Field checks, shared by the file, the flags and the live keys.
+
+
+def _number(value: Any, label: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SettingsError(f"{label}: expected a number, got {_show(value)}")
+    return float(value)
+
+
+def check_rate(value: Any, label: str) -> float:
+    rate = _number(value, label)
+    if not 0 < rate <= MAX_RATE:
+        raise SettingsError(f"{label}: must be more than 0 and at most {MAX_RATE:,.0f} events/s, got {_show(value)}")
+    return rate
+
+
+def check_bucket(value: Any, label: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise SettingsError(f"{label}: expected a whole number of seconds, got {_show(value)}")
+    if not 1 <= value <= MAX_BUCKET_SECONDS:
+        raise SettingsError(f"{label}: must be from 1 to {MAX_BUCKET_SECONDS} seconds, got {value}")
+    return value
+
+
+def check_window(value: Any, bucket_seconds: int, label: str) -> float:
+    """The window must be positive and a whole number of buckets, so every bucket is in or out."""
+    minutes = _number(value, label)
+    if minutes <= 0:
+        raise SettingsError(f"{label}: must be more than 0 minutes, got {_show(value)}")
+    seconds = minutes * 60
+    buckets = seconds / bucket_seconds
+    if buckets < 1 - 1e-9:
+        raise SettingsError(
+            f"{label}: {_show(value)} min is shorter than one bucket ({bucket_seconds} s); "
+            f"use at least {bucket_seconds / 60:g} min or smaller buckets"
+        )
+    if abs(buckets - round(buckets)) > 1e-6:
+        lower = max(1, math.floor(buckets)) * bucket_seconds / 60
+        upper = math.ceil(buckets) * bucket_seconds / 60
+        raise SettingsError(
+            f"{label}: {_show(value)} min is not a whole number of {bucket_seconds} s buckets; "
+            f"use {lower:g} or {upper:g}"
+        )
+    if round(buckets) > MAX_WINDOW_BUCKETS:
+        raise SettingsError(
+            f"{label}: {_show(value)} min needs {round(buckets):,} buckets of {bucket_seconds} s; "
+            f"at most {MAX_WINDOW_BUCKETS:,} are kept (e.g. 1440 min with 10 s buckets)"
+        )
+    return round(buckets) * bucket_seconds / 60
+
+
+def check_refresh(value: Any, label: str) -> float:
+    seconds = _number(value, label)
+    if not 0.1 <= seconds <= 60:
+        raise SettingsError(f"{label}: must be from 0.1 to 60 seconds, got {_show(value)}")
+    return seconds
+
+
+def check_backend(value: Any, label: str) -> Backend:
+    if value not in BACKENDS:
+        raise SettingsError(f"{label}: must be one of {', '.join(BACKENDS)}, got {_show(value)}")
+    return value
+
+
+def _key_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be part of a memcached key, or None."""
+    if any(ch.isspace() for ch in text):
+        return "contains whitespace"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return "contains a control character"
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        return "is not valid UTF-8"
+    return None
+
+
+def check_key_prefix(value: Any, label: str) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(f"{label}: expected a string, got {_show(value)}")
+    problem = _key_text_problem(value)
+    if problem:
+        raise SettingsError(f"{label}: {_show(value)} {problem}; memcached keys allow neither")
+    if len(value.encode()) > MAX_PREFIX_BYTES:
+        raise SettingsError(f"{label}: is {len(value.encode())} bytes long; at most {MAX_PREFIX_BYTES} are allowed")
+    return value
+
+
+def check_tracking_ids(value: Any, key_prefix: str, label: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise SettingsError(f"{label}: expected a list of strings, got {_show(value)}")
+    if not value:
+        raise SettingsError(f"{label}: the list is empty; give at least one tracking id")
+    if len(value) > MAX_TRACKING_IDS:
+        raise SettingsError(f"{label}: {len(value)} ids given; at most {MAX_TRACKING_IDS} are allowed")
+    seen: set[str] = set()
+    for index, tid in enumerate(value):
+        where = f"{label}[{index}]"
+        if not isinstance(tid, str) or not tid:
+            raise SettingsError(f"{where}: expected a non-empty string, got {_show(tid)}")
+        problem = _key_text_problem(tid)
+        if problem:
+            raise SettingsError(f"{where}: {_show(tid)} {problem}; tracking ids must be printable and without spaces")
+        key_bytes = len(f"{key_prefix}{LONGEST_TYPE}:{tid}".encode())
+        if key_bytes > MAX_KEY_BYTES:
+            raise SettingsError(
+                f"{where}: {_show(tid)} makes the key {key_prefix}{LONGEST_TYPE}:<id> {key_bytes} bytes long; "
+                f"memcached allows {MAX_KEY_BYTES}"
+            )
+        if tid in seen:
+            raise SettingsError(f"{where}: {_show(tid)} is listed twice; each tracking id must be unique")
+        seen.add(tid)
+    return tuple(value)
+
+
+def parse_server(text: Any, label: str, resolve: bool = True) -> Server:
+    """``host:port`` or ``[v6-host]:port``; the host must resolve, so a typo fails at start."""
+    if not isinstance(text, str):
+        raise SettingsError(f"{label}: expected \"host:port\", got {_show(text)}")
+    host, sep, port_text = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port_text:
+        raise SettingsError(f"{label}: {_show(text)} is not host:port, e.g. 127.0.0.1:11211")
+    if not port_text.isdigit():
+        raise SettingsError(f"{label}: port {_show(port_text)} in {_show(text)} is not a number")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"{label}: port {port} in {_show(text)} is out of range 1-65535")
+    if resolve:
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise SettingsError(f"{label}: host {_show(host)} does not resolve ({exc})") from None
+    return Server(host, port)
+
+
+def check_servers(value: Any, label: str, resolve: bool) -> tuple[Server, ...]:
+    if isinstance(value, str):
+        value = [part for part in value.split(",")]
+    if not isinstance(value, list):
+        raise SettingsError(f"{label}: expected a list of \"host:port\" strings, got {_show(value)}")
+    if not value:
+        raise SettingsError(f"{label}: the list is empty; give at least one \"host:port\"")
+    servers = tuple(parse_server(item, f"{label}[{i}]", resolve) for i, item in enumerate(value))
+    if len(set(servers)) != len(servers):
+        raise SettingsError(f"{label}: a server is listed twice")
+    return servers
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading a file and building Settings.
+
+TOP_KEYS = ("events_per_second", "window_minutes", "bucket_seconds", "tracking_ids", "backend", "memcached", "refresh_seconds")
+MEMCACHED_KEYS = ("servers", "key_prefix")
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """Parse JSON, or TOML for a ``.toml`` path, into a raw mapping; errors give line and column."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: no such settings file") from None
+    except IsADirectoryError:
+        raise SettingsError(f"{path}: is a directory, not a settings file") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read: {exc.strerror}") from None
+    if path.suffix.lower() == ".toml":
+        try:
+            raw: Any = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    else:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: the top level must be an object with settings, got {type(raw).__name__}")
+    return raw
+
+
+def _unknown(keys: Any, allowed: tuple[str, ...], where: str) -> None:
+    for key in keys:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(allowed)}"
+            raise SettingsError(f"{where}unknown key {key!r}{hint}")
+
+
+def build_settings(
+    raw: Mapping[str, Any],
+    labels: Mapping[str, str] | None = None,
+    origin: str = "",
+    resolve_hosts: bool = True,
+) -> Settings:
+    """Check a raw mapping (file contents with flag overrides merged in) and build :class:`Settings`.
+
+    ``labels`` maps a field path such as ``"memcached.servers"`` to the flag it came from, so that the
+    message names what the user typed. ``origin`` (the file name) prefixes messages about file keys.
+    """
+    labels = labels or {}
+    prefix = f"{origin}: " if origin else ""
+
+    def label(path: str) -> str:
+        return labels.get(path) or f"{prefix}{path}"
+
+    _unknown(raw.keys(), TOP_KEYS, prefix)
+    defaults = Settings()
+    mc_raw = raw.get("memcached", {})
+    if not isinstance(mc_raw, dict):
+        raise SettingsError(f"{label('memcached')}: expected an object with servers and key_prefix, got {_show(mc_raw)}")
+    _unknown(mc_raw.keys(), MEMCACHED_KEYS, f"{prefix}memcached: ")
+
+    def get(path: str, default: Any, check: Callable[[Any, str], Any]) -> Any:
+        source = mc_raw if path.startswith("memcached.") else raw
+        key = path.split(".")[-1]
+        return check(source[key], label(path)) if key in source else default
+
+    backend = get("backend", defaults.backend, check_backend)
+    bucket = get("bucket_seconds", defaults.bucket_seconds, check_bucket)
+    window = get("window_minutes", defaults.window_minutes, lambda v, lab: check_window(v, bucket, lab))
+    if "window_minutes" not in raw:
+        check_window(window, bucket, label("bucket_seconds"))
+    key_prefix = get("memcached.key_prefix", defaults.memcached.key_prefix, check_key_prefix)
+    return Settings(
+        events_per_second=get("events_per_second", defaults.events_per_second, check_rate),
+        window_minutes=window,
+        bucket_seconds=bucket,
+        tracking_ids=get(
+            "tracking_ids", defaults.tracking_ids, lambda v, lab: check_tracking_ids(v, key_prefix, lab)
+        ),
+        backend=backend,
+        memcached=MemcachedSettings(
+            servers=get(
+                "memcached.servers",
+                defaults.memcached.servers,
+                lambda v, lab: check_servers(v, lab, resolve_hosts and backend != "memory"),
+            ),
+            key_prefix=key_prefix,
+        ),
+        refresh_seconds=get("refresh_seconds", defaults.refresh_seconds, check_refresh),
+    )
+
+
+def save_settings(settings: Settings, path: Path) -> None:
+    """Write settings back in the file's format (JSON; TOML files are refused, as tomllib cannot write)."""
+    if path.suffix.lower() == ".toml":
+        raise SettingsError(f"{path}: saving is supported for JSON settings files only")
+    path.write_text(json.dumps(settings.to_raw(), indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,42 @@
+"""Stores: :class:`MemoryStore` (embedded) and :class:`MemcachedStore`, behind :class:`Store`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tui.clock import Clock
+from tui.settings import Settings
+from tui.store.base import Health, Store, StoreUnavailable
+from tui.store.memcached import MemcachedStore
+from tui.store.memory import MemoryStore
+
+__all__ = ["Health", "MemcachedStore", "MemoryStore", "OpenedStore", "Store", "StoreUnavailable", "open_store"]
+
+
+@dataclass(frozen=True)
+class OpenedStore:
+    store: Store
+    #: One line for stderr: which backend is in use and why.
+    reason: str
+
+
+def open_store(settings: Settings, clock: Clock | None = None) -> OpenedStore:
+    """The store the settings ask for. ``auto`` probes memcached once and falls back to memory.
+
+    ``memcached`` never falls back: the engine keeps counting locally and retries until it answers.
+    """
+    servers = ",".join(str(s) for s in settings.memcached.servers)
+    if settings.backend == "memory":
+        return OpenedStore(MemoryStore(clock), "backend memory: chosen in the settings; counts stay in this process")
+    store = MemcachedStore(settings.memcached.servers, settings.memcached.key_prefix)
+    if settings.backend == "memcached":
+        return OpenedStore(store, f"backend memcached: {servers} (chosen in the settings)")
+    health = store.health()
+    if health.ok:
+        return OpenedStore(store, f"backend memcached: {servers} answered in {health.latency_ms:.1f} ms")
+    store.close()
+    reason = f"no memcached at {servers}"
+    return OpenedStore(
+        MemoryStore(clock, reason),
+        f"backend memory: {health.detail}; counts stay in this process (backend auto)",
+    )

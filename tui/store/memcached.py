@@ -1,0 +1,198 @@
+"""Buckets and summaries in memcached, shared by any number of writer and reader processes.
+
+Keys (``P`` is the key prefix, ``B`` the bucket length in seconds, ``i`` the bucket index):
+
+* ``P<type>`` -- the brief's summary, readable with one ``get`` by any client:
+  ``{"totalEventsCaptured": 50, "eventsCapturedByTrackingIds": {...}, "windowMinutes": 5, ...}``
+* ``Pb<B>:<i>`` -- one bucket: ``{"w": {writer: {type: {tracking_id: count}}}}``
+* ``Pgeneration`` -- a random token; when it vanishes the server has lost its data.
+
+Every change is a ``gets``/``cas`` loop (``add`` when the key is missing), so concurrent writers never
+lose an update; every write replaces only the writer's own entry with its absolute counts, so a
+retried or repeated write never double-counts (unlike a retried ``incr``, see memcached-facts.md).
+pymemcache's pooled clients are used because a plain ``Client`` is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from pymemcache.client.base import PooledClient
+from pymemcache.client.hash import HashClient
+from pymemcache.exceptions import MemcacheError
+
+from tui.settings import Server
+from tui.store.base import (
+    Health,
+    Store,
+    StoreUnavailable,
+    bucket_total,
+    decode,
+    encode,
+    is_fresher,
+    with_writer,
+)
+from tui.window import BucketCounts
+
+MAX_VALUE_BYTES = 1_000_000  # memcached's item limit is 1 MiB including overhead
+MAX_CAS_ATTEMPTS = 100
+Update = Callable[[dict[str, Any] | None], dict[str, Any] | None]
+
+
+class MemcachedStore(Store):
+    backend = "memcached"
+
+    def __init__(
+        self,
+        servers: Sequence[Server],
+        key_prefix: str,
+        connect_timeout: float = 0.5,
+        timeout: float = 1.0,
+    ) -> None:
+        self.servers = tuple(servers)
+        self.key_prefix = key_prefix
+        self.address = ",".join(str(s) for s in self.servers)
+        common: dict[str, Any] = dict(
+            connect_timeout=connect_timeout, timeout=timeout, no_delay=True, allow_unicode_keys=True
+        )
+        if len(self.servers) == 1:
+            server = self.servers[0]
+            self._client: Any = PooledClient((server.host, server.port), max_pool_size=8, **common)
+        else:
+            self._client = HashClient(
+                [(s.host, s.port) for s in self.servers],
+                use_pooling=True,
+                max_pool_size=8,
+                retry_attempts=1,
+                retry_timeout=1,
+                dead_timeout=5,
+                ignore_exc=False,
+                **common,
+            )
+        self._generation_key = f"{key_prefix}generation"
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Turn the client's many failure types into one :class:`StoreUnavailable` naming the server."""
+        try:
+            yield
+        except (MemcacheError, OSError, socket.timeout) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise StoreUnavailable(f"memcached {self.address}: {action} failed: {reason}") from exc
+
+    def bucket_key(self, bucket_seconds: int, index: int) -> str:
+        return f"{self.key_prefix}b{bucket_seconds}:{index}"
+
+    def summary_key(self, etype: str) -> str:
+        return f"{self.key_prefix}{etype}"
+
+    def _update(self, updates: Mapping[str, Update], ttl: int, action: str) -> None:
+        """Apply each update to its key atomically: ``gets`` then ``cas`` (or ``add``), retried on a race.
+
+        An update returns the new value, or None to leave the key alone.
+        """
+        pending = dict(updates)
+        with self._guard(action):
+            for _ in range(MAX_CAS_ATTEMPTS):
+                found = self._client.gets_many(list(pending))
+                lost: dict[str, Update] = {}
+                for key, update in pending.items():
+                    raw, token = found.get(key, (None, None))
+                    new = update(decode(raw))
+                    if new is None:
+                        continue
+                    data = encode(new)
+                    if len(data) > MAX_VALUE_BYTES:
+                        raise StoreUnavailable(
+                            f"memcached {self.address}: {key} would be {len(data):,} bytes, over memcached's 1 MB item "
+                            "limit; use fewer tracking ids or a separate key_prefix per group of writers"
+                        )
+                    if token is None:
+                        stored = self._client.add(key, data, expire=ttl, noreply=False)
+                    else:
+                        stored = self._client.cas(key, data, token, expire=ttl, noreply=False)
+                    if not stored:  # another writer changed or created it first: read again
+                        lost[key] = update
+                if not lost:
+                    return
+                pending = lost
+        raise StoreUnavailable(f"memcached {self.address}: {action} gave up after {MAX_CAS_ATTEMPTS} contended attempts")
+
+    # -- Store --------------------------------------------------------------------------------
+
+    def write_buckets(self, writer: str, buckets: Mapping[int, BucketCounts], bucket_seconds: int, ttl: int) -> None:
+        if not buckets:
+            return
+        updates: dict[str, Update] = {
+            self.bucket_key(bucket_seconds, index): functools.partial(with_writer, writer=writer, counts=counts)
+            for index, counts in buckets.items()
+        }
+        self._update(updates, ttl, "writing buckets")
+
+    def read_buckets(self, buckets: Sequence[int], bucket_seconds: int) -> dict[int, BucketCounts]:
+        keys = {self.bucket_key(bucket_seconds, i): i for i in buckets}
+        with self._guard("reading buckets"):
+            found = self._client.get_many(list(keys))
+        return {keys[k]: bucket_total(decode(raw)) for k, raw in found.items()}
+
+    def publish_summaries(self, summaries: Mapping[str, Mapping[str, Any]], ttl: int) -> None:
+        def fresher_only(new: Mapping[str, Any], old: dict[str, Any] | None) -> dict[str, Any] | None:
+            return dict(new) if is_fresher(new, old) else None
+
+        updates = {self.summary_key(t): functools.partial(fresher_only, s) for t, s in summaries.items()}
+        self._update(updates, ttl, "publishing summaries")
+
+    def read_summaries(self, types: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        keys = {self.summary_key(t): t for t in types}
+        with self._guard("reading summaries"):
+            found = self._client.get_many(list(keys))
+        return {t: decode(found.get(k)) for k, t in keys.items()}
+
+    def generation(self) -> str:
+        with self._guard("reading the generation marker"):
+            raw = self._client.get(self._generation_key)
+            if raw is None:
+                token = secrets.token_hex(8)
+                if self._client.add(self._generation_key, token, expire=0, noreply=False):
+                    return token
+                raw = self._client.get(self._generation_key)
+        return raw.decode() if raw is not None else ""
+
+    def _per_server(self) -> list[tuple[str, Any]]:
+        if isinstance(self._client, HashClient):
+            return list(self._client.clients.items())
+        return [(self.address, self._client)]
+
+    def health(self) -> Health:
+        """``stats`` on every server: latency of the slowest, evictions summed, the down ones named."""
+        latencies: list[float] = []
+        evictions = 0
+        down: list[str] = []
+        for address, client in self._per_server():
+            started = time.perf_counter()
+            try:
+                with self._guard("stats"):
+                    stats = client.stats()
+            except StoreUnavailable as exc:
+                down.append(f"{address} ({exc.__cause__ or exc})")
+                continue
+            latencies.append((time.perf_counter() - started) * 1000)
+            evictions += int(stats.get(b"evictions", 0))
+        if down:
+            return Health(self.backend, False, "down: " + "; ".join(down), None, evictions)
+        latency = max(latencies)
+        return Health(self.backend, True, f"{self.address} · {latency:.1f} ms", latency, evictions)
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except (MemcacheError, OSError):
+            pass
