@@ -64,12 +64,20 @@ class MemcachedServer:
 
     def start(self) -> None:
         assert MEMCACHED is not None
+        as_root = ["-u", "root"] if os.geteuid() == 0 else []  # memcached refuses root without -u
         self.process = subprocess.Popen(
-            [MEMCACHED, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", str(self.memory_mb), "-t", "2"],
+            [MEMCACHED, *as_root, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", str(self.memory_mb), "-t", "2"],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
-        wait_until(lambda: _answers(self.port), what=f"memcached on {self.address}")
+        process = self.process
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"memcached exited: {process.stderr.read().decode() if process.stderr else ''}")
+            return _answers(self.port)
+
+        wait_until(up, what=f"memcached on {self.address}")
 
     def stop(self) -> None:
         if self.process is not None:

@@ -160,8 +160,7 @@ def run_headless(settings: Settings, options: RunOptions) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    engine.start()
-    started = engine.clock.monotonic()
+    started = engine.start()
     reported_error: str | None = None
 
     def report() -> None:
@@ -182,18 +181,20 @@ def run_headless(settings: Settings, options: RunOptions) -> int:
         reported_error = error
         print(json.dumps(headless_line(view, opened.store.backend, engine.status().generated)), flush=True)
 
+    end = started + options.duration if options.duration is not None else None
     ticks = 0
     while True:
         ticks += 1
         deadline = started + ticks * settings.refresh_seconds
-        if options.duration is not None:
-            deadline = min(deadline, started + options.duration)
+        if end is not None:
+            deadline = min(deadline, end)
         if stop.wait(max(0.0, deadline - engine.clock.monotonic())):
+            end = None  # a signal: stop now
             break
-        if options.duration is not None and engine.clock.monotonic() >= started + options.duration:
+        if end is not None and engine.clock.monotonic() >= end:
             break
         report()
-    flushed = engine.stop()
+    flushed = engine.stop(at=end)
     if options.events_log is not None:
         options.events_log.close()
     report()

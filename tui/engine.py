@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -115,10 +116,18 @@ class Engine:
 
     # -- writer side (the worker thread) ---------------------------------------------------------
 
-    def start(self) -> None:
-        """Run the writer side in a daemon thread until :meth:`stop`."""
+    def start(self) -> float:
+        """Run the writer side in a daemon thread until :meth:`stop`; returns the monotonic start,
+        from which the pacer counts (so a run of D seconds at R/s makes exactly D x R events)."""
+        started = self.clock.monotonic()
+        with self._lock:
+            paused = self._pacer.paused
+            self._pacer = Pacer(self.settings.events_per_second, started)
+            if paused:
+                self._pacer.pause(started)
         self._thread = threading.Thread(target=self._run, name="eventdash-writer", daemon=True)
         self._thread.start()
+        return started
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -127,9 +136,10 @@ class Engine:
                 self._wake.wait(wait)
                 self._wake.clear()
 
-    def step(self) -> float:
-        """Generate what is due and flush if it is time; returns how long the caller may wait."""
-        now = self.clock.monotonic()
+    def step(self, until: float | None = None) -> float:
+        """Generate what is due (up to the monotonic time ``until``, default now) and flush if it is
+        time; returns how long the caller may wait."""
+        now = self.clock.monotonic() if until is None else min(until, self.clock.monotonic())
         behind = False
         if self.generate:
             with self._lock:
@@ -161,6 +171,10 @@ class Engine:
         if self._events_log is not None:
             dumps = json.dumps
             self._events_log.write("".join(dumps(e.doc, separators=(",", ":")) + "\n" for e in events))
+        self._ledger.record(events)
+
+    def ingest(self, events: Iterable[Event]) -> None:
+        """Count events that come from elsewhere (a feed, a benchmark); call from the writer's thread."""
         self._ledger.record(events)
 
     def _sample(self, now: float) -> None:
@@ -200,8 +214,9 @@ class Engine:
         self._flushed_bucket = bucket_of(int(now * 1000), settings.bucket_seconds)
         return True
 
-    def stop(self, flush_timeout: float = 5.0) -> bool:
-        """Stop generating, then flush everything, retrying for up to ``flush_timeout`` seconds.
+    def stop(self, at: float | None = None, flush_timeout: float = 5.0) -> bool:
+        """Stop generating (after the events due by the monotonic time ``at``, default now), then
+        flush everything, retrying for up to ``flush_timeout`` seconds.
 
         Returns False if the store never took the last counts (they are reported, not silently lost).
         """
@@ -210,6 +225,8 @@ class Engine:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        while self.generate and self._pacer.due(at if at is not None else self.clock.monotonic()):
+            self.step(until=at)
         if self._events_log is not None:
             self._events_log.flush()
         deadline = self.clock.monotonic() + flush_timeout

@@ -157,19 +157,19 @@ def check_window(value: Any, bucket_seconds: int, label: str) -> float:
     buckets = seconds / bucket_seconds
     if buckets < 1 - 1e-9:
         raise SettingsError(
-            f"{label}: {_show(value)} min is shorter than one bucket ({bucket_seconds} s); "
+            f"{label}: {minutes:g} min is shorter than one bucket ({bucket_seconds} s); "
             f"use at least {bucket_seconds / 60:g} min or smaller buckets"
         )
     if abs(buckets - round(buckets)) > 1e-6:
         lower = max(1, math.floor(buckets)) * bucket_seconds / 60
         upper = math.ceil(buckets) * bucket_seconds / 60
         raise SettingsError(
-            f"{label}: {_show(value)} min is not a whole number of {bucket_seconds} s buckets; "
+            f"{label}: {minutes:g} min is not a whole number of {bucket_seconds} s buckets; "
             f"use {lower:g} or {upper:g}"
         )
     if round(buckets) > MAX_WINDOW_BUCKETS:
         raise SettingsError(
-            f"{label}: {_show(value)} min needs {round(buckets):,} buckets of {bucket_seconds} s; "
+            f"{label}: {minutes:g} min needs {round(buckets):,} buckets of {bucket_seconds} s; "
             f"at most {MAX_WINDOW_BUCKETS:,} are kept (e.g. 1440 min with 10 s buckets)"
         )
     return round(buckets) * bucket_seconds / 60

@@ -21,11 +21,11 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from pymemcache.client.base import PooledClient
 from pymemcache.client.hash import HashClient
-from pymemcache.exceptions import MemcacheError
+from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
 from tui.settings import Server
 from tui.store.base import (
@@ -42,6 +42,7 @@ from tui.window import BucketCounts
 
 MAX_VALUE_BYTES = 1_000_000  # memcached's item limit is 1 MiB including overhead
 MAX_CAS_ATTEMPTS = 100
+T = TypeVar("T")
 Update = Callable[[dict[str, Any] | None], dict[str, Any] | None]
 
 
@@ -88,6 +89,15 @@ class MemcachedStore(Store):
             reason = str(exc) or type(exc).__name__
             raise StoreUnavailable(f"memcached {self.address}: {action} failed: {reason}") from exc
 
+    def _call(self, action: str, operation: Callable[[], T]) -> T:
+        """Run an idempotent operation; a connection found closed (the server restarted since the
+        pool last used it) is retried once at once. Safe only because no operation here increments."""
+        with self._guard(action):
+            try:
+                return operation()
+            except (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError):
+                return operation()
+
     def bucket_key(self, bucket_seconds: int, index: int) -> str:
         return f"{self.key_prefix}b{bucket_seconds}:{index}"
 
@@ -99,31 +109,33 @@ class MemcachedStore(Store):
 
         An update returns the new value, or None to leave the key alone.
         """
-        pending = dict(updates)
-        with self._guard(action):
-            for _ in range(MAX_CAS_ATTEMPTS):
-                found = self._client.gets_many(list(pending))
-                lost: dict[str, Update] = {}
-                for key, update in pending.items():
-                    raw, token = found.get(key, (None, None))
-                    new = update(decode(raw))
-                    if new is None:
-                        continue
-                    data = encode(new)
-                    if len(data) > MAX_VALUE_BYTES:
-                        raise StoreUnavailable(
-                            f"memcached {self.address}: {key} would be {len(data):,} bytes, over memcached's 1 MB item "
-                            "limit; use fewer tracking ids or a separate key_prefix per group of writers"
-                        )
-                    if token is None:
-                        stored = self._client.add(key, data, expire=ttl, noreply=False)
-                    else:
-                        stored = self._client.cas(key, data, token, expire=ttl, noreply=False)
-                    if not stored:  # another writer changed or created it first: read again
-                        lost[key] = update
-                if not lost:
-                    return
-                pending = lost
+        self._call(action, lambda: self._cas_loop(dict(updates), ttl, action))
+
+    def _cas_loop(self, pending: dict[str, Update], ttl: int, action: str) -> None:
+        """``gets`` then ``cas`` (or ``add`` for a missing key) per key; keys that lost a race go again."""
+        for _ in range(MAX_CAS_ATTEMPTS):
+            found = self._client.gets_many(list(pending))
+            lost: dict[str, Update] = {}
+            for key, update in pending.items():
+                raw, token = found.get(key, (None, None))
+                new = update(decode(raw))
+                if new is None:
+                    continue
+                data = encode(new)
+                if len(data) > MAX_VALUE_BYTES:
+                    raise StoreUnavailable(
+                        f"memcached {self.address}: {key} would be {len(data):,} bytes, over memcached's 1 MB item "
+                        "limit; use fewer tracking ids or a separate key_prefix per group of writers"
+                    )
+                if token is None:
+                    stored = self._client.add(key, data, expire=ttl, noreply=False)
+                else:
+                    stored = self._client.cas(key, data, token, expire=ttl, noreply=False)
+                if not stored:  # another writer changed or created it first: read again
+                    lost[key] = update
+            if not lost:
+                return
+            pending = lost
         raise StoreUnavailable(f"memcached {self.address}: {action} gave up after {MAX_CAS_ATTEMPTS} contended attempts")
 
     # -- Store --------------------------------------------------------------------------------
@@ -139,8 +151,7 @@ class MemcachedStore(Store):
 
     def read_buckets(self, buckets: Sequence[int], bucket_seconds: int) -> dict[int, BucketCounts]:
         keys = {self.bucket_key(bucket_seconds, i): i for i in buckets}
-        with self._guard("reading buckets"):
-            found = self._client.get_many(list(keys))
+        found = self._call("reading buckets", lambda: self._client.get_many(list(keys)))
         return {keys[k]: bucket_total(decode(raw)) for k, raw in found.items()}
 
     def publish_summaries(self, summaries: Mapping[str, Mapping[str, Any]], ttl: int) -> None:
@@ -152,18 +163,19 @@ class MemcachedStore(Store):
 
     def read_summaries(self, types: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         keys = {self.summary_key(t): t for t in types}
-        with self._guard("reading summaries"):
-            found = self._client.get_many(list(keys))
+        found = self._call("reading summaries", lambda: self._client.get_many(list(keys)))
         return {t: decode(found.get(k)) for k, t in keys.items()}
 
     def generation(self) -> str:
-        with self._guard("reading the generation marker"):
+        return self._call("reading the generation marker", self._generation)
+
+    def _generation(self) -> str:
+        raw = self._client.get(self._generation_key)
+        if raw is None:
+            token = secrets.token_hex(8)
+            if self._client.add(self._generation_key, token, expire=0, noreply=False):
+                return token
             raw = self._client.get(self._generation_key)
-            if raw is None:
-                token = secrets.token_hex(8)
-                if self._client.add(self._generation_key, token, expire=0, noreply=False):
-                    return token
-                raw = self._client.get(self._generation_key)
         return raw.decode() if raw is not None else ""
 
     def _per_server(self) -> list[tuple[str, Any]]:
@@ -179,8 +191,7 @@ class MemcachedStore(Store):
         for address, client in self._per_server():
             started = time.perf_counter()
             try:
-                with self._guard("stats"):
-                    stats = client.stats()
+                stats = self._call("stats", client.stats)
             except StoreUnavailable as exc:
                 down.append(f"{address} ({exc.__cause__ or exc})")
                 continue

@@ -1,0 +1,88 @@
+"""The event documents and the pacer: seeded, in the brief's shape, at an exact rate."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tui import EVENT_TYPES
+from tui.events import EventFactory, Pacer, iso_ms
+
+IDS = ("INF-yj562hjojbtez", "INF-3gbfcjjdsd6vhvo", "INF-ixpktk3itsk86")
+
+
+def test_same_seed_gives_the_same_stream() -> None:
+    a = [EventFactory(IDS, seed=7).make(1_700_000_000_000 + i).doc for i in range(3)]
+    b = [EventFactory(IDS, seed=7).make(1_700_000_000_000 + i).doc for i in range(3)]
+    c = [EventFactory(IDS, seed=8).make(1_700_000_000_000 + i).doc for i in range(3)]
+    assert a == b
+    assert a != c
+
+
+def test_documents_have_the_samples_full_shape() -> None:
+    factory = EventFactory(IDS, seed=1)
+    events = [factory.make(1_575_787_377_289) for _ in range(500)]
+    assert {e.type for e in events} == set(EVENT_TYPES)
+    names = {e.doc["value"]["event"] for e in events}
+    assert {"formsubmit", "click", "scroll", "review"} <= names
+    for event in events:
+        doc = event.doc
+        value = doc["value"]
+        assert doc["type"] == event.type and doc["path"] == "/visitors/events/"
+        assert value["trackingId"] == event.tracking_id in IDS
+        assert value["timestamp"] == "2019-12-08T06:42:57.289Z"
+        assert re.fullmatch(r"[0-9a-f]{32}", value["fingerprint"])
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", value["sessionId"])
+        assert set(value["geo"]) == {"latitude", "longitude", "city", "country", "ip"}
+        assert value["source"]["url"]["protocol"] == "https:"
+        assert "referrer" in value and value["userId"] is None
+        if event.type == "signup":
+            assert value["event"] == "formsubmit" and "@" in value["form"]["email"]
+        elif event.type == "review":
+            assert 1 <= value["review"]["rating"] <= 5 and value["review"]["product"]["name"]
+        else:
+            assert value["event"] in ("click", "scroll")
+
+
+def test_iso_timestamps_have_milliseconds_in_utc() -> None:
+    assert iso_ms(0) == "1970-01-01T00:00:00.000Z"
+    assert iso_ms(1_575_787_377_289) == "2019-12-08T06:42:57.289Z"
+    assert iso_ms(1_575_787_378_001) == "2019-12-08T06:42:58.001Z"
+
+
+@pytest.mark.parametrize("rate", [1, 7.5, 100, 1_000, 20_000, 50_000])
+def test_pacer_is_exact_over_time_at_any_rate_and_tick(rate: float) -> None:
+    pacer = Pacer(rate, now=0.0)
+    now = 0.0
+    for tick in (0.003, 0.01, 0.0137, 0.25) * 250:  # irregular ticks, about 69 s
+        now += tick
+        pacer.taken(pacer.due(now))
+    assert pacer.emitted == int(now * rate + 1e-9)
+
+
+def test_pacer_rate_change_takes_effect_from_the_change_without_burst() -> None:
+    pacer = Pacer(100, now=0.0)
+    pacer.taken(pacer.due(10.0))
+    assert pacer.emitted == 1_000
+    pacer.set_rate(200, now=10.0)
+    pacer.taken(pacer.due(15.0))
+    assert pacer.emitted == 2_000
+
+
+def test_pacer_pause_generates_nothing_and_resume_leaves_no_debt() -> None:
+    pacer = Pacer(100, now=0.0)
+    pacer.taken(pacer.due(1.0))
+    pacer.pause(now=1.0)
+    assert pacer.due(60.0) == 0
+    assert pacer.seconds_until_next(60.0) == float("inf")
+    pacer.resume(now=60.0)
+    assert pacer.due(60.0) == 0
+    pacer.taken(pacer.due(61.0))
+    assert pacer.emitted == 200
+
+
+def test_pacer_says_how_long_until_the_next_event() -> None:
+    pacer = Pacer(4, now=0.0)
+    assert pacer.seconds_until_next(0.0) == pytest.approx(0.25)
+    assert pacer.seconds_until_next(0.3) == 0.0

@@ -1,0 +1,139 @@
+"""Settings: the documented defaults load, and every bad value is refused with a precise message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tui.settings import (
+    DEFAULT_TRACKING_IDS,
+    Server,
+    Settings,
+    SettingsError,
+    build_settings,
+    read_settings_file,
+    save_settings,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_repo_settings_json_is_the_documented_default() -> None:
+    raw = read_settings_file(REPO / "settings.json")
+    settings = build_settings(raw, resolve_hosts=False)
+    assert settings == Settings()
+    assert set(raw) == {"events_per_second", "window_minutes", "bucket_seconds", "tracking_ids", "backend", "memcached"}
+    assert settings.tracking_ids[:4] == ("INF-yj562hjojbtez", "INF-3gbfcjjdsd6vhvo", "INF-ixpktk3itsk86", "INF-1bi5qk0zocqcz")
+    assert len(set(DEFAULT_TRACKING_IDS)) == 10
+
+
+def test_toml_settings_are_read_too(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('events_per_second = 250\nwindow_minutes = 0.5\n[memcached]\nservers = ["127.0.0.1:11311"]\n')
+    settings = build_settings(read_settings_file(path))
+    assert settings.events_per_second == 250 and settings.window_seconds == 30
+    assert settings.memcached.servers == (Server("127.0.0.1", 11311),)
+
+
+def _error(raw: dict[str, Any]) -> str:
+    with pytest.raises(SettingsError) as info:
+        build_settings(raw, origin="s.json")
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"events_per_secnd": 5}, "unknown key 'events_per_secnd'; did you mean 'events_per_second'?"),
+        ({"memcached": {"server": []}}, "did you mean 'servers'?"),
+        ({"events_per_second": "fast"}, "events_per_second: expected a number, got \"fast\""),
+        ({"events_per_second": True}, "events_per_second: expected a number"),
+        ({"events_per_second": 0}, "events_per_second: must be more than 0 and at most 200,000 events/s, got 0"),
+        ({"events_per_second": 1e9}, "at most 200,000"),
+        ({"window_minutes": 0}, "window_minutes: must be more than 0 minutes"),
+        ({"window_minutes": -2}, "window_minutes: must be more than 0 minutes"),
+        ({"window_minutes": [5]}, "window_minutes: expected a number"),
+        ({"window_minutes": 0.1}, "shorter than one bucket (10 s)"),
+        ({"window_minutes": 5.05}, "not a whole number of 10 s buckets; use 5 or 5.16667"),
+        ({"window_minutes": 100000}, "at most 8,640 are kept"),
+        ({"bucket_seconds": 0}, "bucket_seconds: must be from 1 to 3600 seconds, got 0"),
+        ({"bucket_seconds": 2.5}, "bucket_seconds: expected a whole number of seconds"),
+        ({"bucket_seconds": 7}, "bucket_seconds: 5 min is not a whole number of 7 s buckets"),
+        ({"tracking_ids": []}, "tracking_ids: the list is empty"),
+        ({"tracking_ids": "INF-a"}, "tracking_ids: expected a list of strings"),
+        ({"tracking_ids": ["INF-a", "INF-a"]}, "tracking_ids[1]: \"INF-a\" is listed twice"),
+        ({"tracking_ids": ["INF a"]}, "tracking_ids[0]: \"INF a\" contains whitespace"),
+        ({"tracking_ids": ["INF-\u0001"]}, "contains a control character"),
+        ({"tracking_ids": ["INF-\udcff"]}, "is not valid UTF-8"),
+        ({"tracking_ids": [7]}, "tracking_ids[0]: expected a non-empty string, got 7"),
+        ({"tracking_ids": ["I" * 240]}, "memcached allows 250"),
+        ({"backend": "redis"}, "backend: must be one of auto, memory, memcached, got \"redis\""),
+        ({"memcached": []}, "memcached: expected an object"),
+        ({"memcached": {"servers": []}}, "memcached.servers: the list is empty"),
+        ({"memcached": {"servers": ["localhost"]}}, "memcached.servers[0]: \"localhost\" is not host:port"),
+        ({"memcached": {"servers": ["127.0.0.1:abc"]}}, "port \"abc\" in \"127.0.0.1:abc\" is not a number"),
+        ({"memcached": {"servers": ["127.0.0.1:70000"]}}, "port 70000 in \"127.0.0.1:70000\" is out of range 1-65535"),
+        ({"memcached": {"servers": ["no-such-host.invalid:11211"]}}, "host \"no-such-host.invalid\" does not resolve"),
+        ({"memcached": {"key_prefix": "event dash"}}, "memcached.key_prefix: \"event dash\" contains whitespace"),
+        ({"memcached": {"key_prefix": "x" * 129}}, "is 129 bytes long; at most 128 are allowed"),
+        ({"refresh_seconds": 0}, "refresh_seconds: must be from 0.1 to 60 seconds"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_field_and_what_is_allowed(raw: dict[str, Any], expected: str) -> None:
+    message = _error(raw)
+    assert message.startswith("s.json: ")
+    assert expected in message
+
+
+def test_a_flag_is_named_in_the_message_instead_of_the_field() -> None:
+    with pytest.raises(SettingsError, match=r"^--rate: must be more than 0"):
+        build_settings({"events_per_second": -1}, labels={"events_per_second": "--rate"}, origin="s.json")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"events_per_second": 5,}', "not valid JSON: Expecting property name enclosed in double quotes at line 1, column 25"),
+        ("[1, 2]", "the top level must be an object"),
+        ("\xff\xfe", "not UTF-8 text"),
+    ],
+)
+def test_unreadable_files_say_where(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "s.json"
+    path.write_bytes(content.encode("latin-1"))
+    with pytest.raises(SettingsError, match=expected):
+        read_settings_file(path)
+
+
+def test_toml_errors_give_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text("events_per_second = \n")
+    with pytest.raises(SettingsError, match=r"not valid TOML: .*line 1, column 21"):
+        read_settings_file(path)
+
+
+def test_missing_file_and_directory_are_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="no such settings file"):
+        read_settings_file(tmp_path / "nope.json")
+    with pytest.raises(SettingsError, match="is a directory"):
+        read_settings_file(tmp_path)
+
+
+def test_live_changes_use_the_same_checks() -> None:
+    settings = Settings()
+    assert settings.with_rate(400).events_per_second == 400
+    assert settings.with_window(6).window_buckets == 36
+    with pytest.raises(SettingsError, match="must be more than 0"):
+        settings.with_rate(0)
+    with pytest.raises(SettingsError, match="must be more than 0 minutes"):
+        settings.with_window(0)
+
+
+def test_saved_settings_load_back_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    settings = Settings(events_per_second=250, window_minutes=7)
+    save_settings(settings, path)
+    assert build_settings(json.loads(path.read_text()), resolve_hosts=False) == settings

@@ -1,0 +1,213 @@
+"""Both stores keep one contract; the memcached one is exact under concurrent writers (real server)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from pymemcache.client.base import Client
+
+from tests.conftest import MemcachedServer, free_port
+from tui import EVENT_TYPES
+from tui.clock import FakeClock
+from tui.engine import Engine, summary_documents
+from tui.settings import MemcachedSettings, Server, Settings
+from tui.store import MemcachedStore, MemoryStore, Store, StoreUnavailable, open_store
+from tui.window import merge_into, summarize
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=["memory", "memcached"])
+def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore(clock)
+        return
+    server: MemcachedServer = request.getfixturevalue("memcached")
+    mc = MemcachedStore([server.server], "t:")
+    yield mc
+    mc.close()
+
+
+def test_writers_entries_are_summed_and_rewrites_are_idempotent(store: Store) -> None:
+    store.write_buckets("w1", {5: {"signup": {"INF-a": 2}}}, 10, 600)
+    store.write_buckets("w2", {5: {"signup": {"INF-a": 3, "INF-b": 1}}, 6: {"review": {"INF-a": 1}}}, 10, 600)
+    store.write_buckets("w1", {5: {"signup": {"INF-a": 2}}}, 10, 600)  # the same absolute counts again
+    assert store.read_buckets([4, 5, 6], 10) == {5: {"signup": {"INF-a": 5, "INF-b": 1}}, 6: {"review": {"INF-a": 1}}}
+    store.write_buckets("w1", {5: {"signup": {"INF-a": 4}}}, 10, 600)  # w1 counted two more
+    assert store.read_buckets([5], 10)[5]["signup"]["INF-a"] == 7
+
+
+def test_bucket_sizes_do_not_share_buckets(store: Store) -> None:
+    store.write_buckets("w1", {5: {"signup": {"INF-a": 2}}}, 10, 600)
+    assert store.read_buckets([5], 60) == {}
+
+
+def test_a_summary_is_replaced_only_by_a_fresher_one(store: Store) -> None:
+    fresh = {"totalEventsCaptured": 9, "eventsCapturedByTrackingIds": {"INF-a": 9}, "asOfMs": 2_000}
+    stale = {"totalEventsCaptured": 4, "eventsCapturedByTrackingIds": {"INF-a": 4}, "asOfMs": 1_000}
+    store.publish_summaries({"signup": fresh}, 600)
+    store.publish_summaries({"signup": stale}, 600)
+    assert store.read_summaries(["signup", "review"]) == {"signup": fresh, "review": None}
+
+
+def test_generation_is_stable_while_the_store_keeps_its_data(store: Store) -> None:
+    assert store.generation() == store.generation()
+
+
+def test_summary_keys_are_readable_by_a_plain_client_with_one_get(memcached: MemcachedServer, clock: FakeClock) -> None:
+    store = MemcachedStore([memcached.server], "eventdash:")
+    now = clock.time()
+    counts = {int(now // 10): {"signup": {"INF-a": 10, "INF-b": 40}}}
+    view = summarize(now, 300, 10, counts)
+    store.publish_summaries(summary_documents(view), 600)
+    plain = Client(("127.0.0.1", memcached.port))
+    value = json.loads(plain.get("eventdash:signup").decode("utf-8"))
+    assert value["totalEventsCaptured"] == 50
+    assert value["eventsCapturedByTrackingIds"] == {"INF-a": 10, "INF-b": 40}
+    assert value["windowMinutes"] == 5 and value["bucketSeconds"] == 10 and value["asOf"].endswith("Z")
+
+
+def _ttl(port: int, key: str) -> int:
+    """Remaining TTL of ``key`` by memcached's meta get (``mg <key> t``), as any client sees it."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(f"mg {key} t\r\n".encode())
+        reply = sock.recv(256).decode()
+    assert reply.startswith("HD"), reply
+    return int(reply.split()[1][1:])
+
+
+def test_every_key_expires_after_at_least_window_plus_one_bucket(memcached: MemcachedServer) -> None:
+    settings = Settings(window_minutes=2, bucket_seconds=10, backend="memcached", memcached=MemcachedSettings((memcached.server,), "ttl:"))
+    store = MemcachedStore([memcached.server], "ttl:")
+    engine = Engine(settings, store, seed=1, generate=False)
+    engine.ingest([("signup", "INF-a", int(engine.clock.time() * 1000), None)])
+    assert engine.flush()
+    engine.publish(engine.read_view())
+    bucket_key = store.bucket_key(10, engine.read_view().buckets[-1])
+    for key in (bucket_key, "ttl:signup", "ttl:review"):
+        assert 120 + 10 < _ttl(memcached.port, key) <= 120 + 2 * 10 + 60
+
+
+def _all_keys(port: int) -> dict[str, bytes]:
+    """Every key on the server with its value (lru_crawler metadump), to see what eventdash wrote."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"lru_crawler metadump all\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            data += sock.recv(65536)
+    keys = [unquote(line.split()[0].split(b"=")[1].decode()) for line in data.splitlines() if line.startswith(b"key=")]
+    plain = Client(("127.0.0.1", port))
+    return {key: plain.get(key) for key in keys}
+
+
+def test_only_counts_under_the_prefix_are_written_never_raw_events(memcached: MemcachedServer) -> None:
+    settings = Settings(events_per_second=1_000, backend="memcached", memcached=MemcachedSettings((memcached.server,), "pii:"))
+    clock = FakeClock(1_700_000_000.0)
+    engine = Engine(settings, MemcachedStore([memcached.server], "pii:"), clock=clock, seed=3)
+    clock.advance(2.0)
+    engine.step()
+    assert engine.flush()
+    engine.publish(engine.read_view())
+    stored = _all_keys(memcached.port)
+    assert stored and all(key.startswith("pii:") for key in stored)
+    for value in stored.values():
+        assert b"@example.com" not in value and b"geo" not in value and b"fingerprint" not in value
+
+
+def test_concurrent_threads_on_one_bucket_lose_nothing(memcached: MemcachedServer) -> None:
+    """8 writers race on the same bucket key; gets/cas keeps every writer's counts."""
+    store = MemcachedStore([memcached.server], "race:")
+    rounds = 60
+
+    def writer(name: str) -> None:
+        for n in range(1, rounds + 1):
+            store.write_buckets(name, {1: {"signup": {"INF-a": n}}}, 10, 600)
+
+    threads = [threading.Thread(target=writer, args=(f"w{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.read_buckets([1], 10) == {1: {"signup": {"INF-a": 8 * rounds}}}
+
+
+def test_four_writer_processes_at_full_speed_give_exact_totals(memcached: MemcachedServer) -> None:
+    """4 processes x 50,000 events into one memcached: the window and the summary keys are exact."""
+    per_writer = 50_000
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.writer_proc", str(memcached.port), str(seed), str(per_writer), "mw:"],
+            stdout=subprocess.PIPE,
+            cwd=REPO,
+        )
+        for seed in range(4)
+    ]
+    expected: dict[str, dict[str, int]] = {}
+    for proc in procs:
+        out, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0
+        merge_into(expected, json.loads(out))
+    assert sum(sum(c.values()) for c in expected.values()) == 4 * per_writer
+
+    settings = Settings(tracking_ids=("INF-a",), backend="memcached", memcached=MemcachedSettings((memcached.server,), "mw:"))
+    reader = Engine(settings, MemcachedStore([memcached.server], "mw:"), generate=False)
+    view = reader.read_view()
+    reader.publish(view)
+    plain = Client(("127.0.0.1", memcached.port))
+    for etype in EVENT_TYPES:
+        assert view.summary[etype].by_tracking_id == expected[etype]
+        stored = json.loads(plain.get(f"mw:{etype}"))
+        assert stored["totalEventsCaptured"] == sum(expected[etype].values())
+        assert stored["eventsCapturedByTrackingIds"] == expected[etype]
+
+
+def test_a_restarted_server_gets_each_writers_buckets_back_once(memcached: MemcachedServer, clock: FakeClock) -> None:
+    settings = Settings(events_per_second=100, tracking_ids=("INF-a", "INF-b"), backend="memcached", memcached=MemcachedSettings((memcached.server,), "rs:"))
+    writers = [Engine(settings, MemcachedStore([memcached.server], "rs:"), clock=clock, seed=s) for s in (1, 2)]
+    for _ in range(3):
+        clock.advance(10.0)
+        for writer in writers:
+            writer.step()
+            assert writer.flush()
+    before = writers[0].read_view().summary_json()
+    assert writers[0].read_view().total == 2 * 3_000
+    memcached.stop()
+    memcached.start()
+    for writer in writers:
+        assert writer.flush()  # a new generation: each writes back what it holds
+        assert writer.flush()  # and only once
+        assert writer.status().restores == 1
+    assert writers[1].read_view().summary_json() == before
+
+
+def test_unreachable_server_is_reported_by_address() -> None:
+    port = free_port()
+    store = MemcachedStore([Server("127.0.0.1", port)], "x:")
+    with pytest.raises(StoreUnavailable, match=f"memcached 127.0.0.1:{port}: reading buckets failed"):
+        store.read_buckets([1], 10)
+    health = store.health()
+    assert not health.ok and f"127.0.0.1:{port}" in health.detail
+
+
+def test_auto_falls_back_to_memory_and_says_why() -> None:
+    port = free_port()
+    settings = Settings(backend="auto", memcached=MemcachedSettings((Server("127.0.0.1", port),)))
+    opened = open_store(settings)
+    assert isinstance(opened.store, MemoryStore)
+    assert f"127.0.0.1:{port}" in opened.reason and "backend memory" in opened.reason
+
+
+def test_auto_uses_memcached_when_it_answers(memcached: MemcachedServer) -> None:
+    settings = Settings(backend="auto", memcached=MemcachedSettings((memcached.server,)))
+    opened = open_store(settings)
+    assert isinstance(opened.store, MemcachedStore)
+    assert opened.reason.startswith(f"backend memcached: {memcached.address} answered")
+
