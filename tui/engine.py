@@ -197,7 +197,7 @@ class Engine:
             self._generation = generation
             self._ledger.prune(window_range(now, settings.window_seconds, settings.bucket_seconds).start)
             taken = self._ledger.take_dirty()
-            started = time.perf_counter()
+            started = self.clock.monotonic()
             ttl = key_ttl(settings.window_seconds, settings.bucket_seconds)
             self.store.write_buckets(self.writer_id, taken, settings.bucket_seconds, ttl)
         except StoreUnavailable as exc:
@@ -206,7 +206,7 @@ class Engine:
             self._backoff = min(MAX_BACKOFF_SECONDS, max(0.1, self._backoff * 2))
             self._next_flush = mono + self._backoff
             return False
-        self._last_flush_ms = (time.perf_counter() - started) * 1000
+        self._last_flush_ms = (self.clock.monotonic() - started) * 1000
         self._last_flush_at = now
         self._store_error = None
         self._backoff = 0.0
@@ -225,8 +225,10 @@ class Engine:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        while self.generate and self._pacer.due(at if at is not None else self.clock.monotonic()):
-            self.step(until=at)
+        end = at if at is not None else self.clock.monotonic()
+        while self.generate and self._pacer.due(end):
+            self.step(until=end)
+        self.pause()  # stopped for good: a second stop only retries the flush
         if self._events_log is not None:
             self._events_log.flush()
         deadline = self.clock.monotonic() + flush_timeout

@@ -198,7 +198,7 @@ class MemcachedStore(Store):
             latencies.append((time.perf_counter() - started) * 1000)
             evictions += int(stats.get(b"evictions", 0))
         if down:
-            return Health(self.backend, False, "down: " + "; ".join(down), None, evictions)
+            return Health(self.backend, False, "down: " + "; ".join(down), None, evictions if latencies else None)
         latency = max(latencies)
         return Health(self.backend, True, f"{self.address} · {latency:.1f} ms", latency, evictions)
 
