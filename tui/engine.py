@@ -26,7 +26,7 @@ from tui.store import Store, StoreUnavailable
 from tui.window import Ledger, WindowView, bucket_of, key_ttl, summarize, window_range
 
 MAX_BATCH = 10_000  # events built per step at most, so stop and flush stay responsive
-TICK_SECONDS = 0.01  # the pacer's granularity at high rates
+TICK_SECONDS = 0.05  # events are made in batches at most this far apart: 20 wake-ups a second
 MAX_BACKOFF_SECONDS = 1.0  # keeps reconnecting within 2 s of a server's return
 RATE_SAMPLE_SECONDS = 2.0  # measured rate: events over about this long
 
