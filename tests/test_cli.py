@@ -115,6 +115,8 @@ def test_sigterm_stops_flushes_and_exits_zero(tmp_path: Path, memcached: Memcach
         (["--memcached", "localhost:99999"], None, "--memcached[0]: port 99999"),
         (["--key-prefix", "a b"], None, "--key-prefix: \"a b\" contains whitespace"),
         (["--events-log", "."], None, "--events-log: . is a directory"),
+        (["--events-log", "no/such/dir/ev.jsonl"], None, "--events-log: cannot open no/such/dir/ev.jsonl for appending: No such file or directory"),
+        (["--seed", "1.5"], None, "argument --seed: expected a whole number, got '1.5'"),
         (["--duration", "-1"], None, "--duration: must be more than 0"),
         (["--backend", "redis"], None, "argument --backend: invalid choice: 'redis'"),
     ],
@@ -143,3 +145,44 @@ def test_version_and_help(tmp_path: Path) -> None:
     help_text = run("--help", cwd=tmp_path).stdout
     for flag in ("--headless", "--rate", "--window-minutes", "--bucket-seconds", "--backend", "--memcached", "--key-prefix", "--seed", "--duration", "--events-log", "--no-generate"):
         assert flag in help_text
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_dashboard_flushes_everything_on_a_signal(signum: int, tmp_path: Path, memcached: MemcachedServer) -> None:
+    """The real dashboard in a pseudo-terminal: a signal stops it like q, and nothing is lost."""
+    import pty
+
+    from tests.conftest import wait_until
+
+    log = tmp_path / "ev.jsonl"
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [*EVENTDASH, "--rate", "1000", "--events-log", str(log), "--memcached", memcached.address, "--key-prefix", "pty:"],
+        stdin=secondary, stdout=secondary, stderr=secondary, cwd=tmp_path,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    os.close(secondary)
+    screen = bytearray()
+
+    def drawn() -> bool:  # keep the terminal drained, and wait until the dashboard is up and counting
+        import select
+
+        while select.select([primary], [], [], 0.05)[0]:
+            try:
+                screen.extend(os.read(primary, 65536))
+            except OSError:
+                break
+        return b"generated" in screen and log.exists() and log.stat().st_size > 0
+
+    try:
+        wait_until(drawn, timeout=30, what="the dashboard to draw and generate")
+        proc.send_signal(signum)
+        wait_until(lambda: drawn() is not None and proc.poll() is not None, timeout=30, what="the dashboard to exit")
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(primary)
+    assert b"Traceback" not in screen
+    summary = run("summary", "--json", "--memcached", memcached.address, "--key-prefix", "pty:", cwd=tmp_path)
+    assert lines(summary.stdout)[0]["summary"] == recount(rows(read_log(log)))

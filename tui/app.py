@@ -30,6 +30,7 @@ from tui.clock import Clock, SystemClock
 from tui.engine import Engine, EngineStatus
 from tui.settings import SettingsError, save_settings
 from tui.store import Health, Store, StoreUnavailable
+from tui.watch import StoreWatch
 from tui.widgets import SparkBars
 from tui.window import WindowView
 
@@ -149,7 +150,7 @@ class EventDashApp(App[int]):
         self.selected = EVENT_TYPES[0]
         self.sort_by_count = True
         self.last: Snapshot | None = None
-        self._tid_columns: tuple[str, ...] = ()
+        self._watch = StoreWatch()
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -230,6 +231,8 @@ class EventDashApp(App[int]):
 
     def apply(self, snap: Snapshot) -> None:
         self.last = snap
+        for notice in self._watch.observe(snap.health, snap.status.store_error or snap.read_error, snap.now):
+            self.notify(notice.text, severity=notice.severity, timeout=8)
         with self.batch_update():
             self._show_header(snap)
             if snap.view is not None:
@@ -299,7 +302,6 @@ class EventDashApp(App[int]):
             columns, labels = ("tid", "events", "share"), ("tracking id", "events", "share")
         for label, key in zip(labels, columns):
             table.add_column(label, key=key)
-        self._tid_columns = columns
         table.border_title = f"Tracking ids · {'all types' if self.selected == ALL else self.selected}"
         if self.last is not None and self.last.view is not None:
             self._show_tids(self.last.view)
@@ -478,7 +480,8 @@ def run_dashboard(settings: Settings, options: RunOptions) -> int:
     opened = open_store(settings)
     engine = Engine(settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate)
     app = EventDashApp(engine, settings_path=options.settings_path, duration=options.duration)
-    signal.signal(signal.SIGTERM, lambda *_: app.call_later(app.exit, 0))
+    for signum in (signal.SIGINT, signal.SIGTERM):  # like q: stop, flush, exit 0
+        signal.signal(signum, lambda *_: app.call_later(app.action_quit))
     engine.start()
     app.run()
     flushed = engine.stop()  # also after a crash: what was counted is written

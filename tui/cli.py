@@ -153,6 +153,7 @@ def run_headless(settings: Settings, options: RunOptions) -> int:
     """Generate (unless ``--no-generate``), print one JSON line per refresh, flush and print at exit."""
     from tui.engine import Engine, headless_line
     from tui.store import StoreUnavailable, open_store
+    from tui.watch import StoreWatch
 
     opened = open_store(settings)
     _err(opened.reason)
@@ -161,25 +162,20 @@ def run_headless(settings: Settings, options: RunOptions) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     started = engine.start()
-    reported_error: str | None = None
+    watch = StoreWatch()
 
     def report() -> None:
-        nonlocal reported_error
+        view, failure = None, None
         try:
             view = engine.read_view()
             engine.publish(view)
         except StoreUnavailable as exc:
-            if str(exc) != reported_error:
-                _err(f"{exc}; counting locally and retrying")
-            reported_error = str(exc)
-            return
-        error = engine.status().store_error
-        if error and error != reported_error:
-            _err(f"{error}; counting locally and retrying")
-        elif reported_error and not error:
-            _err(f"{opened.store.backend} reachable again; buffered counts flushed")
-        reported_error = error
-        print(json.dumps(headless_line(view, opened.store.backend, engine.status().generated)), flush=True)
+            failure = str(exc)
+        status = engine.status()
+        for notice in watch.observe(opened.store.health(), status.store_error or failure, engine.clock.monotonic()):
+            _err(notice.text)
+        if view is not None:
+            print(json.dumps(headless_line(view, opened.store.backend, status.generated)), flush=True)
 
     end = started + options.duration if options.duration is not None else None
     ticks = 0

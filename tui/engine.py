@@ -189,13 +189,14 @@ class Engine:
         now = self.clock.time()
         settings = self.settings
         taken = {}
+        # Forget what left the window first, so a long outage cannot grow the buffer.
+        self._ledger.prune(window_range(now, settings.window_seconds, settings.bucket_seconds).start)
         try:
             generation = self.store.generation()
             if self._generation is not None and generation != self._generation:
-                self._ledger.mark_dirty()  # the store lost its data: write back all we hold
+                self._ledger.mark_dirty()  # the store lost data or servers: write back all we hold
                 self._restores += 1
             self._generation = generation
-            self._ledger.prune(window_range(now, settings.window_seconds, settings.bucket_seconds).start)
             taken = self._ledger.take_dirty()
             started = self.clock.monotonic()
             ttl = key_ttl(settings.window_seconds, settings.bucket_seconds)

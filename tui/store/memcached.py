@@ -42,6 +42,8 @@ from tui.window import BucketCounts
 
 MAX_VALUE_BYTES = 1_000_000  # memcached's item limit is 1 MiB including overhead
 MAX_CAS_ATTEMPTS = 100
+POOL_SIZE = 16  # connections per server at most; more concurrent callers would fail, not wait
+DEAD_TIMEOUT_SECONDS = 2  # a server that left the hash ring is tried again after this long
 T = TypeVar("T")
 Update = Callable[[dict[str, Any] | None], dict[str, Any] | None]
 
@@ -62,17 +64,20 @@ class MemcachedStore(Store):
         common: dict[str, Any] = dict(
             connect_timeout=connect_timeout, timeout=timeout, no_delay=True, allow_unicode_keys=True
         )
+        # One pooled connection per thread that uses the store at once (writer, reader, a few more).
+        pool = 4 if len(self.servers) > 1 else POOL_SIZE
+        self._servers = {str(s): PooledClient((s.host, s.port), max_pool_size=pool, **common) for s in self.servers}
         if len(self.servers) == 1:
-            server = self.servers[0]
-            self._client: Any = PooledClient((server.host, server.port), max_pool_size=8, **common)
+            self._client: Any = next(iter(self._servers.values()))
         else:
             self._client = HashClient(
                 [(s.host, s.port) for s in self.servers],
                 use_pooling=True,
-                max_pool_size=8,
-                retry_attempts=1,
-                retry_timeout=1,
-                dead_timeout=5,
+                max_pool_size=POOL_SIZE,
+                # A failing server leaves the ring at its first error (and every call on it raises,
+                # never a silent default); it is tried again after dead_timeout seconds.
+                retry_attempts=0,
+                dead_timeout=DEAD_TIMEOUT_SECONDS,
                 ignore_exc=False,
                 **common,
             )
@@ -167,21 +172,37 @@ class MemcachedStore(Store):
         return {t: decode(found.get(k)) for k, t in keys.items()}
 
     def generation(self) -> str:
-        return self._call("reading the generation marker", self._generation)
+        """Each server's marker, and which servers the hash ring holds now.
 
-    def _generation(self) -> str:
-        raw = self._client.get(self._generation_key)
+        A restarted server has lost its marker; a server that left the ring (down) or came back
+        moves keys between servers. Any of these changes the token, and every writer then writes
+        back all the buckets it holds. With one server, an unreachable server raises instead.
+        """
+        if not isinstance(self._client, HashClient):
+            return self._call("reading the generation marker", lambda: self._marker(self._client))
+        parts = []
+        for address, client in self._per_server():
+            try:
+                token = self._call("reading the generation marker", lambda c=client: self._marker(c))
+            except StoreUnavailable:
+                token = "down"
+            parts.append(f"{address}={token}")
+        ring = ",".join(sorted(self._client.hasher.nodes))
+        return f"{';'.join(parts)}|ring={ring}"
+
+    def _marker(self, client: Any) -> str:
+        raw = client.get(self._generation_key)
         if raw is None:
             token = secrets.token_hex(8)
-            if self._client.add(self._generation_key, token, expire=0, noreply=False):
+            if client.add(self._generation_key, token, expire=0, noreply=False):
                 return token
-            raw = self._client.get(self._generation_key)
+            raw = client.get(self._generation_key)
         return raw.decode() if raw is not None else ""
 
     def _per_server(self) -> list[tuple[str, Any]]:
-        if isinstance(self._client, HashClient):
-            return list(self._client.clients.items())
-        return [(self.address, self._client)]
+        """A client of each configured server of its own, outside the hash ring, so that markers and
+        health reach every server, including one the ring has dropped."""
+        return list(self._servers.items())
 
     def health(self) -> Health:
         """``stats`` on every server: latency of the slowest, evictions summed, the down ones named."""
@@ -203,7 +224,8 @@ class MemcachedStore(Store):
         return Health(self.backend, True, f"{self.address} · {latency:.1f} ms", latency, evictions)
 
     def close(self) -> None:
-        try:
-            self._client.close()
-        except (MemcacheError, OSError):
-            pass
+        for client in {id(c): c for c in (self._client, *self._servers.values())}.values():
+            try:
+                client.close()
+            except (MemcacheError, OSError):
+                pass

@@ -1,0 +1,71 @@
+"""A running ``eventdash`` subprocess whose stdout and stderr lines a test can wait for."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Eventdash:
+    """Starts ``python -m tui ARGS``; reader threads collect timestamped lines of both streams."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tui", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        self.lines: dict[str, list[tuple[float, str]]] = {"stdout": [], "stderr": []}
+        self._changed = threading.Condition()
+        self._readers = [threading.Thread(target=self._read, args=(name,), daemon=True) for name in self.lines]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, name: str) -> None:
+        stream = getattr(self.proc, name)
+        for line in stream:
+            with self._changed:
+                self.lines[name].append((time.monotonic(), line.rstrip("\n")))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, stream: str = "stderr", after: float = 0.0, timeout: float = 20.0) -> float:
+        """Block until a line of ``stream`` written after monotonic time ``after`` matches; return its time."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for stamp, line in self.lines[stream]:
+                    if stamp >= after and regex.search(line):
+                        return stamp
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None and not any(r.is_alive() for r in self._readers)):
+                    raise AssertionError(f"no {stream} line matching {pattern!r} within {timeout} s; stderr: {self.text('stderr')[-2000:]}")
+                self._changed.wait(remaining)
+
+    def text(self, stream: str) -> str:
+        with self._changed:
+            return "\n".join(line for _, line in self.lines[stream])
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.text("stdout").splitlines()]
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        self.proc.send_signal(signum)
+        code = self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return code

@@ -1,0 +1,157 @@
+"""Outages, restarts and clusters, against real memcached processes that the tests kill and restart.
+
+After every scenario the writers are stopped and ``eventdash summary --json`` must equal the
+recount of the writers' own events logs: nothing lost, nothing counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pymemcache.client.base import Client
+
+from tests.conftest import MemcachedServer
+from tests.oracle import read_log, recount, rows
+from tests.proc import REPO, Eventdash
+
+OUTAGE_DETECTED_WITHIN = 2.0  # seconds, from the kill to the stderr line
+RECONNECTED_WITHIN = 2.0  # seconds, from the restart to "reachable again"
+
+
+def summary_json(servers: str, prefix: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "tui", "summary", "--json", "--backend", "memcached", "--memcached", servers, "--key-prefix", prefix],
+        capture_output=True, text=True, cwd=REPO, timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["summary"]
+
+
+def start_writers(count: int, servers: str, prefix: str, tmp_path: Path, rate: int = 800) -> tuple[list[Eventdash], list[Path]]:
+    logs = [tmp_path / f"w{i}.jsonl" for i in range(count)]
+    writers = [
+        Eventdash("--headless", "--backend", "memcached", "--memcached", servers, "--key-prefix", prefix,
+                  "--rate", str(rate), "--seed", str(i), "--events-log", str(log))
+        for i, log in enumerate(logs)
+    ]
+    return writers, logs
+
+
+def stop_all(writers: list[Eventdash], signum: int = signal.SIGTERM) -> None:
+    for writer in writers:
+        assert writer.stop(signum) == 0, writer.text("stderr")
+        assert "Traceback" not in writer.text("stderr")
+
+
+def test_auto_without_memcached_runs_embedded_and_names_the_address_and_error(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    writer = Eventdash("--headless", "--memcached", f"127.0.0.1:{port}", "--duration", "1.5")
+    assert writer.proc.wait(timeout=30) == 0
+    writer.wait_for(f"backend memory: down: 127.0.0.1:{port} \\(.*Connection refused\\)")
+    assert writer.json_lines()[-1]["backend"] == "memory"
+
+
+def test_memcached_backend_buffers_while_unreachable_and_flushes_when_it_answers(tmp_path: Path) -> None:
+    server = MemcachedServer()  # chosen port, not started yet
+    [writer], logs = start_writers(1, server.address, "late:", tmp_path)
+    try:
+        writer.wait_for(f"127.0.0.1:{server.port}.*Connection refused.*counting locally and retrying")
+        time.sleep(1.5)  # let events pile up locally while nothing answers (a scenario, not a sync)
+        started = time.monotonic()
+        server.start()
+        back = writer.wait_for("reachable again", after=started)
+        assert back - started < RECONNECTED_WITHIN
+        writer.wait_for('"backend": "memcached"', stream="stdout", after=back)
+        stop_all([writer])
+        assert summary_json(server.address, "late:") == recount(rows(read_log(*logs)))
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("writer_count", [1, 3])
+def test_kill_and_restart_mid_run_loses_nothing_and_counts_nothing_twice(
+    writer_count: int, memcached: MemcachedServer, tmp_path: Path
+) -> None:
+    prefix = f"kr{writer_count}:"
+    writers, logs = start_writers(writer_count, memcached.address, prefix, tmp_path)
+    for writer in writers:
+        writer.wait_for('"backend": "memcached"', stream="stdout")
+    before_kill = summary_json(memcached.address, prefix)
+    killed = time.monotonic()
+    memcached.stop()
+    for writer in writers:
+        detected = writer.wait_for("counting locally and retrying", after=killed)
+        assert detected - killed < OUTAGE_DETECTED_WITHIN
+    time.sleep(1.0)  # an outage of a while, with events counted only locally
+    restarted = time.monotonic()
+    memcached.start()
+    for writer in writers:
+        back = writer.wait_for("reachable again", after=restarted)
+        assert back - restarted < RECONNECTED_WITHIN
+    stop_all(writers)
+    after = summary_json(memcached.address, prefix)
+    assert after == recount(rows(read_log(*logs)))
+    assert sum(s["totalEventsCaptured"] for s in after.values()) > sum(s["totalEventsCaptured"] for s in before_kill.values())
+
+
+def test_two_servers_three_writers_give_exact_totals(memcached_factory: Callable[[], MemcachedServer], tmp_path: Path) -> None:
+    a, b = memcached_factory(), memcached_factory()
+    servers = f"{a.address},{b.address}"
+    writers, logs = start_writers(3, servers, "cl:", tmp_path, rate=1500)
+    for writer in writers:
+        writer.wait_for('"backend": "memcached"', stream="stdout")
+        writer.wait_for('"backend": "memcached"', stream="stdout", after=time.monotonic())
+    stop_all(writers)
+    assert summary_json(servers, "cl:") == recount(rows(read_log(*logs)))
+    # the keys really are spread over both servers
+    assert Client(("127.0.0.1", a.port)).stats()[b"curr_items"] > 1
+    assert Client(("127.0.0.1", b.port)).stats()[b"curr_items"] > 1
+
+
+def test_one_server_of_two_down_is_named_and_its_counts_come_back(
+    memcached_factory: Callable[[], MemcachedServer], tmp_path: Path
+) -> None:
+    a, b = memcached_factory(), memcached_factory()
+    servers = f"{a.address},{b.address}"
+    writers, logs = start_writers(2, servers, "half:", tmp_path)
+    for writer in writers:
+        writer.wait_for('"backend": "memcached"', stream="stdout")
+    killed = time.monotonic()
+    b.stop()
+    for writer in writers:
+        detected = writer.wait_for(f"down: {b.address}", after=killed)
+        assert detected - killed < OUTAGE_DETECTED_WITHIN
+        assert a.address not in writer.text("stderr").split(f"down: {b.address}")[0].splitlines()[-1]
+    time.sleep(1.0)
+    b.start()
+    for writer in writers:
+        writer.wait_for("reachable again", after=killed)
+    time.sleep(3.0)  # past the hash ring's dead timeout, so keys move back to the returned server
+    stop_all(writers, signal.SIGINT)
+    assert summary_json(servers, "half:") == recount(rows(read_log(*logs)))
+
+
+def test_rising_evictions_are_reported_with_sizing_advice(tmp_path: Path) -> None:
+    server = MemcachedServer(memory_mb=8)
+    server.start()
+    try:
+        writer = Eventdash("--headless", "--backend", "memcached", "--memcached", server.address, "--key-prefix", "ev:", "--rate", "50")
+        writer.wait_for('"backend": "memcached"', stream="stdout")
+        filler = Client(("127.0.0.1", server.port))
+        blob = b"x" * 500_000
+        for i in range(80):  # 40 MB into an 8 MB cache: memcached must evict
+            filler.set(f"filler:{i}", blob, noreply=False)
+        assert int(filler.stats()[b"evictions"]) > 0
+        writer.wait_for("evictions rose to .*memcached -m MB")
+        assert writer.stop() == 0
+    finally:
+        server.stop()
