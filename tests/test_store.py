@@ -37,17 +37,17 @@ def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Store]:
 
 
 def test_writers_entries_are_summed_and_rewrites_are_idempotent(store: Store) -> None:
-    store.write_buckets("w1", {5: {"signup": {"INF-a": 2}}}, 10, 600)
-    store.write_buckets("w2", {5: {"signup": {"INF-a": 3, "INF-b": 1}}, 6: {"review": {"INF-a": 1}}}, 10, 600)
-    store.write_buckets("w1", {5: {"signup": {"INF-a": 2}}}, 10, 600)  # the same absolute counts again
-    assert store.read_buckets([4, 5, 6], 10) == {5: {"signup": {"INF-a": 5, "INF-b": 1}}, 6: {"review": {"INF-a": 1}}}
-    store.write_buckets("w1", {5: {"signup": {"INF-a": 4}}}, 10, 600)  # w1 counted two more
-    assert store.read_buckets([5], 10)[5]["signup"]["INF-a"] == 7
+    store.write_buckets("w1", {(1, 5): {"signup": {"INF-a": 2}}}, 10, 600)
+    store.write_buckets("w2", {(1, 5): {"signup": {"INF-a": 3, "INF-b": 1}}, (6, 0): {"review": {"INF-a": 1}}}, 10, 600)
+    store.write_buckets("w1", {(1, 5): {"signup": {"INF-a": 2}}}, 10, 600)  # the same absolute counts again
+    assert store.read_buckets([(1, 4), (1, 5), (6, 0)], 10) == {(1, 5): {"signup": {"INF-a": 5, "INF-b": 1}}, (6, 0): {"review": {"INF-a": 1}}}
+    store.write_buckets("w1", {(1, 5): {"signup": {"INF-a": 4}}}, 10, 600)  # w1 counted two more
+    assert store.read_buckets([(1, 5)], 10)[(1, 5)]["signup"]["INF-a"] == 7
 
 
 def test_bucket_sizes_do_not_share_buckets(store: Store) -> None:
-    store.write_buckets("w1", {5: {"signup": {"INF-a": 2}}}, 10, 600)
-    assert store.read_buckets([5], 60) == {}
+    store.write_buckets("w1", {(1, 5): {"signup": {"INF-a": 2}}}, 10, 600)
+    assert store.read_buckets([(1, 5)], 60) == {}
 
 
 def test_a_summary_is_replaced_only_by_a_fresher_one(store: Store) -> None:
@@ -65,7 +65,7 @@ def test_generation_is_stable_while_the_store_keeps_its_data(store: Store) -> No
 def test_summary_keys_are_readable_by_a_plain_client_with_one_get(memcached: MemcachedServer, clock: FakeClock) -> None:
     store = MemcachedStore([memcached.server], "eventdash:")
     now = clock.time()
-    counts = {int(now // 10): {"signup": {"INF-a": 10, "INF-b": 40}}}
+    counts = {(1, int(now // 10)): {"signup": {"INF-a": 10, "INF-b": 40}}}
     view = summarize(now, 300, 10, counts)
     store.publish_summaries(summary_documents(view), 600)
     plain = Client(("127.0.0.1", memcached.port))
@@ -91,8 +91,9 @@ def test_every_key_expires_after_at_least_window_plus_one_bucket(memcached: Memc
     engine.ingest([("signup", "INF-a", int(engine.clock.time() * 1000), None)])
     assert engine.flush()
     engine.publish(engine.read_view())
-    bucket_key = store.bucket_key(10, engine.read_view().buckets[-1])
-    for key in (bucket_key, "ttl:signup", "ttl:review"):
+    current = engine.read_view().buckets[-1]
+    keys = [store.bucket_key(10, (span, current // span)) for span in (1, 6, 60, 360)]
+    for key in (*keys, "ttl:signup", "ttl:review"):
         assert 120 + 10 < _ttl(memcached.port, key) <= 120 + 2 * 10 + 60
 
 
@@ -129,14 +130,14 @@ def test_concurrent_threads_on_one_bucket_lose_nothing(memcached: MemcachedServe
 
     def writer(name: str) -> None:
         for n in range(1, rounds + 1):
-            store.write_buckets(name, {1: {"signup": {"INF-a": n}}}, 10, 600)
+            store.write_buckets(name, {(1, 1): {"signup": {"INF-a": n}}}, 10, 600)
 
     threads = [threading.Thread(target=writer, args=(f"w{i}",)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert store.read_buckets([1], 10) == {1: {"signup": {"INF-a": 8 * rounds}}}
+    assert store.read_buckets([(1, 1)], 10) == {(1, 1): {"signup": {"INF-a": 8 * rounds}}}
 
 
 def test_four_writer_processes_at_full_speed_give_exact_totals(memcached: MemcachedServer) -> None:
@@ -192,7 +193,7 @@ def test_unreachable_server_is_reported_by_address() -> None:
     port = free_port()
     store = MemcachedStore([Server("127.0.0.1", port)], "x:")
     with pytest.raises(StoreUnavailable, match=f"memcached 127.0.0.1:{port}: reading buckets failed"):
-        store.read_buckets([1], 10)
+        store.read_buckets([(1, 1)], 10)
     health = store.health()
     assert not health.ok and f"127.0.0.1:{port}" in health.detail
 

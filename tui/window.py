@@ -17,8 +17,13 @@ from dataclasses import dataclass, field
 
 from tui import EVENT_TYPES
 
-#: Counts of one bucket: event type -> tracking id -> events.
+#: Counts of one bucket or block: event type -> tracking id -> events.
 BucketCounts = dict[str, dict[str, int]]
+#: A block of ``span`` consecutive buckets, aligned to the epoch: ``(span, bucket // span)``.
+#: Span 1 is a single bucket. Writers keep every level; readers sum the fewest blocks that tile the
+#: window, so a 24 h window reads about 45 values instead of 8,641 (see :func:`cover`).
+Block = tuple[int, int]
+LEVELS: tuple[int, ...] = (1, 6, 60, 360)  # with 10 s buckets: 10 s, 1 min, 10 min, 1 h
 
 
 def bucket_of(ts_ms: int, bucket_seconds: int) -> int:
@@ -30,6 +35,17 @@ def window_range(now: float, window_seconds: int, bucket_seconds: int) -> range:
     """Bucket indexes of the window at wall time ``now``: ``W / B`` full buckets and the current one."""
     current = bucket_of(int(now * 1000), bucket_seconds)
     return range(current - window_seconds // bucket_seconds, current + 1)
+
+
+def cover(buckets: range) -> list[Block]:
+    """The fewest aligned blocks that tile ``buckets`` exactly, largest first where they fit."""
+    blocks: list[Block] = []
+    index = buckets.start
+    while index < buckets.stop:
+        span = next(s for s in reversed(LEVELS) if index % s == 0 and index + s <= buckets.stop)
+        blocks.append((span, index // span))
+        index += span
+    return blocks
 
 
 def key_ttl(window_seconds: int, bucket_seconds: int) -> int:
@@ -94,22 +110,24 @@ def summarize(
     now: float,
     window_seconds: int,
     bucket_seconds: int,
-    counts: Mapping[int, Mapping[str, Mapping[str, int]]],
+    counts: Mapping[Block, Mapping[str, Mapping[str, int]]],
     types: Sequence[str] = EVENT_TYPES,
 ) -> WindowView:
-    """Build the view of the window at ``now`` from per-bucket counts (buckets outside are ignored)."""
+    """Build the view of the window at ``now`` from blocks that tile it: either every single bucket
+    (then the per-bucket series is filled in) or the :func:`cover` of the window (series stay zero)."""
     buckets = window_range(now, window_seconds, bucket_seconds)
     series: dict[str, list[int]] = {t: [0] * len(buckets) for t in types}
     by_tid: dict[str, Counter[str]] = {t: Counter() for t in types}
-    for position, index in enumerate(buckets):
-        bucket = counts.get(index)
-        if not bucket:
+    for (span, index), block in counts.items():
+        first = span * index
+        if not block or first < buckets.start or first + span > buckets.stop:
             continue
-        for etype, tids in bucket.items():
+        for etype, tids in block.items():
             if etype not in by_tid:
                 continue
             by_tid[etype].update(tids)
-            series[etype][position] = sum(tids.values())
+            if span == 1:
+                series[etype][first - buckets.start] = sum(tids.values())
     summary = {
         t: TypeSummary(sum(by_tid[t].values()), dict(sorted((k, v) for k, v in by_tid[t].items() if v)))
         for t in types
@@ -118,69 +136,64 @@ def summarize(
 
 
 class Ledger:
-    """One writer's own counts per bucket, kept while the bucket can still be in a window.
+    """One writer's own counts per block of every level, kept while the block can still be read.
 
     Events are counted into a flat ``Counter`` (one C-level update per batch, the hot path) and folded
-    into per-bucket counts when the writer flushes. The store receives each writer's *absolute* counts
-    per bucket, never increments, so a flush can be retried or repeated (after a timeout, a server
+    into per-block counts when the writer flushes. The store receives each writer's *absolute* counts
+    per block, never increments, so a flush can be retried or repeated (after a timeout, a server
     restart, a node coming back) without ever counting an event twice. Memory is bounded by
-    types x tracking ids x buckets kept, whatever the rate or run time.
+    types x tracking ids x blocks in the window, whatever the rate or run time.
     """
 
     def __init__(self, bucket_seconds: int) -> None:
         self.bucket_seconds = bucket_seconds
         self._ms = bucket_seconds * 1000
         self._pending: Counter[tuple[int, str, str]] = Counter()
-        self._buckets: dict[int, BucketCounts] = {}
-        self._dirty: set[int] = set()
+        self._blocks: dict[Block, BucketCounts] = {}
+        self._dirty: set[Block] = set()
 
     def record(self, events: Iterable[tuple[str, str, int]]) -> None:
         """Count events given as ``(type, tracking_id, ts_ms)`` (an :class:`~tui.events.Event` is one)."""
         ms = self._ms
         self._pending.update((e[2] // ms, e[0], e[1]) for e in events)
 
-    def record_counts(self, bucket: int, etype: str, tid: str, count: int) -> None:
-        """Count ``count`` events of one series at once (used by benchmarks and restores)."""
-        self._pending[(bucket, etype, tid)] += count
-
     def _fold(self) -> None:
         for (bucket, etype, tid), count in self._pending.items():
-            by_tid = self._buckets.setdefault(bucket, {}).setdefault(etype, {})
-            by_tid[tid] = by_tid.get(tid, 0) + count
-            self._dirty.add(bucket)
+            for span in LEVELS:
+                block = (span, bucket // span)
+                by_tid = self._blocks.setdefault(block, {}).setdefault(etype, {})
+                by_tid[tid] = by_tid.get(tid, 0) + count
+                self._dirty.add(block)
         self._pending.clear()
 
-    def take_dirty(self) -> dict[int, BucketCounts]:
-        """Copies of the buckets changed since the last call; the caller writes them and, if that
-        fails, hands the indexes back to :meth:`mark_dirty`."""
+    def take_dirty(self) -> dict[Block, BucketCounts]:
+        """Copies of the blocks changed since the last call; the caller writes them and, if that
+        fails, hands them back to :meth:`mark_dirty`."""
         self._fold()
-        taken = {b: {t: dict(c) for t, c in self._buckets[b].items()} for b in sorted(self._dirty)}
+        taken = {b: {t: dict(c) for t, c in self._blocks[b].items()} for b in sorted(self._dirty)}
         self._dirty.clear()
         return taken
 
-    def mark_dirty(self, buckets: Iterable[int] | None = None) -> None:
-        """Write these buckets (default: every bucket still held) again at the next flush."""
-        self._dirty.update(self._buckets if buckets is None else (b for b in buckets if b in self._buckets))
+    def mark_dirty(self, blocks: Iterable[Block] | None = None) -> None:
+        """Write these blocks (default: every block still held) again at the next flush."""
+        self._dirty.update(self._blocks if blocks is None else (b for b in blocks if b in self._blocks))
 
     def prune(self, oldest: int) -> None:
-        """Forget buckets before ``oldest``; they can no longer be in any window."""
+        """Forget blocks that end before bucket ``oldest``: no window can read them again."""
         self._fold()
-        for bucket in [b for b in self._buckets if b < oldest]:
-            del self._buckets[bucket]
-            self._dirty.discard(bucket)
-
-    @property
-    def pending_events(self) -> int:
-        """Events counted but not yet handed to a flush."""
-        return sum(self._pending.values())
+        for block in [b for b in self._blocks if (b[1] + 1) * b[0] <= oldest]:
+            del self._blocks[block]
+            self._dirty.discard(block)
 
     def bucket_count(self) -> int:
-        return len(self._buckets)
+        """Single buckets held (blocks of larger spans come on top, about a fifth more)."""
+        return sum(1 for span, _ in self._blocks if span == 1)
 
     def totals(self) -> BucketCounts:
-        """Everything this writer still holds, summed over buckets."""
+        """Everything this writer still holds, summed over its single buckets."""
         self._fold()
         total: BucketCounts = {}
-        for counts in self._buckets.values():
-            merge_into(total, counts)
+        for (span, _), counts in self._blocks.items():
+            if span == 1:
+                merge_into(total, counts)
         return total

@@ -2,9 +2,9 @@
 
 The data model is the same in both:
 
-* one value per bucket, ``{"w": {writer_id: {type: {tracking_id: count}}}}``: each writer owns its
-  entry and sets it to its *absolute* counts, so repeated or retried writes are harmless and a
-  reader sums the entries;
+* one value per bucket, and per block of 6, 60 and 360 buckets (see ``tui.window.LEVELS``),
+  ``{"w": {writer_id: {type: {tracking_id: count}}}}``: each writer owns its entry and sets it to
+  its *absolute* counts, so repeated or retried writes are harmless and a reader sums the entries;
 * one summary value per event type in the brief's shape, replaced only by a fresher one;
 * a generation marker that changes when the store lost its data (a restart), so that each writer
   writes back what it still holds, exactly once.
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tui.window import BucketCounts, merge_into
+from tui.window import Block, BucketCounts, merge_into
 
 
 class StoreUnavailable(Exception):
@@ -80,12 +80,12 @@ class Store(ABC):
     backend: str
 
     @abstractmethod
-    def write_buckets(self, writer: str, buckets: Mapping[int, BucketCounts], bucket_seconds: int, ttl: int) -> None:
-        """Set ``writer``'s absolute counts for these buckets. Raises :class:`StoreUnavailable`."""
+    def write_buckets(self, writer: str, blocks: Mapping[Block, BucketCounts], bucket_seconds: int, ttl: int) -> None:
+        """Set ``writer``'s absolute counts for these blocks. Raises :class:`StoreUnavailable`."""
 
     @abstractmethod
-    def read_buckets(self, buckets: Sequence[int], bucket_seconds: int) -> dict[int, BucketCounts]:
-        """Counts of these buckets summed over all writers; missing buckets are left out."""
+    def read_buckets(self, blocks: Sequence[Block], bucket_seconds: int) -> dict[Block, BucketCounts]:
+        """Counts of these blocks summed over all writers; missing blocks are left out."""
 
     @abstractmethod
     def publish_summaries(self, summaries: Mapping[str, Mapping[str, Any]], ttl: int) -> None:

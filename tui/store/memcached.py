@@ -5,6 +5,7 @@ Keys (``P`` is the key prefix, ``B`` the bucket length in seconds, ``i`` the buc
 * ``P<type>`` -- the brief's summary, readable with one ``get`` by any client:
   ``{"totalEventsCaptured": 50, "eventsCapturedByTrackingIds": {...}, "windowMinutes": 5, ...}``
 * ``Pb<B>:<i>`` -- one bucket: ``{"w": {writer: {type: {tracking_id: count}}}}``
+* ``Pb<B>x<S>:<j>`` -- the same for the block of ``S`` buckets ``j·S … j·S+S-1`` (S = 6, 60, 360)
 * ``Pgeneration`` -- a random token; when it vanishes the server has lost its data.
 
 Every change is a ``gets``/``cas`` loop (``add`` when the key is missing), so concurrent writers never
@@ -38,7 +39,7 @@ from tui.store.base import (
     is_fresher,
     with_writer,
 )
-from tui.window import BucketCounts
+from tui.window import Block, BucketCounts
 
 MAX_VALUE_BYTES = 1_000_000  # memcached's item limit is 1 MiB including overhead
 MAX_CAS_ATTEMPTS = 100
@@ -103,8 +104,9 @@ class MemcachedStore(Store):
             except (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError):
                 return operation()
 
-    def bucket_key(self, bucket_seconds: int, index: int) -> str:
-        return f"{self.key_prefix}b{bucket_seconds}:{index}"
+    def bucket_key(self, bucket_seconds: int, block: Block) -> str:
+        span, index = block
+        return f"{self.key_prefix}b{bucket_seconds}:{index}" if span == 1 else f"{self.key_prefix}b{bucket_seconds}x{span}:{index}"
 
     def summary_key(self, etype: str) -> str:
         return f"{self.key_prefix}{etype}"
@@ -145,17 +147,17 @@ class MemcachedStore(Store):
 
     # -- Store --------------------------------------------------------------------------------
 
-    def write_buckets(self, writer: str, buckets: Mapping[int, BucketCounts], bucket_seconds: int, ttl: int) -> None:
-        if not buckets:
+    def write_buckets(self, writer: str, blocks: Mapping[Block, BucketCounts], bucket_seconds: int, ttl: int) -> None:
+        if not blocks:
             return
         updates: dict[str, Update] = {
-            self.bucket_key(bucket_seconds, index): functools.partial(with_writer, writer=writer, counts=counts)
-            for index, counts in buckets.items()
+            self.bucket_key(bucket_seconds, block): functools.partial(with_writer, writer=writer, counts=counts)
+            for block, counts in blocks.items()
         }
         self._update(updates, ttl, "writing buckets")
 
-    def read_buckets(self, buckets: Sequence[int], bucket_seconds: int) -> dict[int, BucketCounts]:
-        keys = {self.bucket_key(bucket_seconds, i): i for i in buckets}
+    def read_buckets(self, blocks: Sequence[Block], bucket_seconds: int) -> dict[Block, BucketCounts]:
+        keys = {self.bucket_key(bucket_seconds, b): b for b in blocks}
         found = self._call("reading buckets", lambda: self._client.get_many(list(keys)))
         return {keys[k]: bucket_total(decode(raw)) for k, raw in found.items()}
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from tui.clock import Clock, SystemClock
 from tui.store.base import Health, Store, bucket_total, is_fresher, with_writer
-from tui.window import BucketCounts
+from tui.window import Block, BucketCounts
 
 
 class MemoryStore(Store):
@@ -21,8 +21,8 @@ class MemoryStore(Store):
     def __init__(self, clock: Clock | None = None, reason: str = "") -> None:
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
-        #: (bucket_seconds, bucket) -> (expires_at, value); type -> (expires_at, summary)
-        self._buckets: dict[tuple[int, int], tuple[float, dict[str, Any]]] = {}
+        #: (bucket_seconds, block) -> (expires_at, value); type -> (expires_at, summary)
+        self._buckets: dict[tuple[int, Block], tuple[float, dict[str, Any]]] = {}
         self._summaries: dict[str, tuple[float, dict[str, Any]]] = {}
         self.reason = reason
 
@@ -31,18 +31,18 @@ class MemoryStore(Store):
             for key in [k for k, (expires, _) in table.items() if expires <= now]:
                 del table[key]
 
-    def write_buckets(self, writer: str, buckets: Mapping[int, BucketCounts], bucket_seconds: int, ttl: int) -> None:
+    def write_buckets(self, writer: str, blocks: Mapping[Block, BucketCounts], bucket_seconds: int, ttl: int) -> None:
         now = self._clock.time()
         with self._lock:
             self._expire(now)
-            for index, counts in buckets.items():
-                old = self._buckets.get((bucket_seconds, index), (0.0, None))[1]
-                self._buckets[(bucket_seconds, index)] = (now + ttl, with_writer(old, writer, counts))
+            for block, counts in blocks.items():
+                old = self._buckets.get((bucket_seconds, block), (0.0, None))[1]
+                self._buckets[(bucket_seconds, block)] = (now + ttl, with_writer(old, writer, counts))
 
-    def read_buckets(self, buckets: Sequence[int], bucket_seconds: int) -> dict[int, BucketCounts]:
+    def read_buckets(self, blocks: Sequence[Block], bucket_seconds: int) -> dict[Block, BucketCounts]:
         now = self._clock.time()
         with self._lock:
-            found = {i: self._buckets.get((bucket_seconds, i)) for i in buckets}
+            found = {b: self._buckets.get((bucket_seconds, b)) for b in blocks}
             return {i: bucket_total(entry[1]) for i, entry in found.items() if entry and entry[0] > now}
 
     def publish_summaries(self, summaries: Mapping[str, Mapping[str, Any]], ttl: int) -> None:
