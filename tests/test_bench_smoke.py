@@ -1,0 +1,25 @@
+"""The benchmark suite runs end to end at tiny sizes. It checks that every count is exact (the
+suite asserts that itself); it never judges speed, which a shared CI machine cannot promise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_bench_smoke_runs_and_every_count_is_exact(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--smoke", "--output", str(output)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(output.read_text())
+    assert results["mode"] == "smoke"
+    assert results["ingest"]["exact"] is True
+    assert set(results) >= {"ingest", "generator", "reads", "memory", "scale_out", "ui"}
+    assert "| figure | eventdash |" in result.stdout
