@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import secrets
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -91,7 +90,7 @@ class MemcachedStore(Store):
         """Turn the client's many failure types into one :class:`StoreUnavailable` naming the server."""
         try:
             yield
-        except (MemcacheError, OSError, socket.timeout) as exc:
+        except (MemcacheError, OSError) as exc:  # OSError covers timeouts and refused connections
             reason = str(exc) or type(exc).__name__
             raise StoreUnavailable(f"memcached {self.address}: {action} failed: {reason}") from exc
 
