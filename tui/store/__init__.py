@@ -35,7 +35,7 @@ def open_store(settings: Settings, clock: Clock | None = None) -> OpenedStore:
     if health.ok:
         return OpenedStore(store, f"backend memcached: {servers} answered in {health.latency_ms:.1f} ms")
     store.close()
-    reason = f"no memcached at {servers}"
+    reason = f"no memcached at {health.detail.removeprefix('down: ')}"
     return OpenedStore(
         MemoryStore(clock, reason),
         f"backend memory: {health.detail}; counts stay in this process (backend auto)",
