@@ -48,6 +48,11 @@ T = TypeVar("T")
 Update = Callable[[dict[str, Any] | None], dict[str, Any] | None]
 
 
+def reason(exc: BaseException) -> str:
+    """A short why: "Connection refused" rather than "[Errno 111] Connection refused"."""
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
+
+
 class MemcachedStore(Store):
     backend = "memcached"
 
@@ -91,8 +96,7 @@ class MemcachedStore(Store):
         try:
             yield
         except (MemcacheError, OSError) as exc:  # OSError covers timeouts and refused connections
-            reason = str(exc) or type(exc).__name__
-            raise StoreUnavailable(f"memcached {self.address}: {action} failed: {reason}") from exc
+            raise StoreUnavailable(f"memcached {self.address}: {action} failed: {reason(exc)}") from exc
 
     def _call(self, action: str, operation: Callable[[], T]) -> T:
         """Run an idempotent operation; a connection found closed (the server restarted since the
@@ -215,7 +219,7 @@ class MemcachedStore(Store):
             try:
                 stats = self._call("stats", client.stats)
             except StoreUnavailable as exc:
-                down.append(f"{address} ({exc.__cause__ or exc})")
+                down.append(f"{address} ({reason(exc.__cause__ or exc)})")
                 continue
             latencies.append((time.perf_counter() - started) * 1000)
             evictions += int(stats.get(b"evictions", 0))
