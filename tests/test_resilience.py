@@ -90,12 +90,14 @@ def test_kill_and_restart_mid_run_loses_nothing_and_counts_nothing_twice(
     memcached.stop()
     for writer in writers:
         detected = writer.wait_for("counting locally and retrying", after=killed)
+        print(f"outage detected after {detected - killed:.2f} s")
         assert detected - killed < OUTAGE_DETECTED_WITHIN
     time.sleep(1.0)  # an outage of a while, with events counted only locally
     restarted = time.monotonic()
     memcached.start()
     for writer in writers:
         back = writer.wait_for("reachable again", after=restarted)
+        print(f"reconnected after {back - restarted:.2f} s")
         assert back - restarted < RECONNECTED_WITHIN
     stop_all(writers)
     after = summary_json(memcached.address, prefix)

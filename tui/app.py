@@ -9,12 +9,11 @@ where the user left them.
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -33,10 +32,6 @@ from tui.store import Health, Store, StoreUnavailable
 from tui.watch import StoreWatch
 from tui.widgets import SparkBars
 from tui.window import WindowView
-
-if TYPE_CHECKING:
-    from tui.cli import RunOptions
-    from tui.settings import Settings
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 TALL_HEIGHT = 36
@@ -471,31 +466,3 @@ def _rate(value: float) -> str:
 
 def _fmt_minutes(minutes: float) -> str:
     return f"{minutes:g}"
-
-
-def run_dashboard(settings: Settings, options: RunOptions) -> int:
-    """Open the dashboard; on quit (``q``, SIGTERM) stop generating, flush, publish, exit 0."""
-    from tui.store import open_store
-
-    opened = open_store(settings)
-    engine = Engine(settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate)
-    app = EventDashApp(engine, settings_path=options.settings_path, duration=options.duration)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # like q: stop, flush, exit 0
-        signal.signal(signum, lambda *_: app.call_later(app.action_quit))
-    engine.start()
-    app.run()
-    flushed = engine.stop()  # also after a crash: what was counted is written
-    if options.events_log is not None:
-        options.events_log.close()
-    try:
-        engine.publish(engine.read_view())
-    except StoreUnavailable:
-        pass
-    opened.store.close()
-    if not flushed:
-        print(
-            f"eventdash: the last counts could not be written ({engine.status().store_error}); "
-            f"{engine.unflushed_events()} events in the window were not stored",
-        )
-        return 1
-    return app.return_code or 0

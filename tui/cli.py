@@ -15,10 +15,13 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tui import EVENT_TYPES, __version__
 from tui.settings import Settings, SettingsError, build_settings, read_settings_file
+
+if TYPE_CHECKING:
+    from tui.engine import Engine
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -143,8 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if getattr(args, "headless", False):
         return run_headless(settings, options)
-    from tui.app import run_dashboard  # Textual is imported only for the dashboard
-
     return run_dashboard(settings, options)
 
 
@@ -167,10 +168,19 @@ def run_headless(settings: Settings, options: RunOptions) -> int:
 
     opened = open_store(settings)
     _err(opened.reason)
-    engine = Engine(settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate)
-    stop = threading.Event()
+    wake = threading.Event()  # a signal, or the writer finding the store lost or back
+    stopping = threading.Event()
+    engine = Engine(
+        settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate,
+        on_store_change=wake.set,
+    )
+
+    def on_signal(*_: Any) -> None:
+        stopping.set()
+        wake.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
     started = engine.start()
     watch = StoreWatch()
 
@@ -188,30 +198,60 @@ def run_headless(settings: Settings, options: RunOptions) -> int:
             print(json.dumps(headless_line(view, opened.store.backend, status.generated)), flush=True)
 
     end = started + options.duration if options.duration is not None else None
-    ticks = 0
+    ticks = 1
     while True:
-        ticks += 1
         deadline = started + ticks * settings.refresh_seconds
         if end is not None:
             deadline = min(deadline, end)
-        if stop.wait(max(0.0, deadline - engine.clock.monotonic())):
+        woken = wake.wait(max(0.0, deadline - engine.clock.monotonic()))
+        wake.clear()
+        if stopping.is_set():
             end = None  # a signal: stop now
             break
         if end is not None and engine.clock.monotonic() >= end:
             break
-        report()
+        report()  # on the refresh tick, or at once when the store went away or came back
+        if not woken:
+            ticks += 1
     flushed = engine.stop(at=end)
+    report()
+    return _finish(engine, options, flushed)
+
+
+def run_dashboard(settings: Settings, options: RunOptions) -> int:
+    """Open the dashboard; on ``q``, SIGINT or SIGTERM stop generating, flush, publish, exit 0."""
+    from tui.app import EventDashApp  # Textual is imported only for the dashboard
+    from tui.engine import Engine
+    from tui.store import StoreUnavailable, open_store
+
+    opened = open_store(settings)
+    engine = Engine(settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate)
+    app = EventDashApp(engine, settings_path=options.settings_path, duration=options.duration)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # like q: stop, flush, exit 0
+        signal.signal(signum, lambda *_: app.call_later(app.action_quit))
+    engine.start()
+    app.run()
+    flushed = engine.stop()  # also after a crash: what was counted is written
+    try:
+        engine.publish(engine.read_view())
+    except StoreUnavailable:
+        pass  # the flush failure is reported below
+    return _finish(engine, options, flushed) or (app.return_code or 0)
+
+
+def _finish(engine: Engine, options: RunOptions, flushed: bool) -> int:
+    """Close the log and the store; if the last counts never reached the store, say so (exit 1)."""
     if options.events_log is not None:
         options.events_log.close()
-    report()
-    opened.store.close()
-    if not flushed:
-        _err(
-            f"the last counts could not be written ({engine.status().store_error}); "
-            f"{engine.unflushed_events()} events in the window were not stored"
-        )
-        return EXIT_RUNTIME
-    return EXIT_OK
+    engine.store.close()
+    if flushed:
+        return EXIT_OK
+    log = " (every event is in the events log)" if options.events_log is not None else ""
+    _err(
+        f"the last counts could not be written ({engine.status().store_error}); up to "
+        f"{engine.unflushed_events():,} events this process counted in the window may be missing from the store{log}"
+    )
+    return EXIT_RUNTIME
 
 
 def run_summary(settings: Settings, as_json: bool) -> int:

@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -27,7 +27,7 @@ from tui.window import Ledger, WindowView, bucket_of, cover, key_ttl, summarize,
 
 MAX_BATCH = 10_000  # events built per step at most, so stop and flush stay responsive
 TICK_SECONDS = 0.05  # events are made in batches at most this far apart: 20 wake-ups a second
-MAX_BACKOFF_SECONDS = 1.0  # keeps reconnecting within 2 s of a server's return
+MAX_BACKOFF_SECONDS = 0.5  # a returning server is written to within half a second
 RATE_SAMPLE_SECONDS = 2.0  # measured rate: events over about this long
 
 
@@ -61,6 +61,7 @@ class Engine:
         generate: bool = True,
         flush_interval: float = 1.0,
         writer_id: str | None = None,
+        on_store_change: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -86,6 +87,9 @@ class Engine:
         self._last_flush_ms: float | None = None
         self._store_error: str | None = None
         self._restores = 0
+        #: Called from the writer thread when a flush starts failing or succeeds again, so a caller
+        #: can report an outage at once rather than at its next refresh.
+        self._on_store_change = on_store_change
 
     # -- controls (any thread) -------------------------------------------------------------------
 
@@ -203,12 +207,16 @@ class Engine:
             self.store.write_buckets(self.writer_id, taken, settings.bucket_seconds, ttl)
         except StoreUnavailable as exc:
             self._ledger.mark_dirty(taken)
+            if self._store_error is None and self._on_store_change is not None:
+                self._on_store_change()
             self._store_error = str(exc)
             self._backoff = min(MAX_BACKOFF_SECONDS, max(0.1, self._backoff * 2))
             self._next_flush = mono + self._backoff
             return False
         self._last_flush_ms = (self.clock.monotonic() - started) * 1000
         self._last_flush_at = now
+        if self._store_error is not None and self._on_store_change is not None:
+            self._on_store_change()
         self._store_error = None
         self._backoff = 0.0
         self._next_flush = mono + self.flush_interval
