@@ -57,6 +57,10 @@ class Refreshed(Message):
         self.snapshot = snapshot
 
 
+class StoreChanged(Message):
+    """Posted from the writer thread when flushes start failing or work again: refresh at once."""
+
+
 HELP = """\
 # eventdash — keys
 
@@ -182,6 +186,7 @@ class EventDashApp(App[int]):
         self._fit(self.size.width, self.size.height)
         if self.live:
             self.set_interval(self.engine.settings.refresh_seconds, self.refresh_data)
+            self.engine.on_store_change = lambda: self.post_message(StoreChanged())  # thread-safe
             self.refresh_data()
         if self.duration is not None:
             self.set_timer(self.duration, lambda: self.exit(0))
@@ -221,6 +226,9 @@ class EventDashApp(App[int]):
 
     def on_refreshed(self, message: Refreshed) -> None:
         self.apply(message.snapshot)
+
+    def on_store_changed(self, _: StoreChanged) -> None:
+        self.refresh_data()
 
     # -- showing a snapshot ------------------------------------------------------------------------
 

@@ -89,7 +89,7 @@ class Engine:
         self._restores = 0
         #: Called from the writer thread when a flush starts failing or succeeds again, so a caller
         #: can report an outage at once rather than at its next refresh.
-        self._on_store_change = on_store_change
+        self.on_store_change = on_store_change
 
     # -- controls (any thread) -------------------------------------------------------------------
 
@@ -207,16 +207,16 @@ class Engine:
             self.store.write_buckets(self.writer_id, taken, settings.bucket_seconds, ttl)
         except StoreUnavailable as exc:
             self._ledger.mark_dirty(taken)
-            if self._store_error is None and self._on_store_change is not None:
-                self._on_store_change()
+            if self._store_error is None and self.on_store_change is not None:
+                self.on_store_change()
             self._store_error = str(exc)
             self._backoff = min(MAX_BACKOFF_SECONDS, max(0.1, self._backoff * 2))
             self._next_flush = mono + self._backoff
             return False
         self._last_flush_ms = (self.clock.monotonic() - started) * 1000
         self._last_flush_at = now
-        if self._store_error is not None and self._on_store_change is not None:
-            self._on_store_change()
+        if self._store_error is not None and self.on_store_change is not None:
+            self.on_store_change()
         self._store_error = None
         self._backoff = 0.0
         self._next_flush = mono + self.flush_interval
