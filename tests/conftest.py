@@ -120,6 +120,15 @@ def memcached_factory() -> Iterator[Callable[[], MemcachedServer]]:
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def no_orphan_processes() -> Iterator[None]:
+    """A test that fails before stopping its eventdash processes must not leave them running."""
+    from tests.proc import Eventdash
+
+    yield
+    Eventdash.kill_all()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -17,7 +17,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class Eventdash:
-    """Starts ``python -m tui ARGS``; reader threads collect timestamped lines of both streams."""
+    """Starts ``python -m tui ARGS``; reader threads collect timestamped lines of both streams.
+
+    Every instance is remembered in :attr:`running`, so a fixture can kill what a failed test left.
+    """
+
+    running: list[Eventdash] = []
 
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
@@ -32,6 +37,7 @@ class Eventdash:
         self._readers = [threading.Thread(target=self._read, args=(name,), daemon=True) for name in self.lines]
         for reader in self._readers:
             reader.start()
+        Eventdash.running.append(self)
 
     def _read(self, name: str) -> None:
         stream = getattr(self.proc, name)
@@ -62,6 +68,15 @@ class Eventdash:
 
     def json_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.text("stdout").splitlines()]
+
+    @classmethod
+    def kill_all(cls) -> None:
+        """Kill every process still running (after a test failed before stopping it)."""
+        for instance in cls.running:
+            if instance.proc.poll() is None:
+                instance.proc.kill()
+                instance.proc.wait()
+        cls.running.clear()
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         self.proc.send_signal(signum)

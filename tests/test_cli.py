@@ -14,6 +14,7 @@ from pymemcache.client.base import Client
 
 from tests.conftest import MemcachedServer, free_port
 from tests.oracle import read_log, recount, rows
+from tests.proc import Eventdash
 from tui import EVENT_TYPES
 
 EVENTDASH = [sys.executable, "-m", "tui"]
@@ -72,13 +73,9 @@ def test_events_log_recount_equals_the_final_summary_and_the_memcached_keys(tmp_
 
 def test_two_writers_and_a_read_only_follower_share_one_exact_view(tmp_path: Path, memcached: MemcachedServer) -> None:
     common = ["--memcached", memcached.address, "--key-prefix", "two:", "--rate", "1500", "--duration", "3"]
-    writers = [
-        subprocess.Popen([*EVENTDASH, "--headless", *common, "--seed", str(i), "--events-log", str(tmp_path / f"w{i}.jsonl")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for i in range(2)
-    ]
+    writers = [Eventdash("--headless", *common, "--seed", str(i), "--events-log", str(tmp_path / f"w{i}.jsonl")) for i in range(2)]
     for writer in writers:
-        writer.communicate(timeout=60)
-        assert writer.returncode == 0
+        assert writer.proc.wait(timeout=60) == 0
     follower = run("--headless", "--no-generate", "--memcached", memcached.address, "--key-prefix", "two:", "--duration", "0.5", cwd=tmp_path)
     final = lines(follower.stdout)[-1]
     assert final["generated"] == 0
@@ -87,19 +84,11 @@ def test_two_writers_and_a_read_only_follower_share_one_exact_view(tmp_path: Pat
 
 def test_sigterm_stops_flushes_and_exits_zero(tmp_path: Path, memcached: MemcachedServer) -> None:
     log = tmp_path / "ev.jsonl"
-    proc = subprocess.Popen(
-        [*EVENTDASH, "--headless", "--rate", "3000", "--events-log", str(log), "--memcached", memcached.address, "--key-prefix", "sig:"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    first = proc.stdout.readline()  # running and counting
-    assert json.loads(first)["backend"] == "memcached"
-    proc.send_signal(signal.SIGTERM)
-    rest, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    final = lines(rest)[-1]
-    assert "Traceback" not in err
-    assert final["summary"] == recount(rows(read_log(log)))
+    writer = Eventdash("--headless", "--rate", "3000", "--events-log", str(log), "--memcached", memcached.address, "--key-prefix", "sig:")
+    writer.wait_for('"backend": "memcached"', stream="stdout")  # running and counting
+    assert writer.stop(signal.SIGTERM) == 0, writer.text("stderr")
+    assert "Traceback" not in writer.text("stderr")
+    assert writer.json_lines()[-1]["summary"] == recount(rows(read_log(log)))
 
 
 @pytest.mark.parametrize(
