@@ -210,8 +210,7 @@ class EventDashApp(App[int]):
         health = self.store.health()
         view, error = None, None
         try:
-            view = self.engine.read_view(series=True)
-            self.engine.publish(view)
+            view = self.engine.refresh(series=True)
         except StoreUnavailable as exc:
             error = str(exc)
         return Snapshot(self.clock.time(), view, self.engine.status(), health, error)

@@ -187,8 +187,7 @@ def run_headless(settings: Settings, options: RunOptions) -> int:
     def report() -> None:
         view, failure = None, None
         try:
-            view = engine.read_view()
-            engine.publish(view)
+            view = engine.refresh()
         except StoreUnavailable as exc:
             failure = str(exc)
         status = engine.status()
@@ -233,7 +232,7 @@ def run_dashboard(settings: Settings, options: RunOptions) -> int:
     app.run()
     flushed = engine.stop()  # also after a crash: what was counted is written
     try:
-        engine.publish(engine.read_view())
+        engine.refresh()
     except StoreUnavailable:
         pass  # the flush failure is reported below
     return _finish(engine, options, flushed) or (app.return_code or 0)
@@ -263,8 +262,7 @@ def run_summary(settings: Settings, as_json: bool) -> int:
     _err(opened.reason)
     engine = Engine(settings, opened.store, generate=False)
     try:
-        view = engine.read_view()
-        engine.publish(view)
+        view = engine.refresh()
     except StoreUnavailable as exc:
         _err(f"error: {exc}")
         return EXIT_RUNTIME

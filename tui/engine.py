@@ -270,6 +270,12 @@ class Engine:
         """Store the per-type summary keys (only if fresher than what is there). Raises StoreUnavailable."""
         self.store.publish_summaries(summary_documents(view), key_ttl(view.window_seconds, view.bucket_seconds))
 
+    def refresh(self, series: bool = False) -> WindowView:
+        """What every refresh does: read the window, then publish it to the summary keys."""
+        view = self.read_view(series)
+        self.publish(view)
+        return view
+
     def status(self) -> EngineStatus:
         with self._lock:
             samples = list(self._samples)
