@@ -207,21 +207,23 @@ class Engine:
             self.store.write_buckets(self.writer_id, taken, settings.bucket_seconds, ttl)
         except StoreUnavailable as exc:
             self._ledger.mark_dirty(taken)
-            if self._store_error is None and self.on_store_change is not None:
-                self.on_store_change()
-            self._store_error = str(exc)
+            self._set_store_error(str(exc))
             self._backoff = min(MAX_BACKOFF_SECONDS, max(0.1, self._backoff * 2))
             self._next_flush = mono + self._backoff
             return False
         self._last_flush_ms = (self.clock.monotonic() - started) * 1000
         self._last_flush_at = now
-        if self._store_error is not None and self.on_store_change is not None:
-            self.on_store_change()
-        self._store_error = None
+        self._set_store_error(None)
         self._backoff = 0.0
         self._next_flush = mono + self.flush_interval
         self._flushed_bucket = bucket_of(int(now * 1000), settings.bucket_seconds)
         return True
+
+    def _set_store_error(self, error: str | None) -> None:
+        """Record why flushing fails (None: it works); tell ``on_store_change`` when that flips."""
+        if (error is None) != (self._store_error is None) and self.on_store_change is not None:
+            self.on_store_change()
+        self._store_error = error
 
     def stop(self, at: float | None = None, flush_timeout: float = 5.0) -> bool:
         """Stop generating (after the events due by the monotonic time ``at``, default now), then
