@@ -31,7 +31,7 @@ from tui.settings import SettingsError, save_settings
 from tui.store import Health, Store, StoreUnavailable
 from tui.watch import StoreWatch
 from tui.widgets import SparkBars
-from tui.window import WindowView
+from tui.window import WindowView, window_label
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 TALL_HEIGHT = 36
@@ -284,7 +284,7 @@ class EventDashApp(App[int]):
         table.update_cell(ALL, "events", _num(total, style="bold"), update_width=True)
         table.update_cell(ALL, "rate", _num(sum(view.last_full_bucket_rate(t) for t in EVENT_TYPES), ".1f", style="bold"), update_width=True)
         table.update_cell(ALL, "share", _num(100.0 if total else 0, ".1f", "%", style="bold"), update_width=True)
-        table.border_subtitle = f"last {_fmt_minutes(view.window_minutes)} min ±{view.bucket_seconds} s"
+        table.border_subtitle = window_label(view.window_minutes, view.bucket_seconds)
 
     def _tid_counts(self, view: WindowView) -> dict[str, dict[str, int]]:
         """tracking id -> type -> count, over the configured ids and any other writer's."""
@@ -364,7 +364,7 @@ class EventDashApp(App[int]):
             parts.append(Text(f"⏸ paused · {_rate(status.configured_rate)}/s", style="bold yellow"))
         else:
             parts.append(Text.assemble(("● ", "bold green"), f"{_rate(status.configured_rate)}/s (measured {_rate(status.measured_rate)})"))
-        parts.append(Text(f"last {_fmt_minutes(settings.window_minutes)} min ±{settings.bucket_seconds} s"))
+        parts.append(Text(window_label(settings.window_minutes, settings.bucket_seconds)))
         if status.generating:
             parts.append(Text(f"{status.generated:,} generated"))
         if status.store_error:

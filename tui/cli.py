@@ -274,7 +274,9 @@ def run_summary(settings: Settings, as_json: bool) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"last {view.window_minutes:g} min ±{view.bucket_seconds} s · {opened.store.backend}")
+    from tui.window import window_label
+
+    table = Table(title=f"{window_label(view.window_minutes, view.bucket_seconds)} · {opened.store.backend}")
     table.add_column("type")
     table.add_column("tracking id")
     table.add_column("events", justify="right")

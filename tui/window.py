@@ -55,6 +55,11 @@ def key_ttl(window_seconds: int, bucket_seconds: int) -> int:
     return window_seconds + 2 * bucket_seconds + 60
 
 
+def window_label(window_minutes: float, bucket_seconds: int) -> str:
+    """How every view names the window and its approximation, e.g. ``last 5 min ±10 s``."""
+    return f"last {window_minutes:g} min ±{bucket_seconds} s"
+
+
 def merge_into(total: BucketCounts, part: Mapping[str, Mapping[str, int]]) -> None:
     """Add ``part`` into ``total`` in place."""
     for etype, by_tid in part.items():
