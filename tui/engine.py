@@ -11,7 +11,9 @@ again. The reader side (:meth:`Engine.read_view`, :meth:`Engine.publish`) may ru
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import socket
 import threading
 import time
 from collections import deque
@@ -61,6 +63,7 @@ class Engine:
         generate: bool = True,
         flush_interval: float = 1.0,
         writer_id: str | None = None,
+        writer_name: str | None = None,
         on_store_change: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -68,6 +71,8 @@ class Engine:
         self.clock = clock or SystemClock()
         self.generate = generate
         self.writer_id = writer_id or secrets.token_hex(6)
+        #: What people see (``--writer-name``); ``writer_id`` stays the unique key in the store.
+        self.writer_name = writer_name or default_writer_name()
         self.flush_interval = flush_interval
         self._factory = EventFactory(settings.tracking_ids, seed)
         self._events_log = events_log
@@ -299,6 +304,11 @@ class Engine:
             unflushed_buckets=self._ledger.bucket_count() if self._store_error else 0,
             restores=self._restores,
         )
+
+
+def default_writer_name() -> str:
+    """``host-pid``: readable, and unique among the processes of one host."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 def summary_documents(view: WindowView) -> dict[str, dict[str, Any]]:

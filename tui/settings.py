@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import json
 import math
+import os
 import socket
 import sys
 from collections.abc import Callable, Mapping
@@ -374,8 +375,17 @@ def build_settings(
     )
 
 
+def user_settings_path() -> Path:
+    """The user's own settings file: ``$XDG_CONFIG_HOME/eventdash/settings.json`` (by default
+    ``~/.config/eventdash/settings.json``). The dashboard's ``w`` saves there when no ``--settings``
+    was given, so a live change never dirties a checked-out repository's ``settings.json``."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "eventdash" / "settings.json"
+
+
 def save_settings(settings: Settings, path: Path) -> None:
     """Write settings back in the file's format (JSON; TOML files are refused, as tomllib cannot write)."""
     if path.suffix.lower() == ".toml":
         raise SettingsError(f"{path}: saving is supported for JSON settings files only")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings.to_raw(), indent=2) + "\n", encoding="utf-8")
