@@ -31,6 +31,7 @@ MAX_BATCH = 10_000  # events built per step at most, so stop and flush stay resp
 TICK_SECONDS = 0.05  # events are made in batches at most this far apart: 20 wake-ups a second
 MAX_BACKOFF_SECONDS = 0.5  # a returning server is written to within half a second
 RATE_SAMPLE_SECONDS = 2.0  # measured rate: events over about this long
+BEHIND_RATIO = 0.95  # measured below this share of the configured rate, with a backlog: behind
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class EngineStatus:
     store_error: str | None  # why the last flush failed, while it keeps failing
     unflushed_buckets: int
     restores: int  # times the store lost its data and this writer wrote its buckets back
+    #: The generator cannot keep up: ``measured_rate`` is well below ``configured_rate`` (see
+    #: :data:`BEHIND_RATIO`), so a run makes fewer events than asked. Shown, never hidden.
+    behind: bool = False
 
 
 class Engine:
