@@ -84,3 +84,44 @@ class Eventdash:
         for reader in self._readers:
             reader.join(timeout)
         return code
+
+
+class PtyDashboard:
+    """The real dashboard in a pseudo-terminal, as a person runs it; the screen output is drained
+    into :attr:`screen` so the app never blocks on a full terminal."""
+
+    def __init__(self, *args: str, cwd: Path, columns: int = 100, lines: int = 30) -> None:
+        import pty
+
+        self.primary, secondary = pty.openpty()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tui", *args],
+            stdin=secondary, stdout=secondary, stderr=secondary, cwd=cwd,
+            env={**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": str(lines), "PYTHONPATH": str(REPO)},
+        )
+        os.close(secondary)
+        self.screen = bytearray()
+
+    def drain(self) -> bytes:
+        """Read what the dashboard drew so far (without blocking) and return all of it."""
+        import select
+
+        while select.select([self.primary], [], [], 0.05)[0]:
+            try:
+                chunk = os.read(self.primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.screen.extend(chunk)
+        return bytes(self.screen)
+
+    def exited(self) -> bool:
+        self.drain()
+        return self.proc.poll() is not None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.primary)

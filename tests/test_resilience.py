@@ -64,7 +64,7 @@ def test_auto_without_memcached_runs_embedded_and_names_the_address_and_error(tm
     port = free_port()
     writer = Eventdash("--headless", "--memcached", f"127.0.0.1:{port}", "--duration", "1.5")
     assert writer.proc.wait(timeout=30) == 0
-    writer.wait_for(f"backend memory: down: 127.0.0.1:{port} \\(.*Connection refused\\)")
+    writer.wait_for(f"memcached 127.0.0.1:{port} unreachable \\(Connection refused\\): counting in the embedded store")
     assert writer.json_lines()[-1]["backend"] == "memory"
 
 

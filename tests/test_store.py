@@ -203,12 +203,14 @@ def test_auto_falls_back_to_memory_and_says_why() -> None:
     settings = Settings(backend="auto", memcached=MemcachedSettings((Server("127.0.0.1", port),)))
     opened = open_store(settings)
     assert isinstance(opened.store, MemoryStore)
-    assert f"127.0.0.1:{port}" in opened.reason and "backend memory" in opened.reason
+    assert opened.reason == f"memcached 127.0.0.1:{port} unreachable (Connection refused): counting in the embedded store"
+    assert opened.unreachable == f"memcached 127.0.0.1:{port} unreachable (Connection refused)"
 
 
 def test_auto_uses_memcached_when_it_answers(memcached: MemcachedServer) -> None:
     settings = Settings(backend="auto", memcached=MemcachedSettings((memcached.server,)))
     opened = open_store(settings)
     assert isinstance(opened.store, MemcachedStore)
-    assert opened.reason.startswith(f"backend memcached: {memcached.address} answered")
+    assert opened.reason.startswith(f"memcached {memcached.address} answered in ")
+    assert opened.unreachable is None
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +17,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from tui import EVENT_TYPES, __version__
 from tui.settings import Settings, SettingsError, build_settings, read_settings_file
+from tui.shutdown import on_stop_signals, on_thread_failure
 
 if TYPE_CHECKING:
     from tui.engine import Engine
+    from tui.store import OpenedStore
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -116,6 +116,12 @@ def _err(message: str) -> None:
     print(f"eventdash: {message}", file=sys.stderr, flush=True)
 
 
+def _backend_origin(settings: Settings) -> str:
+    """Where the backend was chosen, for the line that names it."""
+    origin_of = getattr(settings, "origin_of", None)
+    return origin_of("backend") if origin_of is not None else "the settings"
+
+
 def _tune_gc() -> None:
     """Each event is a dozen small dicts that die young and hold no cycles; collecting generation 0
     every 700 allocations would cost a quarter of the generator's time (measured: 62k -> 80k
@@ -160,74 +166,62 @@ class RunOptions:
     settings_path: Path = Path("settings.json")
 
 
+def _refuse_embedded_reader(command: str, opened: OpenedStore, settings: Settings) -> int | None:
+    """A reader of others' counts (``summary``, ``--no-generate``) needs memcached: the embedded
+    store lives inside one running eventdash process, so here it could only ever show zeros."""
+    why = (
+        f"{command} reads the counts that writers keep in memcached; the embedded store lives only inside a "
+        "running eventdash process, so there would be nothing to read"
+    )
+    if settings.backend == "memory":
+        _err(f"error: {why}: use --backend memcached or auto")
+        return EXIT_USAGE
+    if opened.unreachable is not None:
+        _err(f"error: {opened.unreachable}: {why}; start memcached or point --memcached at it")
+        return EXIT_RUNTIME
+    return None
+
+
 def run_headless(settings: Settings, options: RunOptions) -> int:
     """Generate (unless ``--no-generate``), print one JSON line per refresh, flush and print at exit."""
-    from tui.engine import Engine, headless_line
-    from tui.store import StoreUnavailable, open_store
-    from tui.watch import StoreWatch
+    from tui.engine import Engine
+    from tui.headless import run_headless as run
+    from tui.store import open_store
 
-    opened = open_store(settings)
+    opened = open_store(settings, chosen_by=_backend_origin(settings))
+    if not options.generate and (refused := _refuse_embedded_reader("--no-generate", opened, settings)) is not None:
+        opened.store.close()
+        return refused
     _err(opened.reason)
-    wake = threading.Event()  # a signal, or the writer finding the store lost or back
-    stopping = threading.Event()
-    engine = Engine(
-        settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate,
-        on_store_change=wake.set,
-    )
-
-    def on_signal(*_: Any) -> None:
-        stopping.set()
-        wake.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
-    started = engine.start()
-    watch = StoreWatch()
-
-    def report() -> None:
-        view, failure = None, None
-        try:
-            view = engine.refresh()
-        except StoreUnavailable as exc:
-            failure = str(exc)
-        status = engine.status()
-        for notice in watch.observe(opened.store.health(), status.store_error or failure, engine.clock.monotonic()):
-            _err(notice.text)
-        if view is not None:
-            print(json.dumps(headless_line(view, opened.store.backend, status.generated)), flush=True)
-
-    end = started + options.duration if options.duration is not None else None
-    ticks = 1
-    while True:
-        deadline = started + ticks * settings.refresh_seconds
-        if end is not None:
-            deadline = min(deadline, end)
-        woken = wake.wait(max(0.0, deadline - engine.clock.monotonic()))
-        wake.clear()
-        if stopping.is_set():
-            end = None  # a signal: stop now
-            break
-        if end is not None and engine.clock.monotonic() >= end:
-            break
-        report()  # on the refresh tick, or at once when the store went away or came back
-        if not woken:
-            ticks += 1
-    flushed = engine.stop(at=end)
-    report()
-    return _finish(engine, options, flushed)
+    engine = Engine(settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate)
+    flushed, fatal = run(engine, opened, options.duration)
+    return _finish(engine, options, flushed, fatal)
 
 
 def run_dashboard(settings: Settings, options: RunOptions) -> int:
-    """Open the dashboard; on ``q``, SIGINT or SIGTERM stop generating, flush, publish, exit 0."""
+    """Open the dashboard; on ``q`` or any stop signal stop generating, flush, publish, exit 0.
+
+    A failure in any thread closes the dashboard, flushes what was counted and exits 1 naming it.
+    """
     from tui.app import EventDashApp  # Textual is imported only for the dashboard
     from tui.engine import Engine
     from tui.store import StoreUnavailable, open_store
 
-    opened = open_store(settings)
+    opened = open_store(settings, chosen_by=_backend_origin(settings))
+    if not options.generate and (refused := _refuse_embedded_reader("--no-generate", opened, settings)) is not None:
+        opened.store.close()
+        return refused
     engine = Engine(settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate)
     app = EventDashApp(engine, settings_path=options.settings_path, duration=options.duration)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # like q: stop, flush, exit 0
-        signal.signal(signum, lambda *_: app.call_later(app.action_quit))
+    fatal: list[str] = []
+
+    def fail(reason: str) -> None:
+        fatal.append(reason)
+        app.call_from_thread(app.exit, 1)
+
+    engine.on_fatal = fail
+    on_thread_failure(fail)
+    on_stop_signals(lambda _: app.call_later(app.action_quit))  # like q: stop, flush, exit 0
     engine.start()
     app.run()
     flushed = engine.stop()  # also after a crash: what was counted is written
@@ -235,30 +229,43 @@ def run_dashboard(settings: Settings, options: RunOptions) -> int:
         engine.refresh()
     except StoreUnavailable:
         pass  # the flush failure is reported below
-    return _finish(engine, options, flushed) or (app.return_code or 0)
+    reason = fatal[0] if fatal else engine.fatal
+    return _finish(engine, options, flushed, reason) or (app.return_code or 0)
 
 
-def _finish(engine: Engine, options: RunOptions, flushed: bool) -> int:
-    """Close the log and the store; if the last counts never reached the store, say so (exit 1)."""
+def _finish(engine: Engine, options: RunOptions, flushed: bool, fatal: str | None = None) -> int:
+    """Close the log and the store; say what failed and how many counts never reached the store."""
     if options.events_log is not None:
-        options.events_log.close()
+        try:
+            options.events_log.close()
+        except OSError as exc:
+            fatal = fatal or f"the events log could not be closed: {exc.strerror or exc}"
     engine.store.close()
+    if fatal is not None:
+        unwritten = engine.unflushed_events()
+        lost = f"; {unwritten:,} counted events could not be written to the store" if unwritten else "; every counted event was written"
+        _err(f"error: {fatal}{lost}")
+        return EXIT_RUNTIME
     if flushed:
         return EXIT_OK
     log = " (every event is in the events log)" if options.events_log is not None else ""
     _err(
-        f"the last counts could not be written ({engine.status().store_error}); up to "
-        f"{engine.unflushed_events():,} events this process counted in the window may be missing from the store{log}"
+        f"the last counts could not be written ({engine.status().store_error}); "
+        f"{engine.unflushed_events():,} counted events are missing from the store{log}"
     )
     return EXIT_RUNTIME
 
 
 def run_summary(settings: Settings, as_json: bool) -> int:
     """``eventdash summary``: read the window once, refresh the summary keys, print."""
-    from tui.engine import Engine, headless_line
+    from tui.engine import Engine
+    from tui.headless import headless_line
     from tui.store import StoreUnavailable, open_store
 
-    opened = open_store(settings)
+    opened = open_store(settings, chosen_by=_backend_origin(settings))
+    if (refused := _refuse_embedded_reader("summary", opened, settings)) is not None:
+        opened.store.close()
+        return refused
     _err(opened.reason)
     engine = Engine(settings, opened.store, generate=False)
     try:
@@ -269,7 +276,7 @@ def run_summary(settings: Settings, as_json: bool) -> int:
     finally:
         opened.store.close()
     if as_json:
-        print(json.dumps(headless_line(view, opened.store.backend, 0)))
+        print(json.dumps(headless_line(view, opened.store.backend, None, now=view.as_of, settings=settings)))
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table

@@ -31,7 +31,8 @@ MAX_BATCH = 10_000  # events built per step at most, so stop and flush stay resp
 TICK_SECONDS = 0.05  # events are made in batches at most this far apart: 20 wake-ups a second
 MAX_BACKOFF_SECONDS = 0.5  # a returning server is written to within half a second
 RATE_SAMPLE_SECONDS = 2.0  # measured rate: events over about this long
-BEHIND_RATIO = 0.95  # measured below this share of the configured rate, with a backlog: behind
+BEHIND_RATIO = 0.95  # measured below this share of the configured rate over a full sample: behind
+BEHIND_BACKLOG_SECONDS = 0.25  # or more than this much of the rate's events due and not yet made
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,23 @@ class EngineStatus:
     last_flush_ms: float | None
     store_error: str | None  # why the last flush failed, while it keeps failing
     unflushed_buckets: int
+    unflushed_events: int  # counted here, not yet confirmed by the store (see Engine.unflushed_events)
     restores: int  # times the store lost its data and this writer wrote its buckets back
     #: The generator cannot keep up: ``measured_rate`` is well below ``configured_rate`` (see
     #: :data:`BEHIND_RATIO`), so a run makes fewer events than asked. Shown, never hidden.
     behind: bool = False
+
+
+class EventsLogError(Exception):
+    """The events log could not be written (full disk, closed pipe): the run must stop."""
+
+
+def describe_failure(what: str, exc: BaseException) -> str:
+    """One line for stderr: which part failed and why, never a traceback."""
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, EventsLogError):
+        return f"{what} stopped: {detail}"
+    return f"{what} stopped: {type(exc).__name__}: {detail}"
 
 
 class Engine:
@@ -99,6 +113,13 @@ class Engine:
         #: Called from the writer thread when a flush starts failing or succeeds again, so a caller
         #: can report an outage at once rather than at its next refresh.
         self.on_store_change = on_store_change
+        #: Why the writer thread died (None while it runs): a process that can no longer count must
+        #: stop, so :attr:`on_fatal` is called with the one-line reason and the caller ends the run.
+        self.fatal: str | None = None
+        self.on_fatal: Callable[[str], None] | None = None
+        self.missed_events = 0  # due by the end of the run but never made (set by stop)
+        self._unflushed = 0  # Ledger.unconfirmed() after the last flush; the ledger is the writer's alone
+        self._backlog = 0  # events due but not yet made after the last step: the generator is behind
 
     # -- controls (any thread) -------------------------------------------------------------------
 
@@ -143,11 +164,16 @@ class Engine:
         return started
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            wait = self.step()
-            if wait > 0:
-                self._wake.wait(wait)
-                self._wake.clear()
+        try:
+            while not self._stopping.is_set():
+                wait = self.step()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    self._wake.clear()
+        except Exception as exc:  # noqa: BLE001 - any failure ends counting: say so, never go on silently
+            self.fatal = describe_failure("the writer", exc)
+            if self.on_fatal is not None:
+                self.on_fatal(self.fatal)
 
     def step(self, until: float | None = None) -> float:
         """Generate what is due (up to the monotonic time ``until``, default now) and flush if it is
@@ -160,6 +186,7 @@ class Engine:
                 count = min(due, MAX_BATCH)
                 self._pacer.taken(count)
                 behind = due > count
+                self._backlog = due - count
             if count:
                 self._emit(count)
             self._sample(now)
@@ -183,7 +210,10 @@ class Engine:
         self._last_wall_ms = end_ms
         if self._events_log is not None:
             dumps = json.dumps
-            self._events_log.write("".join(dumps(e.doc, separators=(",", ":")) + "\n" for e in events))
+            try:
+                self._events_log.write("".join(dumps(e.doc, separators=(",", ":")) + "\n" for e in events))
+            except OSError as exc:
+                raise EventsLogError(f"events log {getattr(self._events_log, 'name', '')}: {exc.strerror or exc}") from exc
         self._ledger.record(events)
 
     def ingest(self, events: Iterable[Event]) -> None:
@@ -214,12 +244,15 @@ class Engine:
             started = self.clock.monotonic()
             ttl = key_ttl(settings.window_seconds, settings.bucket_seconds)
             self.store.write_buckets(self.writer_id, taken, settings.bucket_seconds, ttl)
+            self._ledger.confirm(taken)
         except StoreUnavailable as exc:
             self._ledger.mark_dirty(taken)
+            self._unflushed = self._ledger.unconfirmed()
             self._set_store_error(str(exc))
             self._backoff = min(MAX_BACKOFF_SECONDS, max(0.1, self._backoff * 2))
             self._next_flush = mono + self._backoff
             return False
+        self._unflushed = self._ledger.unconfirmed()
         self._last_flush_ms = (self.clock.monotonic() - started) * 1000
         self._last_flush_at = now
         self._set_store_error(None)
@@ -246,11 +279,21 @@ class Engine:
             self._thread.join()
             self._thread = None
         end = at if at is not None else self.clock.monotonic()
-        if self.generate and self._pacer.due(end) <= MAX_BATCH:  # the last tick's events, not a backlog
-            self.step(until=end)
+        if self.generate and not self._pacer.paused:
+            # Due by the end but more than one last batch: the generator was behind. Reported, not made.
+            due = self._pacer.due(end)
+            self.missed_events = due if due > MAX_BATCH else 0
+        if self.generate and self.fatal is None and self._pacer.due(end) <= MAX_BATCH:  # the last tick's events, not a backlog
+            try:
+                self.step(until=end)
+            except EventsLogError as exc:
+                self.fatal = describe_failure("the writer", exc)
         self.pause()  # stopped for good: a second stop only retries the flush
         if self._events_log is not None:
-            self._events_log.flush()
+            try:
+                self._events_log.flush()
+            except OSError as exc:  # e.g. a full disk: the counts still go to the store below
+                self.fatal = self.fatal or describe_failure("the writer", EventsLogError(f"events log: {exc.strerror or exc}"))
         deadline = self.clock.monotonic() + flush_timeout
         while not self.flush():
             if self.clock.monotonic() >= deadline:
@@ -259,8 +302,11 @@ class Engine:
         return True
 
     def unflushed_events(self) -> int:
-        """Events counted locally that the store has not confirmed (after a failed final flush)."""
-        return sum(sum(c.values()) for c in self._ledger.totals().values()) if self._store_error else 0
+        """Events counted here that the store has not confirmed: buffered during an outage, or lost
+        for good once they left the window unwritten. Exact: a bucket counts as written only when
+        the store confirmed this writer's absolute count for it. As of the last flush attempt (the
+        ledger belongs to the writer thread; :meth:`stop` ends with one)."""
+        return self._unflushed
 
     # -- reader side (any thread) ------------------------------------------------------------------
 
@@ -293,6 +339,7 @@ class Engine:
             rate = self.settings.events_per_second
             paused = self._pacer.paused
             generated = self._pacer.emitted
+            backlog = self._backlog if self.generate and not paused else 0
         measured = 0.0
         if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
             measured = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
@@ -306,7 +353,13 @@ class Engine:
             last_flush_ms=self._last_flush_ms,
             store_error=self._store_error,
             unflushed_buckets=self._ledger.bucket_count() if self._store_error else 0,
+            unflushed_events=self._unflushed,
             restores=self._restores,
+            behind=backlog > max(1.0, rate * BEHIND_BACKLOG_SECONDS) or (
+                not paused and self.generate and len(samples) >= 2
+                and samples[-1][0] - samples[0][0] >= RATE_SAMPLE_SECONDS * 0.9
+                and measured < BEHIND_RATIO * rate
+            ),
         )
 
 
@@ -327,16 +380,4 @@ def summary_documents(view: WindowView) -> dict[str, dict[str, Any]]:
             "asOfMs": as_of_ms,
         }
         for etype, summary in view.summary_json().items()
-    }
-
-
-def headless_line(view: WindowView, backend: str, generated: int) -> dict[str, Any]:
-    """One line of ``--headless`` output (and ``summary --json``)."""
-    return {
-        "as_of": iso_ms(int(view.as_of * 1000)),
-        "window_minutes": view.window_minutes,
-        "bucket_seconds": view.bucket_seconds,
-        "backend": backend,
-        "generated": generated,
-        "summary": view.summary_json(),
     }

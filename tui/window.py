@@ -156,6 +156,10 @@ class Ledger:
         self._pending: Counter[tuple[int, str, str]] = Counter()
         self._blocks: dict[Block, BucketCounts] = {}
         self._dirty: set[Block] = set()
+        #: Events per single bucket that the store has confirmed (the last successful write of it).
+        self._confirmed: dict[int, int] = {}
+        #: Events that left the window before the store ever confirmed them: lost for good.
+        self.expired_unwritten = 0
 
     def record(self, events: Iterable[tuple[str, str, int]]) -> None:
         """Count events given as ``(type, tracking_id, ts_ms)`` (an :class:`~tui.events.Event` is one)."""
@@ -180,13 +184,37 @@ class Ledger:
         return taken
 
     def mark_dirty(self, blocks: Iterable[Block] | None = None) -> None:
-        """Write these blocks (default: every block still held) again at the next flush."""
+        """Write these blocks again at the next flush. Without ``blocks``: the store lost its data,
+        so every block still held is written back and nothing counts as confirmed any more."""
+        if blocks is None:
+            self._confirmed.clear()
         self._dirty.update(self._blocks if blocks is None else (b for b in blocks if b in self._blocks))
 
+    def confirm(self, written: Mapping[Block, BucketCounts]) -> None:
+        """The store took these blocks (absolute counts): remember how many events each bucket holds."""
+        for (span, index), counts in written.items():
+            if span == 1:
+                self._confirmed[index] = sum(sum(c.values()) for c in counts.values())
+
+    def unconfirmed(self) -> int:
+        """Events counted here that the store has not confirmed, still in the window or already lost."""
+        self._fold()
+        held = sum(
+            max(0, sum(sum(c.values()) for c in counts.values()) - self._confirmed.get(index, 0))
+            for (span, index), counts in self._blocks.items()
+            if span == 1
+        )
+        return held + self.expired_unwritten
+
     def prune(self, oldest: int) -> None:
-        """Forget blocks that end before bucket ``oldest``: no window can read them again."""
+        """Forget blocks that end before bucket ``oldest``: no window can read them again. Counts
+        the store never confirmed are added to :attr:`expired_unwritten`, so a loss stays visible."""
         self._fold()
         for block in [b for b in self._blocks if (b[1] + 1) * b[0] <= oldest]:
+            span, index = block
+            if span == 1:
+                total = sum(sum(c.values()) for c in self._blocks[block].values())
+                self.expired_unwritten += max(0, total - self._confirmed.pop(index, 0))
             del self._blocks[block]
             self._dirty.discard(block)
 

@@ -18,25 +18,28 @@ class OpenedStore:
     store: Store
     #: One line for stderr: which backend is in use and why.
     reason: str
+    #: Set when ``auto`` found no memcached: which servers, and why (for commands that need one).
+    unreachable: str | None = None
 
 
-def open_store(settings: Settings, clock: Clock | None = None) -> OpenedStore:
-    """The store the settings ask for. ``auto`` probes memcached once and falls back to memory.
+def open_store(settings: Settings, clock: Clock | None = None, chosen_by: str = "the settings") -> OpenedStore:
+    """The store the settings ask for. ``auto`` probes memcached once and falls back to the
+    embedded store; ``chosen_by`` names where the backend was chosen (a flag, a file), for the line.
 
     ``memcached`` never falls back: the engine keeps counting locally and retries until it answers.
     """
     servers = ",".join(str(s) for s in settings.memcached.servers)
     if settings.backend == "memory":
-        return OpenedStore(MemoryStore(clock), "backend memory: chosen in the settings; counts stay in this process")
+        return OpenedStore(MemoryStore(clock), f"embedded store (chosen by {chosen_by}): counts stay in this process")
     store = MemcachedStore(settings.memcached.servers, settings.memcached.key_prefix)
     if settings.backend == "memcached":
-        return OpenedStore(store, f"backend memcached: {servers} (chosen in the settings)")
+        return OpenedStore(store, f"memcached {servers} (chosen by {chosen_by})")
     health = store.health()
     if health.ok:
-        return OpenedStore(store, f"backend memcached: {servers} answered in {health.latency_ms:.1f} ms")
+        return OpenedStore(store, f"memcached {servers} answered in {health.latency_ms:.1f} ms")
     store.close()
-    reason = f"no memcached at {health.detail.removeprefix('down: ')}"
     return OpenedStore(
-        MemoryStore(clock, reason),
-        f"backend memory: {health.detail}; counts stay in this process (backend auto)",
+        MemoryStore(clock, f"no memcached at {health.detail.removeprefix('down: ')}"),
+        f"{health.unreachable()}: counting in the embedded store",
+        unreachable=health.unreachable(),
     )

@@ -34,6 +34,12 @@ class Health:
     detail: str  # e.g. "127.0.0.1:11211 · 0.3 ms" or the error
     latency_ms: float | None = None
     evictions: int | None = None
+    #: The servers that did not answer, with why: ``(("127.0.0.1:11211", "Connection refused"),)``.
+    down: tuple[tuple[str, str], ...] = ()
+
+    def unreachable(self) -> str:
+        """``memcached 127.0.0.1:11211 unreachable (Connection refused)``: what a person reads."""
+        return "; ".join(f"memcached {address} unreachable ({why})" for address, why in self.down)
 
 
 def encode(value: Mapping[str, Any]) -> bytes:

@@ -213,18 +213,19 @@ class MemcachedStore(Store):
         """``stats`` on every server: latency of the slowest, evictions summed, the down ones named."""
         latencies: list[float] = []
         evictions = 0
-        down: list[str] = []
+        down: list[tuple[str, str]] = []
         for address, client in self._per_server():
             started = time.perf_counter()
             try:
                 stats = self._call("stats", client.stats)
             except StoreUnavailable as exc:
-                down.append(f"{address} ({reason(exc.__cause__ or exc)})")
+                down.append((address, reason(exc.__cause__ or exc)))
                 continue
             latencies.append((time.perf_counter() - started) * 1000)
             evictions += int(stats.get(b"evictions", 0))
         if down:
-            return Health(self.backend, False, "down: " + "; ".join(down), None, evictions if latencies else None)
+            detail = "down: " + "; ".join(f"{address} ({why})" for address, why in down)
+            return Health(self.backend, False, detail, None, evictions if latencies else None, tuple(down))
         latency = max(latencies)
         return Health(self.backend, True, f"{self.address} · {latency:.1f} ms", latency, evictions)
 

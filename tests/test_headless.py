@@ -1,0 +1,165 @@
+"""Headless and summary say the truth, and every way a run can end flushes what it counted.
+
+Each test runs the real ``eventdash`` as a subprocess against real memcached servers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MemcachedServer, free_port
+from tests.oracle import read_log, recount, rows
+from tests.proc import REPO, Eventdash
+from tui.clock import FakeClock
+from tui.engine import MAX_BATCH, Engine
+from tui.headless import BehindWatch
+from tui.settings import Settings
+from tui.store import MemoryStore
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def run(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=ENV)
+
+
+def total(summary: dict) -> int:
+    return sum(s["totalEventsCaptured"] for s in summary.values())
+
+
+def test_headless_prints_a_line_every_refresh_while_memcached_is_down_and_the_last_says_what_was_not_written(tmp_path: Path) -> None:
+    port = free_port()
+    result = run("--headless", "--backend", "memcached", "--memcached", f"127.0.0.1:{port}", "--duration", "2", "--refresh", "0.5", "--rate", "100", cwd=tmp_path)
+    assert result.returncode == 1
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(out) >= 4  # one per refresh although nothing could be read, and the final line
+    for line in out:
+        assert line["summary"] is None
+        assert line["store"]["reachable"] is False and f"127.0.0.1:{port}" in line["store"]["error"]
+    assert out[-1]["final"] is True
+    assert out[-1]["store"]["unwritten_events"] == out[-1]["generated"] == 200
+    assert "200 counted events are missing from the store" in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_auto_without_memcached_says_memcached_is_unreachable_not_that_memory_is_down(tmp_path: Path) -> None:
+    port = free_port()
+    result = run("--headless", "--memcached", f"127.0.0.1:{port}", "--duration", "0.5", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stderr.splitlines()[0] == f"eventdash: memcached 127.0.0.1:{port} unreachable (Connection refused): counting in the embedded store"
+
+
+@pytest.mark.parametrize("command", [["summary"], ["summary", "--json"], ["--headless", "--no-generate", "--duration", "1"]])
+def test_readers_without_memcached_say_the_embedded_store_cannot_be_read_and_exit_1(command: list[str], tmp_path: Path) -> None:
+    port = free_port()
+    result = run(*command, "--memcached", f"127.0.0.1:{port}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert f"memcached 127.0.0.1:{port} unreachable (Connection refused)" in line
+    assert "embedded store lives only inside a running eventdash process" in line
+
+
+def test_summary_with_the_embedded_store_chosen_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("summary", "--backend", "memory", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "use --backend memcached or auto" in result.stderr and result.stdout == ""
+
+
+def test_summary_json_leaves_out_generated(tmp_path: Path, memcached: MemcachedServer) -> None:
+    result = run("summary", "--json", "--memcached", memcached.address, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert "generated" not in line and set(line["summary"]) == {"signup", "user-event", "review"}
+
+
+def test_an_events_log_on_a_full_disk_stops_the_run_with_one_line_and_flushes_what_was_counted(tmp_path: Path, memcached: MemcachedServer) -> None:
+    result = run("--headless", "--rate", "20000", "--duration", "30", "--events-log", "/dev/full", "--memcached", memcached.address, "--key-prefix", "full:", cwd=tmp_path)
+    assert result.returncode == 1  # not 30 s of lines with "generated" frozen
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("eventdash: error: the writer stopped: events log /dev/full: No space left on device")
+    assert "Traceback" not in result.stderr
+    final = json.loads(result.stdout.splitlines()[-1])
+    assert final["final"] is True and final["store"]["unwritten_events"] == 0
+    stored = run("summary", "--json", "--memcached", memcached.address, "--key-prefix", "full:", cwd=tmp_path)
+    assert total(json.loads(stored.stdout)["summary"]) == total(final["summary"])
+
+
+def test_headless_piped_into_head_stores_every_logged_event_and_exits_0(tmp_path: Path, memcached: MemcachedServer) -> None:
+    log = tmp_path / "ev.jsonl"
+    command = [sys.executable, "-m", "tui", "--headless", "--rate", "5000", "--events-log", str(log), "--memcached", memcached.address, "--key-prefix", "pipe:"]
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=tmp_path)
+    assert writer.stdout is not None
+    writer.stdout.readline()  # what `head -1` does: one line, then the pipe closes
+    writer.stdout.close()
+    _, stderr = writer.communicate(timeout=30)
+    assert writer.returncode == 0, stderr
+    assert b"Traceback" not in stderr and b"BrokenPipe" not in stderr
+    stored = run("summary", "--json", "--memcached", memcached.address, "--key-prefix", "pipe:", cwd=tmp_path)
+    assert json.loads(stored.stdout)["summary"] == recount(rows(read_log(log)))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1])
+def test_every_stop_signal_flushes_every_count_and_the_whole_log(signum: int, tmp_path: Path, memcached: MemcachedServer) -> None:
+    log = tmp_path / "ev.jsonl"
+    prefix = f"sig{int(signum)}:"
+    writer = Eventdash("--headless", "--rate", "3000", "--events-log", str(log), "--memcached", memcached.address, "--key-prefix", prefix)
+    writer.wait_for('"backend": "memcached"', stream="stdout")
+    assert writer.stop(signum) == 0, writer.text("stderr")
+    docs = read_log(log)  # every line whole: read_log parses each one
+    assert writer.json_lines()[-1]["summary"] == recount(rows(docs))
+    stored = run("summary", "--json", "--memcached", memcached.address, "--key-prefix", prefix, cwd=tmp_path)
+    assert json.loads(stored.stdout)["summary"] == recount(rows(docs))
+
+
+def test_the_engine_says_it_is_behind_when_more_is_due_than_it_can_make() -> None:
+    clock = FakeClock()
+    engine = Engine(Settings(events_per_second=200_000, backend="memory"), MemoryStore(clock), clock=clock, seed=1)
+    engine.step()
+    assert engine.status().behind is False
+    clock.advance(1.0)  # 200,000 due at once; one step makes MAX_BATCH
+    engine.step()
+    status = engine.status()
+    assert status.behind is True and status.generated == MAX_BATCH
+    assert engine.stop(at=clock.monotonic()) is True
+    assert engine.missed_events == 200_000 - MAX_BATCH
+
+
+def test_the_behind_notice_names_both_rates_once_and_says_when_it_caught_up() -> None:
+    clock = FakeClock()
+    engine = Engine(Settings(events_per_second=20_000, backend="memory"), MemoryStore(clock), clock=clock, seed=1)
+    watch = BehindWatch()
+    for _ in range(12):
+        clock.advance(0.25)
+        engine.step()  # 5,000 due each time: on time
+    assert watch.observe(engine.status()) is None
+    clock.advance(3.0)
+    engine.step()  # 60,000 due, 10,000 made
+    text = watch.observe(engine.status())
+    assert text is not None and text.startswith("behind: producing ") and "of the configured 20,000/s" in text
+    assert watch.observe(engine.status()) is None  # said once
+    for _ in range(8):
+        engine.step()  # the backlog is made up
+    assert (watch.observe(engine.status()) or "").startswith("caught up")
+
+
+def test_a_dashboard_whose_writer_fails_closes_flushes_and_names_the_failure(tmp_path: Path, memcached: MemcachedServer) -> None:
+    from tests.conftest import wait_until
+    from tests.proc import PtyDashboard
+
+    dashboard = PtyDashboard("--rate", "20000", "--events-log", "/dev/full", "--memcached", memcached.address, "--key-prefix", "dfull:", cwd=tmp_path)
+    try:
+        wait_until(dashboard.exited, timeout=30, what="the dashboard to stop on its own")
+    finally:
+        dashboard.close()
+    screen = bytes(dashboard.screen)
+    assert dashboard.proc.returncode == 1
+    assert b"eventdash: error: the writer stopped: events log /dev/full: No space left on device" in screen
+    assert b"Traceback" not in screen

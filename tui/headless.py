@@ -1,0 +1,183 @@
+"""``eventdash --headless``: one JSON line per refresh on stdout, notices on stderr.
+
+A line is printed on every refresh whatever the store's state: while memcached is unreachable the
+line says so (``store.reachable: false``, why, and how many events are buffered) instead of going
+quiet. The last line (``"final": true``) says how many counted events could not be written. stdout
+closed by the reader (``eventdash --headless | head -1``) ends the run like a signal: flush
+everything, exit 0, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from typing import Any, TextIO
+
+from tui.engine import Engine, EngineStatus
+from tui.events import iso_ms
+from tui.settings import Settings
+from tui.shutdown import on_stop_signals, on_thread_failure
+from tui.store import OpenedStore, StoreUnavailable
+from tui.watch import StoreWatch
+from tui.window import WindowView
+
+
+def headless_line(
+    view: WindowView | None,
+    backend: str,
+    status: EngineStatus | None,
+    *,
+    now: float,
+    settings: Settings,
+    error: str | None = None,
+    final: bool = False,
+) -> dict[str, Any]:
+    """One line of ``--headless`` output (and, without ``status``, of ``summary --json``).
+
+    ``summary`` is None when the store could not be read; ``store`` then says why. ``generated``
+    is left out where nothing was generated here (``summary``, ``--no-generate``).
+    """
+    line: dict[str, Any] = {
+        "as_of": iso_ms(int((view.as_of if view else now) * 1000)),
+        "window_minutes": view.window_minutes if view else settings_minutes(settings),
+        "bucket_seconds": view.bucket_seconds if view else settings.bucket_seconds,
+        "backend": backend,
+    }
+    if status is not None:
+        problem = status.store_error or error
+        line["store"] = {"reachable": problem is None, "error": problem, "unwritten_events": status.unflushed_events}
+        if status.generating:
+            line["generated"] = status.generated
+            line["rate"] = {"configured": status.configured_rate, "measured": round(status.measured_rate, 1), "behind": status.behind}
+    line["summary"] = view.summary_json() if view else None
+    if final:
+        line["final"] = True
+    return line
+
+
+def settings_minutes(settings: Settings) -> float | int:
+    minutes = settings.window_minutes
+    return int(minutes) if float(minutes).is_integer() else minutes
+
+
+class LineWriter:
+    """Prints JSON lines; remembers when the reader went away instead of raising at every line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed = False
+
+    def write(self, line: dict[str, Any]) -> bool:
+        if self.closed:
+            return False
+        try:
+            self.stream.write(json.dumps(line) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            self.closed = True
+            # Python would report the pipe again when it flushes stdout at exit: point it elsewhere.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        return not self.closed
+
+
+class BehindWatch:
+    """Says once when the generator falls behind its rate, and once when it catches up."""
+
+    def __init__(self) -> None:
+        self.behind = False
+
+    def observe(self, status: EngineStatus) -> str | None:
+        if status.behind == self.behind:
+            return None
+        self.behind = status.behind
+        if status.behind:
+            return (
+                f"behind: producing {status.measured_rate:,.0f}/s of the configured {status.configured_rate:,.0f}/s; "
+                "this machine cannot generate that fast"
+            )
+        return f"caught up: producing {status.measured_rate:,.0f}/s of the configured {status.configured_rate:,.0f}/s"
+
+
+def err(message: str) -> None:
+    print(f"eventdash: {message}", file=sys.stderr, flush=True)
+
+
+def run_headless(engine: Engine, opened: OpenedStore, duration: float | None) -> tuple[bool, str | None]:
+    """Run until ``duration`` ends, a stop signal, stdout closing or a failure; then stop and flush.
+
+    Returns (flushed, fatal): whether the store took every count, and why the run failed, if it did.
+    """
+    settings = engine.settings
+    wake = threading.Event()  # a signal, a failure, or the writer finding the store lost or back
+    stopping = threading.Event()
+    fatal: list[str] = []
+
+    def stop_now(*_: Any) -> None:
+        stopping.set()
+        wake.set()
+
+    def fail(reason: str) -> None:
+        fatal.append(reason)
+        stop_now()
+
+    engine.on_store_change = wake.set
+    engine.on_fatal = fail
+    on_stop_signals(stop_now)
+    on_thread_failure(fail)
+    out = LineWriter(sys.stdout)
+    watch, behind = StoreWatch(), BehindWatch()
+
+    def report(final: bool = False) -> None:
+        view, failure = None, None
+        try:
+            view = engine.refresh()
+        except StoreUnavailable as exc:
+            failure = str(exc)
+        status = engine.status()
+        for notice in watch.observe(opened.store.health(), status.store_error or failure, engine.clock.monotonic()):
+            err(notice.text)
+        if not final and (text := behind.observe(status)) is not None:  # stopped is not "caught up"
+            err(text)
+        line = headless_line(view, opened.store.backend, status, now=engine.clock.time(), settings=settings, error=failure, final=final)
+        if final and status.generating:
+            line["rate"]["missed"] = engine.missed_events  # due by the end but never made: behind
+        if not out.write(line):
+            stop_now()
+
+    started = engine.start()
+    end = started + duration if duration is not None else None
+    ticks = 1
+    try:
+        while True:
+            deadline = started + ticks * settings.refresh_seconds
+            if end is not None:
+                deadline = min(deadline, end)
+            woken = wake.wait(max(0.0, deadline - engine.clock.monotonic()))
+            wake.clear()
+            if stopping.is_set():
+                end = None  # a signal, a failure or a closed stdout: stop now
+                break
+            if end is not None and engine.clock.monotonic() >= end:
+                break
+            report()  # on the refresh tick, or at once when the store went away or came back
+            if not woken:
+                ticks += 1
+    except Exception as exc:  # noqa: BLE001 - the reader failed: stop counting loudly, after the flush below
+        fail(f"the reader stopped: {type(exc).__name__}: {exc}")
+    flushed = engine.stop(at=end)
+    if engine.fatal and engine.fatal not in fatal:
+        fatal.append(engine.fatal)
+    try:
+        report(final=True)
+    except Exception as exc:  # noqa: BLE001 - the counts are flushed; the last line is a courtesy
+        fatal.append(f"the last line could not be printed: {type(exc).__name__}: {exc}")
+    if engine.missed_events and not fatal:
+        err(
+            f"generated {engine.status().generated:,} events, {engine.missed_events:,} fewer than the configured rate "
+            "asked for: the generator was behind"
+        )
+    return flushed, (fatal[0] if fatal else None)
