@@ -163,3 +163,29 @@ def test_a_dashboard_whose_writer_fails_closes_flushes_and_names_the_failure(tmp
     assert dashboard.proc.returncode == 1
     assert b"eventdash: error: the writer stopped: events log /dev/full: No space left on device" in screen
     assert b"Traceback" not in screen
+
+
+def test_an_unexpected_failure_in_the_writer_thread_is_one_line_with_the_traceback_in_the_crash_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from tui.shutdown import crash_log_path
+
+    class BrokenStore(MemoryStore):
+        """A store whose writes fail in a way nothing expects (a bug, not an outage)."""
+
+        def write_buckets(self, *args: object, **kwargs: object) -> None:
+            raise RuntimeError("boom")
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    failed = threading.Event()
+    reasons: list[str] = []
+    engine = Engine(Settings(events_per_second=100, backend="memory"), BrokenStore(), seed=1, flush_interval=0.05)
+    engine.on_fatal = lambda reason: (reasons.append(reason), failed.set())
+    engine.start()
+    assert failed.wait(10), "the writer thread never reported its failure"
+    engine.stop(flush_timeout=0.1)
+    [reason] = reasons
+    assert reason == f"the writer stopped: RuntimeError: boom (details in {crash_log_path()})"
+    assert "\n" not in reason
+    log = crash_log_path().read_text()
+    assert "Traceback (most recent call last)" in log and "RuntimeError: boom" in log

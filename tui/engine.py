@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from tui.clock import Clock, SystemClock
 from tui.events import Event, EventFactory, Pacer, iso_ms
 from tui.settings import Settings
+from tui.shutdown import describe_crash
 from tui.store import Store, StoreUnavailable
 from tui.window import Ledger, WindowView, bucket_of, cover, key_ttl, summarize, window_range
 
@@ -57,14 +58,6 @@ class EngineStatus:
 
 class EventsLogError(Exception):
     """The events log could not be written (full disk, closed pipe): the run must stop."""
-
-
-def describe_failure(what: str, exc: BaseException) -> str:
-    """One line for stderr: which part failed and why, never a traceback."""
-    detail = str(exc) or type(exc).__name__
-    if isinstance(exc, EventsLogError):
-        return f"{what} stopped: {detail}"
-    return f"{what} stopped: {type(exc).__name__}: {detail}"
 
 
 class Engine:
@@ -170,8 +163,11 @@ class Engine:
                 if wait > 0:
                     self._wake.wait(wait)
                     self._wake.clear()
+        except EventsLogError as exc:
+            self.fatal = f"the writer stopped: {exc}"
         except Exception as exc:  # noqa: BLE001 - any failure ends counting: say so, never go on silently
-            self.fatal = describe_failure("the writer", exc)
+            self.fatal = describe_crash("the writer", exc)
+        if self.fatal is not None:
             if self.on_fatal is not None:
                 self.on_fatal(self.fatal)
 
@@ -287,19 +283,24 @@ class Engine:
             try:
                 self.step(until=end)
             except EventsLogError as exc:
-                self.fatal = describe_failure("the writer", exc)
+                self.fatal = f"the writer stopped: {exc}"
         self.pause()  # stopped for good: a second stop only retries the flush
         if self._events_log is not None:
             try:
                 self._events_log.flush()
             except OSError as exc:  # e.g. a full disk: the counts still go to the store below
-                self.fatal = self.fatal or describe_failure("the writer", EventsLogError(f"events log: {exc.strerror or exc}"))
+                self.fatal = self.fatal or f"the writer stopped: events log: {exc.strerror or exc}"
         deadline = self.clock.monotonic() + flush_timeout
-        while not self.flush():
+        while True:
+            try:
+                if self.flush():
+                    return True
+            except Exception as exc:  # noqa: BLE001 - stopping ends with a one-line message, not a traceback
+                self.fatal = self.fatal or describe_crash("the last flush", exc)
+                return False
             if self.clock.monotonic() >= deadline:
                 return False
             time.sleep(min(self._backoff, 0.2))  # a pause between retries, not a synchronization
-        return True
 
     def unflushed_events(self) -> int:
         """Events counted here that the store has not confirmed: buffered during an outage, or lost

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from tui.engine import Engine, EngineStatus
 from tui.events import iso_ms
 from tui.settings import Settings
-from tui.shutdown import on_stop_signals, on_thread_failure
+from tui.shutdown import describe_crash, on_stop_signals, on_thread_failure
 from tui.store import OpenedStore, StoreUnavailable
 from tui.watch import StoreWatch
 from tui.window import WindowView
@@ -167,14 +167,14 @@ def run_headless(engine: Engine, opened: OpenedStore, duration: float | None) ->
             if not woken:
                 ticks += 1
     except Exception as exc:  # noqa: BLE001 - the reader failed: stop counting loudly, after the flush below
-        fail(f"the reader stopped: {type(exc).__name__}: {exc}")
+        fail(describe_crash("the reader", exc))
     flushed = engine.stop(at=end)
     if engine.fatal and engine.fatal not in fatal:
         fatal.append(engine.fatal)
     try:
         report(final=True)
     except Exception as exc:  # noqa: BLE001 - the counts are flushed; the last line is a courtesy
-        fatal.append(f"the last line could not be printed: {type(exc).__name__}: {exc}")
+        fatal.append(describe_crash("the last line", exc))
     if engine.missed_events and not fatal:
         err(
             f"generated {engine.status().generated:,} events, {engine.missed_events:,} fewer than the configured rate "

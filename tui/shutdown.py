@@ -10,10 +10,14 @@ longer counts is the worst outcome, so there is no path that only logs and goes 
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import time
+import traceback
 from collections.abc import Callable
-from types import FrameType
+from pathlib import Path
+from types import FrameType, TracebackType
 
 #: Signals that mean "stop now, cleanly".
 STOP_SIGNALS: tuple[signal.Signals, ...] = (
@@ -35,14 +39,35 @@ def on_stop_signals(callback: Callable[[signal.Signals], None]) -> None:
         signal.signal(signum, handler)
 
 
+def crash_log_path() -> Path:
+    """Where the details of an unexpected failure go: ``$XDG_STATE_HOME/eventdash/crash.log``
+    (by default ``~/.local/state/eventdash/crash.log``)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "eventdash" / "crash.log"
+
+
+def describe_crash(what: str, exc: BaseException, tb: TracebackType | None = None) -> str:
+    """One line naming what failed and why; the traceback goes to :func:`crash_log_path` (named in
+    the line) for a bug report, never onto the user's screen."""
+    line = f"{what} stopped: {type(exc).__name__}{': ' + str(exc) if str(exc) else ''}"
+    path = crash_log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} pid {os.getpid()}: {line}\n")
+            log.write("".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__)))
+    except OSError:
+        return line
+    return f"{line} (details in {path})"
+
+
 def on_thread_failure(callback: Callable[[str], None]) -> None:
     """Turn an exception that escapes any thread into ``callback(one line naming the thread)``."""
 
     def hook(args: threading.ExceptHookArgs) -> None:
-        if args.exc_type is SystemExit:
+        if args.exc_type is SystemExit or args.exc_value is None:
             return
         name = args.thread.name if args.thread is not None else "a thread"
-        detail = str(args.exc_value) if args.exc_value is not None else ""
-        callback(f"{name} stopped: {args.exc_type.__name__}{': ' + detail if detail else ''}")
+        callback(describe_crash(name, args.exc_value, args.exc_traceback))
 
     threading.excepthook = hook
