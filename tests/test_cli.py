@@ -21,7 +21,9 @@ EVENTDASH = [sys.executable, "-m", "tui"]
 
 
 def run(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EVENTDASH, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    """Run eventdash in ``cwd`` with a config directory of its own: a user's file never leaks in."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "XDG_CONFIG_HOME": str(cwd / "xdg")}
+    return subprocess.run([*EVENTDASH, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
 
 
 def lines(stdout: str) -> list[dict]:
