@@ -23,7 +23,7 @@ EVENTDASH = [sys.executable, "-m", "tui"]
 def run(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run eventdash in ``cwd`` with a config directory of its own: a user's file never leaks in."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "XDG_CONFIG_HOME": str(cwd / "xdg")}
-    return subprocess.run([*EVENTDASH, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+    return subprocess.run([*EVENTDASH, *args], check=False, capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
 
 
 def lines(stdout: str) -> list[dict]:
