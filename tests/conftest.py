@@ -121,6 +121,15 @@ def memcached_factory() -> Iterator[Callable[[], MemcachedServer]]:
 
 
 @pytest.fixture(autouse=True)
+def private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own ``~/.config/eventdash/settings.json`` or crash log must not leak into a
+    test (and a test must not write there): every test, and every eventdash it starts, gets its own."""
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+
+
+@pytest.fixture(autouse=True)
 def no_orphan_processes() -> Iterator[None]:
     """A test that fails before stopping its eventdash processes must not leave them running."""
     from tests.proc import Eventdash

@@ -21,7 +21,9 @@ EVENTDASH = [sys.executable, "-m", "tui"]
 
 
 def run(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EVENTDASH, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    """Run eventdash in ``cwd`` with a config directory of its own: a user's file never leaks in."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "XDG_CONFIG_HOME": str(cwd / "xdg")}
+    return subprocess.run([*EVENTDASH, *args], check=False, capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
 
 
 def lines(stdout: str) -> list[dict]:
@@ -47,7 +49,7 @@ def test_headless_prints_one_json_object_per_refresh_in_the_documented_shape(tmp
     final = out[-1]
     assert final["generated"] == 500  # 2.5 s at 200/s, exactly
     assert sum(s["totalEventsCaptured"] for s in final["summary"].values()) == 500
-    assert "embedded store (chosen by " in result.stderr
+    assert "embedded store (chosen by --backend)" in result.stderr
 
 
 def test_events_log_recount_equals_the_final_summary_and_the_memcached_keys(tmp_path: Path, memcached: MemcachedServer) -> None:

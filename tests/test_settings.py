@@ -61,7 +61,6 @@ def _error(raw: dict[str, Any]) -> str:
         ({"window_minutes": 100000}, "at most 8,640 are kept"),
         ({"bucket_seconds": 0}, "bucket_seconds: must be from 1 to 3600 seconds, got 0"),
         ({"bucket_seconds": 2.5}, "bucket_seconds: expected a whole number of seconds"),
-        ({"bucket_seconds": 7}, "bucket_seconds: 5 min is not a whole number of 7 s buckets"),
         ({"tracking_ids": []}, "tracking_ids: the list is empty"),
         ({"tracking_ids": "INF-a"}, "tracking_ids: expected a list of strings"),
         ({"tracking_ids": ["INF-a", "INF-a"]}, "tracking_ids[1]: \"INF-a\" is listed twice"),
@@ -85,6 +84,15 @@ def _error(raw: dict[str, Any]) -> str:
         ({"memcached": {"key_prefix": "event dash"}}, "memcached.key_prefix: \"event dash\" contains whitespace"),
         ({"memcached": {"key_prefix": "x" * 129}}, "is 129 bytes long; at most 128 are allowed"),
         ({"refresh_seconds": 0}, "refresh_seconds: must be from 0.1 to 60 seconds"),
+        ({"events_per_second": 10**400}, "events_per_second: must be more than 0 and at most 200,000 events/s, got a 401-digit number"),
+        ({"window_minutes": -(10**30)}, "window_minutes: must be more than 0 minutes and at most 8,640 buckets long, got a negative 31-digit number"),
+        ({"bucket_seconds": 10**20}, "bucket_seconds: must be from 1 to 3600 seconds, got a 21-digit number"),
+        ({"refresh_seconds": float("nan")}, "refresh_seconds: expected a finite number, got nan"),
+        ({"tracking_ids": ["INF-\u200bx"]}, "contains the invisible character U+200B ZERO WIDTH SPACE"),
+        ({"tracking_ids": ["INF-\u202ex"]}, "contains the invisible character U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ({"memcached": {"key_prefix": ""}}, "memcached.key_prefix: is empty"),
+        ({"memcached": {"key_prefix": "x\u2066:"}}, "contains the invisible character U+2066 LEFT-TO-RIGHT ISOLATE"),
+        ({"memcached": {"servers": ["127.0.0.1:\uff11\uff12"]}}, "is not a number in digits 0-9"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field_and_what_is_allowed(raw: dict[str, Any], expected: str) -> None:
@@ -142,3 +150,31 @@ def test_saved_settings_load_back_the_same(tmp_path: Path) -> None:
     settings = Settings(events_per_second=250, window_minutes=7)
     save_settings(settings, path)
     assert build_settings(json.loads(path.read_text()), resolve_hosts=False) == settings
+
+
+def test_a_window_that_does_not_fit_the_buckets_names_both_sources() -> None:
+    with pytest.raises(SettingsError, match=r"^the default window_minutes with bucket_seconds in s.json: 5 min is not a whole number of 7 s buckets"):
+        build_settings({"bucket_seconds": 7}, origin="s.json")
+    with pytest.raises(SettingsError, match=r"^window_minutes in s.json with --bucket-seconds: 5 min is not"):
+        build_settings({"bucket_seconds": 7, "window_minutes": 5}, labels={"bucket_seconds": "--bucket-seconds"}, origin="s.json")
+    with pytest.raises(SettingsError, match=r"^s.json: window_minutes: 5 min is not"):
+        build_settings({"bucket_seconds": 7, "window_minutes": 5}, origin="s.json")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"a": 1, "a": 2}', "s.json: the top level: key 'a' is given twice"),
+        ('{"memcached": {"servers": [], "servers": []}}', "s.json: memcached: key 'servers' is given twice"),
+        ('{"tracking_ids": [{"x": 1, "x": 2}]}', "s.json: tracking_ids[0]: key 'x' is given twice"),
+        ('{"bucket_seconds": 1' + "0" * 5000 + "}", "s.json: bucket_seconds: must be from 1 to 3600 seconds, got a 5,001-digit number"),
+        ("[" * 5000 + "]" * 5000, "s.json: not valid settings: nested more than 64 levels deep at line 1, column 65"),
+    ],
+    ids=["repeated-top", "repeated-memcached", "repeated-in-list", "5001-digits", "5000-deep"],
+)
+def test_json_parse_level_trouble_is_refused_naming_the_file(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(content)
+    with pytest.raises(SettingsError) as info:
+        build_settings(read_settings_file(path), origin="s.json")
+    assert str(info.value).replace(f"{tmp_path}/", "").startswith(expected)

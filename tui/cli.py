@@ -2,6 +2,9 @@
 
 Exit statuses: 0 done; 1 the store failed at run time (e.g. memcached unreachable for ``summary``, or
 the last counts could not be written); 2 usage or configuration error. No path ends in a traceback.
+
+Parsing the flags, reading the settings file and checking everything is :func:`prepare`, which runs
+nothing: every bad input ends there, as one ``eventdash: error: ...`` line on stderr and exit 2.
 """
 
 from __future__ import annotations
@@ -9,14 +12,22 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TextIO
 
 from tui import EVENT_TYPES, __version__
-from tui.settings import Settings, SettingsError, build_settings, read_settings_file
+from tui.settings import (
+    Settings,
+    SettingsError,
+    build_settings,
+    check_writer_name,
+    read_settings_file,
+    user_settings_path,
+)
 from tui.shutdown import on_stop_signals, on_thread_failure
 
 if TYPE_CHECKING:
@@ -37,24 +48,62 @@ OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
+def one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped, so a message is one line whatever was typed."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def usage_error(message: str) -> NoReturn:
+    """Stop with the one line every usage and settings error ends in, and exit status 2."""
+    sys.stderr.write(f"eventdash: error: {one_line(message)}\n")
+    sys.stderr.flush()
+    raise SystemExit(EXIT_USAGE)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors end like a settings error: one line, no usage block, exit 2.
+
+    argparse prints the usage (several lines) before its message; a script reading stderr, and the
+    team's rule, want the one line, so the usage is left to ``--help``, which the line points to.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        usage_error(f"{message} (see eventdash --help)")
+
+
+def _typed(text: str) -> str:
+    """What the user typed, quoted and cut short for a message."""
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
 def _number(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, got {_typed(text)}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {_typed(text)}")
+    return value
 
 
 def _whole(text: str) -> int:
     try:
         return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    except ValueError:  # also a number beyond Python's 4300-digit conversion limit
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {_typed(text)}") from None
+
+
+def _duration(text: str) -> float:
+    seconds = _number(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {_typed(text)}")
+    return seconds
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:
     """Options that choose the settings, the window and the store; shared by every command."""
     s = argparse.SUPPRESS  # unset flags stay unset, so they never override the file
-    parser.add_argument("--settings", metavar="PATH", default=s, help="settings file, JSON or .toml (default: ./settings.json if present)")
+    parser.add_argument("--settings", metavar="PATH", default=s, help="settings file, JSON or .toml (default: the user's file if present, else ./settings.json if present)")
     parser.add_argument("--window-minutes", metavar="N", type=_number, default=s, help="window length in minutes, fractions allowed (e.g. 0.5)")
     parser.add_argument("--bucket-seconds", metavar="B", type=_whole, default=s, help="bucket length in seconds: the window's approximation")
     parser.add_argument("--backend", choices=("auto", "memory", "memcached"), default=s, help="where counts live (auto: memcached if it answers)")
@@ -64,7 +113,7 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
 
 def make_parser() -> argparse.ArgumentParser:
     s = argparse.SUPPRESS
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="eventdash",
         description="Live web-analytics event counts over a sliding window, exact in Memcached.",
         epilog="Exit status: 0 ok, 1 store failure at run time, 2 usage or settings error.",
@@ -73,10 +122,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--headless", action="store_true", default=s, help="no screen: print one JSON summary per refresh on stdout")
     parser.add_argument("--rate", metavar="EVENTS_PER_SECOND", type=_number, default=s, help="events generated per second")
     parser.add_argument("--seed", metavar="N", type=_whole, default=s, help="seed for a reproducible event stream")
-    parser.add_argument("--duration", metavar="SECONDS", type=_number, default=s, help="stop after this many seconds")
+    parser.add_argument("--duration", metavar="SECONDS", type=_duration, default=s, help="stop after this many seconds")
     parser.add_argument("--refresh", metavar="SECONDS", type=_number, default=s, help="seconds between summaries (default 1)")
     parser.add_argument("--events-log", metavar="PATH", default=s, help="append every generated event to PATH as one JSON line")
     parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
+    parser.add_argument("--writer-name", metavar="NAME", default=s, help="this writer's name as shown beside its counts (default: host and pid)")
     _store_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="{summary}")
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
@@ -85,22 +135,36 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_settings(args: argparse.Namespace) -> Settings:
+def settings_file(args: argparse.Namespace) -> Path | None:
+    """The file to read: ``--settings``; else the user's file; else ``./settings.json``; else none."""
+    if hasattr(args, "settings"):
+        if not args.settings:
+            raise SettingsError("--settings: the path is empty; give a settings file, or leave the flag out")
+        return Path(args.settings)
+    for candidate in (user_settings_path(), Path("settings.json")):
+        try:
+            if candidate.exists():
+                return candidate
+        except OSError:  # e.g. a directory on the way that cannot be searched: reading it says why
+            return candidate
+    return None
+
+
+def load_settings(args: argparse.Namespace, resolve_hosts: bool = True) -> Settings:
     """Settings file (or defaults) with the flags laid over it, all checked by :func:`build_settings`."""
-    given = getattr(args, "settings", None)
-    path = Path(given) if given else Path("settings.json")
-    raw: dict[str, Any] = read_settings_file(path) if given or path.exists() else {}
-    origin = str(path) if raw else ""
+    path = settings_file(args)
+    raw: dict[str, Any] = read_settings_file(path) if path is not None else {}
+    origin = str(path) if path is not None else ""
     labels: dict[str, str] = {}
-    for dest, (field, flag) in OVERRIDES.items():
+    for dest, (field_path, flag) in OVERRIDES.items():
         if hasattr(args, dest):
-            section, _, key = field.rpartition(".")
+            section, _, key = field_path.rpartition(".")
             target = raw.setdefault(section, {}) if section else raw
             if not isinstance(target, dict):
                 raise SettingsError(f"{origin}: {section}: expected an object, got {type(target).__name__}")
             target[key] = getattr(args, dest)
-            labels[field] = flag
-    return build_settings(raw, labels, origin)
+            labels[field_path] = flag
+    return build_settings(raw, labels, origin, resolve_hosts)
 
 
 def _open_log(path: str) -> TextIO:
@@ -110,16 +174,12 @@ def _open_log(path: str) -> TextIO:
         raise SettingsError(f"--events-log: {path} is a directory; give a file path") from None
     except OSError as exc:
         raise SettingsError(f"--events-log: cannot open {path} for appending: {exc.strerror}") from None
+    except ValueError as exc:  # a NUL in the name, or one that cannot be encoded
+        raise SettingsError(f"--events-log: {path} is not a usable file name ({exc})") from None
 
 
 def _err(message: str) -> None:
     print(f"eventdash: {message}", file=sys.stderr, flush=True)
-
-
-def _backend_origin(settings: Settings) -> str:
-    """Where the backend was chosen, for the line that names it."""
-    origin_of = getattr(settings, "origin_of", None)
-    return origin_of("backend") if origin_of is not None else "the settings"
 
 
 def _tune_gc() -> None:
@@ -130,31 +190,6 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    _tune_gc()
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args)
-        if getattr(args, "duration", 1) <= 0:
-            raise SettingsError(f"--duration: must be more than 0 seconds, got {args.duration:g}")
-        events_log = _open_log(args.events_log) if hasattr(args, "events_log") else None
-    except SettingsError as exc:
-        parser.exit(EXIT_USAGE, f"eventdash: error: {exc}\n")
-    if args.command == "summary":
-        return run_summary(settings, as_json=getattr(args, "json", False))
-    options = RunOptions(
-        seed=getattr(args, "seed", None),
-        duration=getattr(args, "duration", None),
-        events_log=events_log,
-        generate=not getattr(args, "no_generate", False),
-        settings_path=Path(args.settings) if hasattr(args, "settings") else Path("settings.json"),
-    )
-    if getattr(args, "headless", False):
-        return run_headless(settings, options)
-    return run_dashboard(settings, options)
-
-
 @dataclass(frozen=True)
 class RunOptions:
     """What a run needs besides the settings."""
@@ -163,7 +198,56 @@ class RunOptions:
     duration: float | None = None
     events_log: TextIO | None = None
     generate: bool = True
-    settings_path: Path = Path("settings.json")
+    #: where the dashboard's ``w`` saves: ``--settings``, else the user's file (never the repository's)
+    settings_path: Path = field(default_factory=user_settings_path)
+    writer_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What :func:`main` is to run, every input already checked."""
+
+    command: Literal["dashboard", "headless", "summary"]
+    settings: Settings
+    options: RunOptions
+    as_json: bool = False
+
+
+def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Plan:
+    """Parse the flags, read the settings, check everything and open the events log; run nothing.
+
+    Bad input raises ``SystemExit(2)`` after one ``eventdash: error: ...`` line on stderr (``--help``
+    and ``--version`` raise ``SystemExit(0)``). ``resolve_hosts=False`` skips the DNS look-up of the
+    memcached hosts, for tests that feed thousands of made-up names.
+    """
+    args = make_parser().parse_args(argv)
+    try:
+        settings = load_settings(args, resolve_hosts)
+        writer_name = check_writer_name(args.writer_name, "--writer-name") if hasattr(args, "writer_name") else None
+        events_log = _open_log(args.events_log) if hasattr(args, "events_log") else None
+    except SettingsError as exc:
+        usage_error(str(exc))
+    if args.command == "summary":
+        return Plan("summary", settings, RunOptions(), as_json=getattr(args, "json", False))
+    options = RunOptions(
+        seed=getattr(args, "seed", None),
+        duration=getattr(args, "duration", None),
+        events_log=events_log,
+        generate=not getattr(args, "no_generate", False),
+        settings_path=Path(args.settings) if hasattr(args, "settings") else user_settings_path(),
+        writer_name=writer_name,
+    )
+    return Plan("headless" if getattr(args, "headless", False) else "dashboard", settings, options)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _tune_gc()
+    plan = prepare(argv)
+    if plan.command == "summary":
+        return run_summary(plan.settings, as_json=plan.as_json)
+    if plan.command == "headless":
+        return run_headless(plan.settings, plan.options)
+    return run_dashboard(plan.settings, plan.options)
 
 
 def _refuse_embedded_reader(command: str, opened: OpenedStore, settings: Settings) -> int | None:
@@ -188,12 +272,15 @@ def run_headless(settings: Settings, options: RunOptions) -> int:
     from tui.headless import run_headless as run
     from tui.store import open_store
 
-    opened = open_store(settings, chosen_by=_backend_origin(settings))
+    opened = open_store(settings, chosen_by=settings.origin_of("backend"))
     if not options.generate and (refused := _refuse_embedded_reader("--no-generate", opened, settings)) is not None:
         opened.store.close()
         return refused
     _err(opened.reason)
-    engine = Engine(settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate)
+    engine = Engine(
+        settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate,
+        writer_name=options.writer_name,
+    )
     flushed, fatal = run(engine, opened, options.duration)
     return _finish(engine, options, flushed, fatal)
 
@@ -207,11 +294,14 @@ def run_dashboard(settings: Settings, options: RunOptions) -> int:
     from tui.engine import Engine
     from tui.store import StoreUnavailable, open_store
 
-    opened = open_store(settings, chosen_by=_backend_origin(settings))
+    opened = open_store(settings, chosen_by=settings.origin_of("backend"))
     if not options.generate and (refused := _refuse_embedded_reader("--no-generate", opened, settings)) is not None:
         opened.store.close()
         return refused
-    engine = Engine(settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate)
+    engine = Engine(
+        settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate,
+        writer_name=options.writer_name,
+    )
     app = EventDashApp(engine, settings_path=options.settings_path, duration=options.duration)
     fatal: list[str] = []
 
@@ -262,7 +352,7 @@ def run_summary(settings: Settings, as_json: bool) -> int:
     from tui.headless import headless_line
     from tui.store import StoreUnavailable, open_store
 
-    opened = open_store(settings, chosen_by=_backend_origin(settings))
+    opened = open_store(settings, chosen_by=settings.origin_of("backend"))
     if (refused := _refuse_embedded_reader("summary", opened, settings)) is not None:
         opened.store.close()
         return refused

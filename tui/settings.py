@@ -8,14 +8,17 @@ message. Messages name the field (or the flag it came from), say what was wrong 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import json
 import math
 import os
+import re
 import socket
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +36,14 @@ MAX_BUCKET_SECONDS = 3_600
 MAX_TRACKING_IDS = 100
 MAX_KEY_BYTES = 250  # memcached's own limit
 MAX_PREFIX_BYTES = 128
+MAX_WRITER_NAME = 64
+#: A settings file is a few hundred bytes; reading stops beyond this, so ``--settings /dev/zero`` ends.
+MAX_FILE_BYTES = 1 << 20
+#: Far beyond every field's range and still exact as a float: a larger number is refused as out of
+#: range before any arithmetic, so no setting can overflow a float.
+HUGE = 10**15
+#: Settings are three levels deep; a file nested deeper than this is refused where it goes deeper.
+MAX_DEPTH = 64
 #: The longest key eventdash derives from a tracking id is ``<prefix><type>:<id>``; ids are checked
 #: against it so that any client can keep a per-id key beside ours.
 LONGEST_TYPE = "user-event"
@@ -53,6 +64,21 @@ DEFAULT_TRACKING_IDS: tuple[str, ...] = (
 
 class SettingsError(ValueError):
     """A setting that cannot be used. ``str()`` is the whole message a user sees."""
+
+
+class LongNumber:
+    """An integer in a JSON file written with more digits than any setting could use.
+
+    Only its length and sign are kept: converting thousands of digits costs quadratic time and
+    Python refuses more than 4300, and every check refuses such a number anyway, naming its length.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.negative = text.startswith("-")
+        self.digits = len(text.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"a {'negative ' if self.negative else ''}{self.digits:,}-digit number"
 
 
 @dataclass(frozen=True)
@@ -83,6 +109,15 @@ class Settings:
     backend: Backend = "auto"
     memcached: MemcachedSettings = MemcachedSettings()
     refresh_seconds: float = 1.0
+    #: field path ("backend", "memcached.servers") -> where its value came from: the flag, the file
+    #: name, or "a live change"; a field not listed has its default. Not part of equality.
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def origin_of(self, path: str) -> str:
+        """Where the field at ``path`` came from, e.g. ``"--backend"``, ``"settings.json"`` or ``"the default"``."""
+        if path not in FIELD_PATHS:
+            raise KeyError(f"no setting {path!r}; known: {', '.join(FIELD_PATHS)}")
+        return self.origins.get(path, DEFAULT_ORIGIN)
 
     @property
     def window_seconds(self) -> int:
@@ -94,12 +129,13 @@ class Settings:
 
     def with_rate(self, rate: float) -> Settings:
         """A copy with another rate, refused with :class:`SettingsError` when out of range."""
-        return dataclasses.replace(self, events_per_second=check_rate(rate, "events_per_second"))
+        rate = check_rate(rate, "events_per_second")
+        return dataclasses.replace(self, events_per_second=rate, origins={**self.origins, "events_per_second": LIVE_ORIGIN})
 
     def with_window(self, minutes: float) -> Settings:
         """A copy with another window, refused with :class:`SettingsError` when it does not fit."""
         minutes = check_window(minutes, self.bucket_seconds, "window_minutes")
-        return dataclasses.replace(self, window_minutes=minutes)
+        return dataclasses.replace(self, window_minutes=minutes, origins={**self.origins, "window_minutes": LIVE_ORIGIN})
 
     def to_raw(self) -> dict[str, Any]:
         """The settings in the file's shape, for writing back a live change."""
@@ -125,33 +161,41 @@ def _plain_number(value: float) -> float | int:
 # Field checks, shared by the file, the flags and the live keys.
 
 
-def _number(value: Any, label: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+def _number(value: Any, label: str, allowed: str) -> float:
+    """``value`` as a float, or refused: not a number, not finite, or so large that it could only
+    overflow; then the message says what ``allowed`` says (e.g. "must be from 1 to 3600 seconds")."""
+    if isinstance(value, LongNumber) or (isinstance(value, int) and not isinstance(value, bool) and abs(value) > HUGE):
+        raise SettingsError(f"{label}: {allowed}, got {_show(value)}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SettingsError(f"{label}: expected a number, got {_show(value)}")
+    if not math.isfinite(value):
+        raise SettingsError(f"{label}: expected a finite number, got {_show(value)}")
     return float(value)
 
 
 def check_rate(value: Any, label: str) -> float:
-    rate = _number(value, label)
+    allowed = f"must be more than 0 and at most {MAX_RATE:,.0f} events/s"
+    rate = _number(value, label, allowed)
     if not 0 < rate <= MAX_RATE:
-        raise SettingsError(f"{label}: must be more than 0 and at most {MAX_RATE:,.0f} events/s, got {_show(value)}")
+        raise SettingsError(f"{label}: {allowed}, got {_show(value)}")
     return rate
 
 
 def check_bucket(value: Any, label: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise SettingsError(f"{label}: expected a whole number of seconds, got {_show(value)}")
-    if not 1 <= value <= MAX_BUCKET_SECONDS:
-        raise SettingsError(f"{label}: must be from 1 to {MAX_BUCKET_SECONDS} seconds, got {value}")
-    return value
+    allowed = f"must be from 1 to {MAX_BUCKET_SECONDS} seconds"
+    if not (isinstance(value, (int, float, LongNumber)) and not isinstance(value, bool)):
+        raise SettingsError(f"{label}: expected a whole number of seconds, got {_show(value)}")
+    seconds = _number(value, label, allowed)
+    if not seconds.is_integer():
+        raise SettingsError(f"{label}: expected a whole number of seconds, got {_show(value)}")
+    if not 1 <= seconds <= MAX_BUCKET_SECONDS:
+        raise SettingsError(f"{label}: {allowed}, got {_show(value)}")
+    return int(seconds)
 
 
 def check_window(value: Any, bucket_seconds: int, label: str) -> float:
     """The window must be positive and a whole number of buckets, so every bucket is in or out."""
-    minutes = _number(value, label)
+    minutes = _number(value, label, f"must be more than 0 minutes and at most {MAX_WINDOW_BUCKETS:,} buckets long")
     if minutes <= 0:
         raise SettingsError(f"{label}: must be more than 0 minutes, got {_show(value)}")
     seconds = minutes * 60
@@ -177,9 +221,10 @@ def check_window(value: Any, bucket_seconds: int, label: str) -> float:
 
 
 def check_refresh(value: Any, label: str) -> float:
-    seconds = _number(value, label)
+    allowed = "must be from 0.1 to 60 seconds"
+    seconds = _number(value, label, allowed)
     if not 0.1 <= seconds <= 60:
-        raise SettingsError(f"{label}: must be from 0.1 to 60 seconds, got {_show(value)}")
+        raise SettingsError(f"{label}: {allowed}, got {_show(value)}")
     return seconds
 
 
@@ -190,22 +235,35 @@ def check_backend(value: Any, label: str) -> Backend:
 
 
 def _key_text_problem(text: str) -> str | None:
-    """Why ``text`` cannot be part of a memcached key, or None."""
+    """Why ``text`` cannot be part of a memcached key or a name shown to people, or None.
+
+    Besides what memcached forbids (whitespace, control characters), invisible and formatting
+    characters (zero-width space, right-to-left override, ...: anything ``str.isprintable`` refuses)
+    are refused, as they make two ids that look the same, or one that reads backwards.
+    """
     if any(ch.isspace() for ch in text):
         return "contains whitespace"
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
         return "contains a control character"
     if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
         return "is not valid UTF-8"
+    hidden = next((ch for ch in text if not ch.isprintable()), None)
+    if hidden is not None:
+        name = unicodedata.name(hidden, unicodedata.category(hidden))
+        return f"contains the invisible character U+{ord(hidden):04X} {name}"
     return None
 
 
 def check_key_prefix(value: Any, label: str) -> str:
     if not isinstance(value, str):
         raise SettingsError(f"{label}: expected a string, got {_show(value)}")
+    if not value:
+        raise SettingsError(
+            f"{label}: is empty; give a prefix such as \"eventdash:\", which keeps eventdash's keys apart from other data"
+        )
     problem = _key_text_problem(value)
     if problem:
-        raise SettingsError(f"{label}: {_show(value)} {problem}; memcached keys allow neither")
+        raise SettingsError(f"{label}: {_show(value)} {problem}; a key prefix must be printable and without spaces")
     if len(value.encode()) > MAX_PREFIX_BYTES:
         raise SettingsError(f"{label}: is {len(value.encode())} bytes long; at most {MAX_PREFIX_BYTES} are allowed")
     return value
@@ -238,6 +296,16 @@ def check_tracking_ids(value: Any, key_prefix: str, label: str) -> tuple[str, ..
     return tuple(value)
 
 
+def check_writer_name(value: str, label: str) -> str:
+    """A name for this writer, shown beside its counts: 1-64 printable characters without spaces."""
+    if not 1 <= len(value) <= MAX_WRITER_NAME:
+        raise SettingsError(f"{label}: must be 1 to {MAX_WRITER_NAME} characters long, got {len(value):,}")
+    problem = _key_text_problem(value)
+    if problem:
+        raise SettingsError(f"{label}: {_show(value)} {problem}; a writer name must be printable and without spaces")
+    return value
+
+
 def parse_server(text: Any, label: str, resolve: bool = True) -> Server:
     """``host:port`` or ``[v6-host]:port``; the host must resolve, so a typo fails at start."""
     if not isinstance(text, str):
@@ -247,15 +315,15 @@ def parse_server(text: Any, label: str, resolve: bool = True) -> Server:
         host = host[1:-1]
     if not sep or not host or not port_text:
         raise SettingsError(f"{label}: {_show(text)} is not host:port, e.g. 127.0.0.1:11211")
-    if not port_text.isdigit():
-        raise SettingsError(f"{label}: port {_show(port_text)} in {_show(text)} is not a number")
+    if not (port_text.isascii() and port_text.isdigit()):
+        raise SettingsError(f"{label}: port {_show(port_text)} in {_show(text)} is not a number in digits 0-9")
     port = int(port_text)
     if not 1 <= port <= 65535:
         raise SettingsError(f"{label}: port {port} in {_show(text)} is out of range 1-65535")
     if resolve:
         try:
             socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the name; UnicodeError: not IDNA
             raise SettingsError(f"{label}: host {_show(host)} does not resolve ({exc})") from None
     return Server(host, port)
 
@@ -274,7 +342,28 @@ def check_servers(value: Any, label: str, resolve: bool) -> tuple[Server, ...]:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=True) if not isinstance(value, float) else repr(value)
+    """A short one-line picture of a value for a message. Never fails, whatever a file held: TOML
+    dates and times, numbers with thousands of digits, lists nested hundreds of levels deep."""
+    if isinstance(value, datetime.datetime):
+        return f"a date-time {value.isoformat()}"
+    if isinstance(value, datetime.date):
+        return f"a date {value.isoformat()}"
+    if isinstance(value, datetime.time):
+        return f"a time {value.isoformat()}"
+    if isinstance(value, (float, LongNumber)):
+        return repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > HUGE:
+        try:
+            digits = f"{len(str(abs(value))):,}"
+        except ValueError:  # beyond Python's 4300-digit conversion limit
+            digits = "over 4,300"
+        return f"a {'negative ' if value < 0 else ''}{digits}-digit number"
+    if isinstance(value, str):
+        value = value[:60]  # long enough to be cut below; escaping the rest is wasted work
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        text = f"a {type(value).__name__} of {len(value)} items" if isinstance(value, (list, dict)) else f"a {type(value).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -283,41 +372,130 @@ def _show(value: Any) -> str:
 
 TOP_KEYS = ("events_per_second", "window_minutes", "bucket_seconds", "tracking_ids", "backend", "memcached", "refresh_seconds")
 MEMCACHED_KEYS = ("servers", "key_prefix")
+#: Every setting by its field path, the names :meth:`Settings.origin_of` knows.
+FIELD_PATHS: tuple[str, ...] = (
+    *(key for key in TOP_KEYS if key != "memcached"),
+    *(f"memcached.{key}" for key in MEMCACHED_KEYS),
+)
+DEFAULT_ORIGIN = "the default"
+LIVE_ORIGIN = "a live change"
+
+#: Put into a parsed JSON object in place of a key given twice; JSON keys are strings, so it cannot
+#: clash, and :func:`_repeated_key` finds it before the mapping goes anywhere else.
+_REPEATED = object()
 
 
-def read_settings_file(path: Path) -> dict[str, Any]:
-    """Parse JSON, or TOML for a ``.toml`` path, into a raw mapping; errors give line and column."""
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[Any, Any]:
+    result: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in result and _REPEATED not in result:
+            result[_REPEATED] = key
+        result[key] = value
+    return result
+
+
+def _json_int(text: str) -> int | LongNumber:
+    return LongNumber(text) if len(text) > 100 else int(text)
+
+
+def _repeated_key(raw: Any) -> tuple[str, str] | None:
+    """(where, key) of the first object in ``raw`` that gave a key twice; iterative, as ``raw``
+    may be nested as deeply as the parser allows."""
+    stack: list[tuple[str, Any]] = [("the top level", raw)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, dict):
+            if _REPEATED in node:
+                return where, node[_REPEATED]
+            inner = [] if where == "the top level" else [where]
+            stack.extend(reversed([(".".join([*inner, str(k)]), v) for k, v in node.items() if k is not _REPEATED]))
+        elif isinstance(node, list):
+            stack.extend(reversed([(f"{where}[{i}]", v) for i, v in enumerate(node)]))
+    return None
+
+
+def _too_deep_at(text: str) -> tuple[int, int] | None:
+    """Line and column where JSON ``text`` first nests deeper than :data:`MAX_DEPTH`, or None."""
+    depth = 0
+    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, match.start()) + 1
+                return line, match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_bytes().decode("utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise SettingsError(f"{path}: no such settings file") from None
     except IsADirectoryError:
         raise SettingsError(f"{path}: is a directory, not a settings file") from None
-    except UnicodeDecodeError as exc:
-        raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:  # a NUL in the name, or one that cannot be encoded
+        raise SettingsError(f"{path}: not a usable file name ({exc})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SettingsError(f"{path}: larger than {MAX_FILE_BYTES // 1024:,} KiB; a settings file is a few hundred bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """Parse JSON, or TOML for a ``.toml`` path, into a raw mapping; errors give line and column.
+
+    Parse-level trouble a plain ``json.loads`` or ``tomllib.loads`` would raise as something other
+    than a decode error (numbers of thousands of digits, nesting thousands deep, a key given twice,
+    which JSON would silently let the last one win) is refused here with the file's name.
+    """
+    text = _read_text(path)
     if path.suffix.lower() == ".toml":
         try:
             raw: Any = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+        except RecursionError:
+            raise SettingsError(f"{path}: not valid settings: arrays or tables nested too deeply") from None
+        except ValueError as exc:  # an integer beyond Python's 4300-digit conversion limit
+            raise SettingsError(f"{path}: not valid settings: {str(exc).split(';')[0]}") from None
     else:
         try:
-            raw = json.loads(text)
+            raw = json.loads(text, object_pairs_hook=_json_object, parse_int=_json_int)
         except json.JSONDecodeError as exc:
             raise SettingsError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        except RecursionError:
+            at = _too_deep_at(text)
+            where = f" at line {at[0]}, column {at[1]}" if at else ""
+            raise SettingsError(f"{path}: not valid settings: nested more than {MAX_DEPTH} levels deep{where}") from None
+        repeated = _repeated_key(raw)
+        if repeated is not None:
+            where, key = repeated
+            raise SettingsError(f"{path}: {where}: key {_key_name(key)} is given twice; give each key once")
     if not isinstance(raw, dict):
         raise SettingsError(f"{path}: the top level must be an object with settings, got {type(raw).__name__}")
     return raw
 
 
+def _key_name(key: Any) -> str:
+    """A key as messages quote it: its repr, escaped onto one line and cut short."""
+    text = str(key)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
 def _unknown(keys: Any, allowed: tuple[str, ...], where: str) -> None:
     for key in keys:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
+            close = difflib.get_close_matches(str(key)[:100], allowed, n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(allowed)}"
-            raise SettingsError(f"{where}unknown key {key!r}{hint}")
+            raise SettingsError(f"{where}unknown key {_key_name(key)}{hint}")
 
 
 def build_settings(
@@ -330,6 +508,7 @@ def build_settings(
 
     ``labels`` maps a field path such as ``"memcached.servers"`` to the flag it came from, so that the
     message names what the user typed. ``origin`` (the file name) prefixes messages about file keys.
+    Each field's source is kept in :attr:`Settings.origins`.
     """
     labels = labels or {}
     prefix = f"{origin}: " if origin else ""
@@ -344,16 +523,33 @@ def build_settings(
         raise SettingsError(f"{label('memcached')}: expected an object with servers and key_prefix, got {_show(mc_raw)}")
     _unknown(mc_raw.keys(), MEMCACHED_KEYS, f"{prefix}memcached: ")
 
+    def given(path: str) -> bool:
+        return path.split(".")[-1] in (mc_raw if path.startswith("memcached.") else raw)
+
+    origins = {path: labels.get(path) or origin or "the settings" for path in FIELD_PATHS if given(path)}
+
     def get(path: str, default: Any, check: Callable[[Any, str], Any]) -> Any:
         source = mc_raw if path.startswith("memcached.") else raw
-        key = path.split(".")[-1]
-        return check(source[key], label(path)) if key in source else default
+        return check(source[path.split(".")[-1]], label(path)) if given(path) else default
 
+    def named(path: str) -> str:
+        """The field as a message names it beside another: the flag, "x in FILE" or "the default x"."""
+        if path in labels:
+            return labels[path]
+        return f"{path} in {origins[path]}" if path in origins else f"the default {path}"
+
+    # The window must fit the buckets; when the two came from different places (a flag and the
+    # file, or the file and the default), the message names both, as either may be the one to change.
+    bucket_origin = origins.get("bucket_seconds", DEFAULT_ORIGIN)
+    window_origin = origins.get("window_minutes", DEFAULT_ORIGIN)
+    window_label = (
+        label("window_minutes")
+        if bucket_origin in (DEFAULT_ORIGIN, window_origin)
+        else f"{named('window_minutes')} with {named('bucket_seconds')}"
+    )
     backend = get("backend", defaults.backend, check_backend)
     bucket = get("bucket_seconds", defaults.bucket_seconds, check_bucket)
-    window = get("window_minutes", defaults.window_minutes, lambda v, lab: check_window(v, bucket, lab))
-    if "window_minutes" not in raw:
-        check_window(window, bucket, label("bucket_seconds"))
+    window = check_window(raw.get("window_minutes", defaults.window_minutes), bucket, window_label)
     key_prefix = get("memcached.key_prefix", defaults.memcached.key_prefix, check_key_prefix)
     return Settings(
         events_per_second=get("events_per_second", defaults.events_per_second, check_rate),
@@ -372,6 +568,7 @@ def build_settings(
             key_prefix=key_prefix,
         ),
         refresh_seconds=get("refresh_seconds", defaults.refresh_seconds, check_refresh),
+        origins=origins,
     )
 
 
@@ -379,7 +576,9 @@ def user_settings_path() -> Path:
     """The user's own settings file: ``$XDG_CONFIG_HOME/eventdash/settings.json`` (by default
     ``~/.config/eventdash/settings.json``). The dashboard's ``w`` saves there when no ``--settings``
     was given, so a live change never dirties a checked-out repository's ``settings.json``."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: a relative (or empty) value is to be ignored
+        base = str(Path.home() / ".config")
     return Path(base) / "eventdash" / "settings.json"
 
 
