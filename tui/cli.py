@@ -78,10 +78,14 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--events-log", metavar="PATH", default=s, help="append every generated event to PATH as one JSON line")
     parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
     _store_options(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{summary}")
+    commands = parser.add_subparsers(dest="command", metavar="{summary,web}")
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
     summary.add_argument("--json", action="store_true", default=s, help="print the JSON object of --headless instead of a table")
     _store_options(summary)
+    # after every dashboard flag: web passes them all through
+    from tui.web import add_web_command
+
+    add_web_command(commands, parser)
     return parser
 
 
@@ -137,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(EXIT_USAGE, f"eventdash: error: {exc}\n")
     if args.command == "summary":
         return run_summary(settings, as_json=getattr(args, "json", False))
+    if args.command == "web":
+        from tui.web import run_web
+
+        return run_web(args, parser)
     options = RunOptions(
         seed=getattr(args, "seed", None),
         duration=getattr(args, "duration", None),
