@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from tui import EVENT_TYPES, __version__
 from tui.settings import Settings, SettingsError, build_settings, read_settings_file
+from tui.web import add_web_command, run_web
 
 if TYPE_CHECKING:
     from tui.engine import Engine
@@ -82,10 +83,7 @@ def make_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
     summary.add_argument("--json", action="store_true", default=s, help="print the JSON object of --headless instead of a table")
     _store_options(summary)
-    # after every dashboard flag: web passes them all through
-    from tui.web import add_web_command
-
-    add_web_command(commands, parser)
+    add_web_command(commands, parser)  # last: it passes every dashboard flag above through
     return parser
 
 
@@ -142,8 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "summary":
         return run_summary(settings, as_json=getattr(args, "json", False))
     if args.command == "web":
-        from tui.web import run_web
-
         return run_web(args, parser)
     options = RunOptions(
         seed=getattr(args, "seed", None),

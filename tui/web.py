@@ -9,7 +9,6 @@ otherwise, and says so on stderr when told otherwise.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import re
 import shlex
@@ -156,7 +155,9 @@ def _server_class() -> type[Server]:
     session's websocket handler to end on its own. Cancelling it makes textual-serve send the
     dashboard its quit message, so every dashboard flushes and exits before the server does.
     """
-    # imported here: only ``web`` pays for aiohttp
+    # imported here: only ``web`` pays for asyncio and aiohttp
+    import asyncio
+
     from aiohttp import web
     from textual_serve.server import Server
 
