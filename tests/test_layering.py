@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tui"
-UI_MODULES = {"app.py", "widgets.py"}
+UI_MODULES = {"app.py", "widgets.py", "web.py"}  # web.py serves the UI through textual-serve
 DOMAIN = sorted(p for p in PACKAGE.rglob("*.py") if p.name not in UI_MODULES and p.name != "__main__.py")
 
 

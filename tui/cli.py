@@ -29,6 +29,7 @@ from tui.settings import (
     user_settings_path,
 )
 from tui.shutdown import on_stop_signals, on_thread_failure
+from tui.web import Listen, WebUsageError, add_web_command, dashboard_command, listen_from, serve_web
 
 if TYPE_CHECKING:
     from tui.engine import Engine
@@ -128,10 +129,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
     parser.add_argument("--writer-name", metavar="NAME", default=s, help="this writer's name as shown beside its counts (default: host and pid)")
     _store_options(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{summary}")
+    commands = parser.add_subparsers(dest="command", metavar="{summary,web}")
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
     summary.add_argument("--json", action="store_true", default=s, help="print the JSON object of --headless instead of a table")
     _store_options(summary)
+    add_web_command(commands, parser)  # last: it passes every dashboard flag above through
     return parser
 
 
@@ -207,10 +209,12 @@ class RunOptions:
 class Plan:
     """What :func:`main` is to run, every input already checked."""
 
-    command: Literal["dashboard", "headless", "summary"]
+    command: Literal["dashboard", "headless", "summary", "web"]
     settings: Settings
     options: RunOptions
     as_json: bool = False
+    #: ``web``: where to listen, and the dashboard command each browser connection runs.
+    web: tuple[Listen, list[str]] | None = None
 
 
 def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Plan:
@@ -220,7 +224,8 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
     and ``--version`` raise ``SystemExit(0)``). ``resolve_hosts=False`` skips the DNS look-up of the
     memcached hosts, for tests that feed thousands of made-up names.
     """
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
     try:
         settings = load_settings(args, resolve_hosts)
         writer_name = check_writer_name(args.writer_name, "--writer-name") if hasattr(args, "writer_name") else None
@@ -229,6 +234,12 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
         usage_error(str(exc))
     if args.command == "summary":
         return Plan("summary", settings, RunOptions(), as_json=getattr(args, "json", False))
+    if args.command == "web":
+        try:
+            web = (listen_from(args), dashboard_command(args, parser))
+        except WebUsageError as exc:
+            usage_error(str(exc))
+        return Plan("web", settings, RunOptions(), web=web)
     options = RunOptions(
         seed=getattr(args, "seed", None),
         duration=getattr(args, "duration", None),
@@ -243,6 +254,8 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
 def main(argv: Sequence[str] | None = None) -> int:
     _tune_gc()
     plan = prepare(argv)
+    if plan.web is not None:
+        return serve_web(*plan.web)
     if plan.command == "summary":
         return run_summary(plan.settings, as_json=plan.as_json)
     if plan.command == "headless":

@@ -1,0 +1,199 @@
+"""``eventdash web``: the same dashboard in a browser, served by textual-serve.
+
+textual-serve starts one dashboard process per browser connection (it runs a shell command), so
+this module only checks where to listen and turns the dashboard flags given to ``web`` back into
+the command line of that process. It has no authentication: it listens on 127.0.0.1 unless told
+otherwise, and says so on stderr when told otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import re
+import shlex
+import socket
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from textual_serve.server import Server
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
+
+#: Flags of the main parser that ``web`` does not pass to its dashboards, and why.
+NOT_FOR_WEB = {
+    "headless": "the browser shows the dashboard; run --headless on its own",
+    "events_log": "every browser connection is its own process, and their lines would interleave in one file",
+}
+_NOT_COPIED = {"help", "version", *NOT_FOR_WEB}
+
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+
+
+class WebUsageError(ValueError):
+    """A bad ``web`` flag: one line naming the flag, exit 2."""
+
+
+def add_web_command(commands: Any, parser: argparse.ArgumentParser) -> None:
+    """Add the ``web`` subcommand to ``commands``, with every dashboard flag of ``parser``.
+
+    The dashboard flags are the main parser's own actions, shared as argparse's ``parents`` shares
+    them, so a flag added to the dashboard is accepted after ``web`` and passed through without a
+    second definition here.
+    """
+    web = commands.add_parser(
+        "web",
+        help="serve the dashboard in a browser (textual-serve; no authentication)",
+        description="Serve the dashboard in a browser: each connection runs its own dashboard with the flags given here. "
+        "There is no authentication: it listens on 127.0.0.1 unless --host says otherwise.",
+    )
+    s = argparse.SUPPRESS
+    web.add_argument("--host", metavar="HOST", default=s, help=f"address to listen on (default {DEFAULT_HOST}; anything but loopback is reachable by others)")
+    web.add_argument("--port", metavar="PORT", default=s, help=f"port to listen on, 1-65535 (default {DEFAULT_PORT})")
+    web.add_argument("--public-url", metavar="URL", default=s, help="the URL browsers use to reach this server, when it is not http://HOST:PORT (e.g. behind a proxy)")
+    for action in _dashboard_actions(parser):
+        web._add_action(action)
+
+
+def _dashboard_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The main parser's flags that a browser dashboard takes."""
+    return [
+        action
+        for action in parser._actions
+        if action.option_strings and action.dest not in _NOT_COPIED and not isinstance(action, argparse._SubParsersAction)
+    ]
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the server listens, and the URL a browser uses to reach it."""
+
+    host: str
+    port: int
+    public_url: str
+
+    def exposed(self) -> bool:
+        """True when anything but this machine can connect: the host resolves to a non-loopback address."""
+        return not all(ipaddress.ip_address(address).is_loopback for address in _addresses(self.host))
+
+    def warning(self) -> str | None:
+        """The stderr line for a server others can reach, or None on loopback."""
+        if not self.exposed():
+            return None
+        return (
+            f"warning: listening on {self.host}:{self.port}, which is not loopback: anyone who can reach it "
+            "gets the dashboard with no password; put it behind a proxy with authentication, or use 127.0.0.1"
+        )
+
+
+def _addresses(host: str) -> set[str]:
+    try:
+        return {str(info[4][0]).split("%")[0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    except (socket.gaierror, UnicodeError) as exc:
+        raise WebUsageError(f"--host: cannot resolve {host!r}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def parse_port(text: str) -> int:
+    """A TCP port written in ASCII digits, 1-65535 (``int`` would also take ``'２２'`` or ``' 8_0'``)."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
+        raise WebUsageError(f"--port: expected a port number 1-65535 in digits 0-9, got {text!r}")
+    return int(text)
+
+
+def parse_host(text: str) -> str:
+    """An IP address or a DNS host name that resolves; IPv6 without brackets (``::1``)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if not (text.isascii() and len(text) <= 253 and _HOSTNAME.fullmatch(text)):
+            raise WebUsageError(f"--host: expected an IP address or a host name, got {text!r}") from None
+    _addresses(text)  # refuse a name that does not resolve now, not at the first bind
+    return text
+
+
+def parse_public_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or not text.isprintable() or " " in text:
+        raise WebUsageError(f"--public-url: expected an http:// or https:// URL, got {text!r}")
+    return text.rstrip("/")
+
+
+def listen_from(args: argparse.Namespace) -> Listen:
+    """Check ``--host``, ``--port`` and ``--public-url``; :class:`WebUsageError` names the bad one."""
+    host = parse_host(getattr(args, "host", DEFAULT_HOST))
+    port = parse_port(getattr(args, "port", str(DEFAULT_PORT)))
+    shown = f"[{host}]" if ":" in host else host
+    public = getattr(args, "public_url", None)
+    return Listen(host, port, parse_public_url(public) if public is not None else f"http://{shown}:{port}")
+
+
+def dashboard_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """The command textual-serve runs per connection: this Python, ``-m tui``, and the given flags.
+
+    ``sys.executable -m tui`` works in a venv whose ``bin`` is not on PATH. Values are written as
+    ``--flag=value`` so that one starting with ``-`` stays a value.
+    """
+    for dest, why in NOT_FOR_WEB.items():
+        if hasattr(args, dest):
+            raise WebUsageError(f"--{dest.replace('_', '-')}: not available with web: {why}")
+    command = [sys.executable, "-m", "tui"]
+    for action in _dashboard_actions(parser):
+        if hasattr(args, action.dest):
+            flag = action.option_strings[-1]
+            value = getattr(args, action.dest)
+            command.append(flag if action.nargs == 0 else f"{flag}={value}")
+    return command
+
+
+def _server_class() -> type[Server]:
+    """textual-serve's server, made to end the open sessions when it stops.
+
+    Without this, SIGTERM with a browser connected waited about 20 s in aiohttp's shutdown for the
+    session's websocket handler to end on its own. Cancelling it makes textual-serve send the
+    dashboard its quit message, so every dashboard flushes and exits before the server does.
+    """
+    # imported here: only ``web`` pays for asyncio and aiohttp
+    import asyncio
+
+    from aiohttp import web
+    from textual_serve.server import Server
+
+    class EndingServer(Server):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.sessions: dict[asyncio.Task[Any], asyncio.Event] = {}
+
+        async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
+            task, ended = asyncio.current_task(), asyncio.Event()
+            assert task is not None
+            self.sessions[task] = ended
+            try:
+                return await super().handle_websocket(request)
+            finally:
+                del self.sessions[task]
+                ended.set()
+
+        async def on_shutdown(self, app: web.Application) -> None:
+            ended = list(self.sessions.values())
+            for task in self.sessions:
+                task.cancel()
+            await asyncio.gather(*(event.wait() for event in ended))
+
+    return EndingServer
+
+
+def serve_web(listen: Listen, command: list[str]) -> int:
+    """Serve until SIGINT or SIGTERM (exit 0); a port that cannot be bound exits 1 with one line."""
+    warning = listen.warning()
+    if warning is not None:
+        print(f"eventdash: {warning}", file=sys.stderr, flush=True)
+    server = _server_class()(shlex.join(command), host=listen.host, port=listen.port, title="eventdash", public_url=listen.public_url)
+    try:
+        server.serve()
+    except OSError as exc:
+        print(f"eventdash: web: cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
