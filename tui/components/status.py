@@ -7,8 +7,7 @@ from textual.widgets import Static
 
 from tui.components.format import rate
 from tui.components.snapshot import Snapshot
-
-MEASURED_SPAN = "2 s"  # the engine measures what it made over about this long (RATE_SAMPLE_SECONDS)
+from tui.engine import RATE_SAMPLE_SECONDS
 
 
 class StatusLine(Static):
@@ -25,7 +24,7 @@ class StatusLine(Static):
         elif status.paused:
             parts.append(Text(f"⏸ paused · {rate(status.configured_rate)}/s set", style="bold yellow"))
         elif not status.behind:
-            parts.append(Text.assemble(("● ", "bold green"), f"{rate(status.configured_rate)}/s set, made {rate(status.measured_rate)}/s ({MEASURED_SPAN})"))
+            parts.append(Text.assemble(("● ", "bold green"), f"{rate(status.configured_rate)}/s set, made {rate(status.measured_rate)}/s ({RATE_SAMPLE_SECONDS:g} s)"))
         if status.generating:
             parts.append(Text(f"{status.generated:,} generated"))
         if status.store_error:
