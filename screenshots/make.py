@@ -13,12 +13,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tests.test_app import make_app  # noqa: E402  (the seeded history the snapshots use)
+from tests.test_app import make_app, run_for  # noqa: E402  (the seeded history the snapshots use)
 
 VIEWS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
     "dashboard": ((120, 40), ()),
     "dashboard-80x24": ((80, 24), ()),
     "all-types": ((120, 32), ("t", "t", "t")),
+    "all-types-80x24": ((80, 24), ("t", "t", "t")),
     "paused-faster-wider": ((100, 30), ("plus", "right_square_bracket", "space")),
     "help": ((100, 34), ("question_mark",)),
 }
@@ -28,6 +29,7 @@ async def shoot(name: str, size: tuple[int, int], keys: tuple[str, ...]) -> None
     app = make_app()
     async with app.run_test(size=size) as pilot:
         app.refresh_now()
+        run_for(app, 5)  # a few refreshes, so the 5 s rates and the trends have readings
         await pilot.press(*keys)
         await pilot.pause()
         app.save_screenshot(filename=f"{name}.svg", path=str(HERE))

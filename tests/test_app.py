@@ -7,14 +7,18 @@ Update the SVGs after an intended change with ``pytest tests/test_app.py --snaps
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Markdown
+from textual.widgets._toast import Toast
 
-from tui.app import EventDashApp, HelpScreen
+from tui.app import EventDashApp
 from tui.clock import FakeClock
+from tui.components.sparklines import ZeroBasedBars, bucket_columns
 from tui.engine import Engine
+from tui.screens.help import HelpScreen
 from tui.settings import MemcachedSettings, Server, Settings
 from tui.store import MemcachedStore, MemoryStore
 
@@ -26,7 +30,7 @@ def make_app(history_seconds: int = 290, settings_path: Path | None = None) -> E
     """An app over ``history_seconds`` of seeded events at 40/s, flushed, on a frozen clock."""
     clock = FakeClock(START)
     settings = Settings(events_per_second=40, tracking_ids=IDS, backend="memory")
-    engine = Engine(settings, MemoryStore(clock), clock=clock, seed=42, writer_id="writer-a")
+    engine = Engine(settings, MemoryStore(clock), clock=clock, seed=42, writer_id="writer-a", writer_name="demo-host-4242")
     for second in range(history_seconds):
         clock.advance(1.0 + (second % 7) * 0.1)  # an uneven history, so the sparklines have shape
         engine.step()
@@ -37,6 +41,27 @@ def make_app(history_seconds: int = 290, settings_path: Path | None = None) -> E
 async def shown(pilot) -> None:  # type: ignore[no-untyped-def]
     pilot.app.refresh_now()
     await pilot.pause()
+
+
+def run_for(app: EventDashApp, seconds: int) -> None:
+    """Generate, flush and refresh once a second for ``seconds`` on the frozen clock."""
+    for _ in range(seconds):
+        app.clock.advance(1.0)  # type: ignore[attr-defined]
+        app.engine.step()
+        app.engine.flush()
+        app.refresh_now()
+
+
+async def live(pilot) -> None:  # type: ignore[no-untyped-def]
+    """Shown, with five seconds of refreshes behind it so rates and trends have readings."""
+    pilot.app.refresh_now()
+    run_for(pilot.app, 5)
+    await pilot.pause()
+
+
+def screen_lines(app: EventDashApp) -> list[str]:
+    """The text on the terminal, line by line, as a person sees it."""
+    return ["".join(segment.text for segment in strip) for strip in app.screen._compositor.render_strips()]
 
 
 def cell(app: EventDashApp, table: str, row: str, column: str) -> str:
@@ -130,7 +155,7 @@ async def test_type_selection_follows_the_key_and_the_type_table() -> None:
         assert app.selected == "review"
         await pilot.press("t")
         assert app.selected == "all"
-        assert [c.value for c in tids.columns] == ["tid", "signup", "user-event", "review", "total"]
+        assert [c.value for c in tids.columns][:5] == ["tid", "signup", "user-event", "review", "total"]
 
 
 async def test_refresh_updates_cells_in_place_and_keeps_the_cursor() -> None:
@@ -194,11 +219,187 @@ async def test_too_small_terminal_shows_a_message_instead_of_crashing() -> None:
         assert "needs at least 80×24" in str(app.query_one("#too-small").render())
 
 
+# -- the dashboard's rough edges (issue 9) ----------------------------------------------------------
+
+
+async def test_help_scrolls_to_its_last_line_at_80x24() -> None:
+    app = make_app(10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        help_view = app.screen.query_one("#help")
+        assert help_view.max_scroll_y > 0  # longer than the screen, so it must scroll
+        await pilot.press("end")
+        await pilot.pause()
+        assert help_view.scroll_y == help_view.max_scroll_y
+        assert any("to close this help" in line for line in screen_lines(app))
+
+
+async def test_help_heading_follows_the_current_window() -> None:
+    app = make_app(10)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("right_square_bracket", "right_square_bracket", "question_mark")
+        await pilot.pause()
+        source = app.screen.query_one(Markdown).source
+    assert 'What "last 7 min ±10 s" means' in source
+    assert "last 5 min" not in source
+
+
+async def test_80x24_fits_the_tables_header_status_and_footer() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await live(pilot)
+        for name in ("types", "tids"):
+            table = app.query_one(f"#{name}", DataTable)
+            assert table.virtual_size.width <= table.size.width + 1, f"{name} is cut"  # +1: the cursor's cell
+        lines = screen_lines(app)
+        status = app.query_one("#status").region
+        assert lines[status.y].rstrip().endswith("ms"), lines[status.y]  # nothing cut at the end
+        assert "UTC" in lines[0]
+        assert "▏" not in lines[-1] and lines[-1].rstrip().endswith("quit"), lines[-1]
+        await pilot.press("t", "t", "t")  # the all-types matrix: every column, the total included
+        tids = app.query_one("#tids", DataTable)
+        assert tids.virtual_size.width <= tids.size.width
+        assert any("total" in line and "review" in line for line in screen_lines(app))
+
+
+async def test_the_left_column_is_as_wide_as_the_type_table_needs() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await live(pilot)
+        types = app.query_one("#types", DataTable)
+        assert app.query_one("#left").size.width <= types.virtual_size.width + 3
+
+
+async def test_rates_are_shown_right_after_start_not_after_a_bucket() -> None:
+    app = make_app(0)  # an empty store
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.refresh_now()
+        run_for(app, 3)
+        await pilot.pause()
+        assert float(cell(app, "types", "all", "rate")) == pytest.approx(40, abs=1)
+        assert str(app.query_one("#types", DataTable).columns["rate"].label) == "ev/s 5s"
+
+
+async def test_rates_follow_plus_within_seconds_everywhere() -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await live(pilot)
+        await pilot.press("plus")
+        run_for(app, 5)
+        await pilot.pause()
+        assert float(cell(app, "types", "all", "rate")) == pytest.approx(80, abs=2)
+        spark_rates = [float(str(app.query_one(f"#spark-value-{t}").render()).removesuffix("/s")) for t in ("signup", "user-event", "review")]
+        types_rates = [float(cell(app, "types", t, "rate")) for t in ("signup", "user-event", "review")]
+        assert spark_rates == types_rates
+
+
+async def test_at_120x40_ids_get_share_bars_rates_and_trends() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await live(pilot)
+        tids = app.query_one("#tids", DataTable)
+        assert {"bar", "rate", "trend"} <= {str(c.value) for c in tids.columns}
+        top = tids.ordered_rows[0].key
+        assert "█" in str(tids.get_cell(top, "bar"))
+        assert str(tids.get_cell(top, "trend")).strip()
+        assert tids.virtual_size.width <= tids.size.width + 1
+
+
+def test_each_bucket_gets_the_same_number_of_columns() -> None:
+    for buckets in (31, 37, 43):  # 5, 6 and 7 minutes of 10 s buckets
+        columns = bucket_columns(list(range(1, buckets + 1)), 95)
+        runs = [sum(1 for value, _ in columns if value == b) for b in range(1, buckets + 1)]
+        assert len(set(runs)) == 1, runs
+        assert [filling for _, filling in columns][-runs[-1] :] == [True] * runs[-1]
+    many = bucket_columns(list(range(361)), 50)  # an hour: several buckets a column, the newest alone
+    assert len(many) <= 50 and many[-1] == (360, True)
+
+
+async def test_sparklines_have_a_time_axis_that_follows_the_window() -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await live(pilot)
+        await pilot.press("right_square_bracket")
+        await pilot.pause()
+        axis = str(app.query_one("#spark-axis").render())
+        assert axis.split()[0] == "-6m" and axis.split()[-1] == "now"
+
+
+def test_the_still_filling_bucket_is_drawn_dim() -> None:
+    from rich.console import Console
+    from rich.style import Style
+
+    bars = ZeroBasedBars([10, 10, 2], Style(color="green"))
+    console = Console(width=6, height=1)
+    segments = [s for s in console.render(bars, console.options.update(width=6, height=1)) if s.text.strip()]
+    assert [bool(s.style and s.style.dim) for s in segments] == [False, False, False, False, True, True]
+
+
+async def test_footer_says_resume_while_paused_and_offers_sort() -> None:
+    app = make_app(10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.active_bindings["space"].binding.description == "pause"
+        assert app.active_bindings["s"].binding.show
+        await pilot.press("space")
+        assert app.active_bindings["space"].binding.description == "resume"
+        assert any("space resume" in line for line in screen_lines(app))
+        await pilot.press("space")
+        assert app.active_bindings["space"].binding.description == "pause"
+
+
+async def test_tab_is_hinted_and_the_palette_has_one_help_entry() -> None:
+    app = make_app(10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot)
+        assert any("tab next table" in line for line in screen_lines(app))
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+    assert titles.count("Help") == 1 and "Keys" not in titles
+
+
+async def test_plain_words_embedded_store_and_the_writers_name() -> None:
+    app = make_app(10)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot)
+        text = "\n".join(screen_lines(app))
+    assert "embedded store" in text and "demo-host-4242" in text
+    assert "memory" not in text and "writer-a" not in text
+
+
+async def test_save_goes_to_the_given_file_and_keeps_the_status_line_visible(tmp_path: Path) -> None:
+    path = tmp_path / "config" / "eventdash" / "settings.json"  # the directory does not exist yet
+    app = make_app(10, settings_path=path)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await shown(pilot)
+        await pilot.press("w")
+        for _ in range(20):  # the toast is mounted a few message-loop turns later
+            await pilot.pause()
+            if toasts := list(app.screen.query(Toast)):
+                break
+        assert toasts and str(path) in str(toasts[0].render())
+        status = app.query_one("#status").region
+        assert all(not t.region.overlaps(status) for t in toasts)
+        assert "generated" in screen_lines(app)[status.y]
+    assert '"events_per_second": 40' in path.read_text()
+
+
+async def test_status_line_says_when_the_generator_falls_behind() -> None:
+    app = make_app(10)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot)
+        assert app.last is not None
+        behind = replace(app.last.status, configured_rate=20_000, measured_rate=14_200, behind=True)
+        app.apply(replace(app.last, status=behind))
+        await pilot.pause()
+        line = screen_lines(app)[app.query_one("#status").region.y]
+    assert "behind: producing 14,200/s of the configured 20,000/s" in line
+
+
 # -- snapshots -------------------------------------------------------------------------------------
 
 
 async def _ready(pilot) -> None:  # type: ignore[no-untyped-def]
-    await shown(pilot)
+    await live(pilot)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
@@ -218,6 +419,16 @@ def test_snapshot_help(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(make_app(), press=["question_mark"], terminal_size=(100, 30), run_before=_ready)
 
 
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_snapshot_help_scrolled_to_the_end(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(make_app(), press=["question_mark", "end"], terminal_size=size, run_before=_ready)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_snapshot_all_types(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(make_app(), press=["t", "t", "t"], terminal_size=size, run_before=_ready)
+
+
 def test_snapshot_selected_type_and_all_types(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(make_app(), press=["t", "t", "t"], terminal_size=(120, 30), run_before=_ready)
 
@@ -226,5 +437,5 @@ def test_snapshot_backend_down_header(snap_compare) -> None:  # type: ignore[no-
     clock = FakeClock(START)
     down = Server("127.0.0.1", 1)  # nothing listens on port 1 of loopback: refused at once
     settings = Settings(tracking_ids=IDS, backend="memcached", memcached=MemcachedSettings((down,)))
-    engine = Engine(settings, MemcachedStore([down], "x:"), clock=clock, seed=1, writer_id="writer-b")
+    engine = Engine(settings, MemcachedStore([down], "x:"), clock=clock, seed=1, writer_id="writer-b", writer_name="writer-b")
     assert snap_compare(EventDashApp(engine, clock=clock, live=False), terminal_size=(100, 30), run_before=_ready)

@@ -189,3 +189,27 @@ def test_an_unexpected_failure_in_the_writer_thread_is_one_line_with_the_traceba
     assert "\n" not in reason
     log = crash_log_path().read_text()
     assert "Traceback (most recent call last)" in log and "RuntimeError: boom" in log
+
+
+async def test_a_dashboard_that_fails_inside_names_the_failure_in_one_line_without_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui.app import EventDashApp
+    from tui.shutdown import crash_log_path
+
+    class BrokenReads(MemoryStore):
+        """A store whose reads fail in a way nothing expects (a bug, not an outage)."""
+
+        def read_buckets(self, *args: object, **kwargs: object) -> dict:
+            raise RuntimeError("bad read")
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    clock = FakeClock()
+    engine = Engine(Settings(backend="memory"), BrokenReads(clock), clock=clock, seed=1)
+    app = EventDashApp(engine, clock=clock, live=False)
+    with pytest.raises(RuntimeError, match="bad read"):  # run_test re-raises it for the test
+        async with app.run_test() as pilot:
+            app.call_later(app.refresh_now)
+            await pilot.pause()
+    assert app.failure == f"the dashboard stopped: RuntimeError: bad read (details in {crash_log_path()})"
+    assert app.return_code == 1
+    assert app._exit_renderables == []  # nothing left for Textual to print as a traceback
+    assert "RuntimeError: bad read" in crash_log_path().read_text()

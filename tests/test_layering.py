@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tui"
-UI_MODULES = {"app.py", "widgets.py", "web.py"}  # web.py serves the UI through textual-serve
-DOMAIN = sorted(p for p in PACKAGE.rglob("*.py") if p.name not in UI_MODULES and p.name != "__main__.py")
+UI_MODULES = {"app.py", "web.py"}  # web.py serves the UI through textual-serve
+UI_PACKAGES = {"screens", "components"}  # every module under tui/screens/ and tui/components/
+DOMAIN = sorted(
+    p for p in PACKAGE.rglob("*.py") if p.name not in UI_MODULES and p.name != "__main__.py" and p.parent.name not in UI_PACKAGES
+)
 
 
 def imported_modules(path: Path) -> set[str]:

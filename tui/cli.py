@@ -332,7 +332,7 @@ def run_dashboard(settings: Settings, options: RunOptions) -> int:
         engine.refresh()
     except StoreUnavailable:
         pass  # the flush failure is reported below
-    reason = fatal[0] if fatal else engine.fatal
+    reason = fatal[0] if fatal else (app.failure or engine.fatal)
     return _finish(engine, options, flushed, reason) or (app.return_code or 0)
 
 

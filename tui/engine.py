@@ -112,6 +112,7 @@ class Engine:
         self.on_fatal: Callable[[str], None] | None = None
         self.missed_events = 0  # due by the end of the run but never made (set by stop)
         self._unflushed = 0  # Ledger.unconfirmed() after the last flush; the ledger is the writer's alone
+        self._rate_since = self.clock.monotonic()  # when the rate last changed or the generator resumed
         self._backlog = 0  # events due but not yet made after the last step: the generator is behind
 
     # -- controls (any thread) -------------------------------------------------------------------
@@ -121,6 +122,7 @@ class Engine:
         with self._lock:
             self.settings = self.settings.with_rate(rate)
             self._pacer.set_rate(self.settings.events_per_second, self.clock.monotonic())
+            self._rate_since = self.clock.monotonic()
         self._wake.set()
 
     def set_window(self, minutes: float) -> None:
@@ -135,6 +137,7 @@ class Engine:
     def resume(self) -> None:
         with self._lock:
             self._pacer.resume(self.clock.monotonic())
+            self._rate_since = self.clock.monotonic()
         self._wake.set()
 
     @property
@@ -334,6 +337,15 @@ class Engine:
         self.publish(view)
         return view
 
+    def _short_of_rate(self, samples: list[tuple[float, int]], rate: float, since: float) -> bool:
+        """Made well under the rate over a whole sample taken since the rate last changed (right
+        after ``+`` the old rate is still in the sample, which is not being behind)."""
+        recent = [s for s in samples if s[0] >= since]
+        if not self.generate or self._pacer.paused or len(recent) < 2:
+            return False
+        span = recent[-1][0] - recent[0][0]
+        return span >= RATE_SAMPLE_SECONDS * 0.9 and (recent[-1][1] - recent[0][1]) / span < BEHIND_RATIO * rate
+
     def status(self) -> EngineStatus:
         with self._lock:
             samples = list(self._samples)
@@ -341,6 +353,7 @@ class Engine:
             paused = self._pacer.paused
             generated = self._pacer.emitted
             backlog = self._backlog if self.generate and not paused else 0
+            since = self._rate_since
         measured = 0.0
         if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
             measured = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
@@ -356,11 +369,7 @@ class Engine:
             unflushed_buckets=self._ledger.bucket_count() if self._store_error else 0,
             unflushed_events=self._unflushed,
             restores=self._restores,
-            behind=backlog > max(1.0, rate * BEHIND_BACKLOG_SECONDS) or (
-                not paused and self.generate and len(samples) >= 2
-                and samples[-1][0] - samples[0][0] >= RATE_SAMPLE_SECONDS * 0.9
-                and measured < BEHIND_RATIO * rate
-            ),
+            behind=backlog > max(1.0, rate * BEHIND_BACKLOG_SECONDS) or self._short_of_rate(samples, rate, since),
         )
 
 

@@ -1,0 +1,33 @@
+"""Under the type table: which store and writer this is, and the keys the footer has no room for."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tui.components.snapshot import Snapshot
+from tui.engine import Engine
+
+#: Two hints a line: (key, what) pairs.
+HINTS = ((("tab", "next table"), ("s", "sort ids")), (("↑↓", "rows"), ("w", "save settings")), (("^p", "all commands"), None))
+
+
+class StorePanel(Static):
+    def show(self, snap: Snapshot, engine: Engine) -> None:
+        rows = [("store", "embedded store" if snap.health.backend == "memory" else "memcached")]
+        if snap.health.backend == "memcached":
+            rows.append(("prefix", engine.settings.memcached.key_prefix))
+        rows.append(("writer", engine.writer_name if snap.status.generating else "none (read-only)"))
+        if snap.status.restores:
+            rows.append(("restores", f"{snap.status.restores}: the store lost its data; buckets written back"))
+        text = Text("\n").join(Text.assemble((f"{label:<9}", "bold"), value) for label, value in rows)
+        if snap.read_error:
+            text.append(f"\n{snap.read_error}", style="red")
+        text.append("\n\n")
+        text.append(Text("\n").join(Text.assemble(*(_hint(pair, width) for pair, width in zip(line, (17, 0)) if pair)) for line in HINTS))
+        self.update(text)
+
+
+def _hint(pair: tuple[str, str], width: int) -> Text:
+    key, what = pair
+    return Text.assemble((f"{key:<4}", "bold"), f"{what:<{max(0, width - 4)}}")

@@ -1,0 +1,39 @@
+"""Per event type: events in the window, events/s over the last few seconds, share of all."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from tui import EVENT_TYPES
+from tui.components.format import num, rate, share
+from tui.rates import RATE_SPAN_SECONDS, RateMeter
+from tui.window import WindowView, window_label
+
+ALL = "all"  # the "all types" row, and the "all types" view of the tracking-id table
+RATE_LABEL = f"ev/s {RATE_SPAN_SECONDS:g}s"
+
+
+class TypesTable(DataTable[Text | str]):
+    def on_mount(self) -> None:
+        self.border_title = "Event types"
+        for label, key in (("type", "type"), ("events", "events"), (RATE_LABEL, "rate"), ("share", "share")):
+            self.add_column(label, key=key)
+        for etype in (*EVENT_TYPES, ALL):
+            self.add_row(etype if etype != ALL else Text("all types", style="bold"), "", "", "", key=etype)
+
+    def show(self, view: WindowView, meter: RateMeter[tuple[str, str]]) -> None:
+        total = view.total
+        for etype in (*EVENT_TYPES, ALL):
+            count = total if etype == ALL else view.summary[etype].total
+            per_second = meter.rate_where(lambda k, t=etype: t in (ALL, k[0]))  # type: ignore[misc]
+            style = "bold" if etype == ALL else ""
+            self.update_cell(etype, "events", num(count, style=style), update_width=True)
+            self.update_cell(etype, "rate", Text(rate(per_second) if meter.ready else "–", justify="right", style=style), update_width=True)
+            self.update_cell(etype, "share", num(share(count, total), ".1f", "%", style=style), update_width=True)
+        self.border_subtitle = window_label(view.window_minutes, view.bucket_seconds)
+
+    @property
+    def content_width(self) -> int:
+        """Columns the table needs, borders included: the left column is sized to this."""
+        return sum(column.get_render_width(self) for column in self.columns.values()) + 2  # the borders
