@@ -10,7 +10,9 @@ import io
 import itertools
 import json
 
-from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from tests.conftest import MemcachedServer
 from tests.oracle import Row, assert_window_bound, rows
