@@ -9,7 +9,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
 from pymemcache.client.base import Client
@@ -59,8 +58,16 @@ def test_a_summary_is_replaced_only_by_a_fresher_one(store: Store) -> None:
     assert store.read_summaries(["signup", "review"]) == {"signup": fresh, "review": None}
 
 
-def test_generation_is_stable_while_the_store_keeps_its_data(store: Store) -> None:
-    assert store.generation() == store.generation()
+def test_generation_is_stable_while_the_server_keeps_its_data_and_changes_after_a_restart(memcached: MemcachedServer) -> None:
+    store = MemcachedStore([memcached.server], "gen:")
+    before = store.generation()
+    store.write_buckets("w1", {(1, 5): {"signup": {"INF-a": 2}}}, 10, 600)
+    assert MemcachedStore([memcached.server], "gen:").generation() == before  # another client, same data
+    memcached.stop()
+    memcached.start()
+    after = store.generation()
+    assert after != before
+    assert store.generation() == after  # the new marker stays until the next loss
 
 
 def test_summary_keys_are_readable_by_a_plain_client_with_one_get(memcached: MemcachedServer, clock: FakeClock) -> None:
@@ -98,18 +105,6 @@ def test_every_key_expires_after_at_least_window_plus_one_bucket(memcached: Memc
         assert 120 + 10 < _ttl(memcached.port, key) <= 120 + 2 * 10 + 60
 
 
-def _all_keys(port: int) -> dict[str, bytes]:
-    """Every key on the server with its value (lru_crawler metadump), to see what eventdash wrote."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"lru_crawler metadump all\r\n")
-        data = b""
-        while not data.endswith(b"END\r\n"):
-            data += sock.recv(65536)
-    keys = [unquote(line.split()[0].split(b"=")[1].decode()) for line in data.splitlines() if line.startswith(b"key=")]
-    plain = Client(("127.0.0.1", port))
-    return {key: plain.get(key) for key in keys}
-
-
 def test_only_counts_under_the_prefix_are_written_never_raw_events(memcached: MemcachedServer) -> None:
     settings = Settings(events_per_second=1_000, backend="memcached", memcached=MemcachedSettings((memcached.server,), "pii:"))
     clock = FakeClock(1_700_000_000.0)
@@ -118,7 +113,7 @@ def test_only_counts_under_the_prefix_are_written_never_raw_events(memcached: Me
     engine.step()
     assert engine.flush()
     engine.publish(engine.read_view())
-    stored = _all_keys(memcached.port)
+    stored = memcached.stored()
     assert stored and all(key.startswith("pii:") for key in stored)
     for value in stored.values():
         assert b"@example.com" not in value and b"geo" not in value and b"fingerprint" not in value
