@@ -13,8 +13,10 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import pytest
+from pymemcache.client.base import Client
 
 from tui.clock import FakeClock
 from tui.settings import Server, Settings
@@ -78,6 +80,20 @@ class MemcachedServer:
             return _answers(self.port)
 
         wait_until(up, what=f"memcached on {self.address}")
+
+    def stored(self) -> dict[str, bytes]:
+        """Every key on the server with its value (``lru_crawler metadump``): what eventdash wrote."""
+        with socket.create_connection(("127.0.0.1", self.port)) as sock:
+            sock.sendall(b"lru_crawler metadump all\r\n")
+            data = b""
+            while not data.endswith(b"END\r\n"):
+                data += sock.recv(65536)
+        keys = [unquote(line.split()[0].split(b"=")[1].decode()) for line in data.splitlines() if line.startswith(b"key=")]
+        plain = Client(("127.0.0.1", self.port))
+        try:
+            return {key: value for key in keys if (value := plain.get(key)) is not None}
+        finally:
+            plain.close()
 
     def stop(self) -> None:
         if self.process is not None:

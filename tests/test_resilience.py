@@ -2,6 +2,10 @@
 
 After every scenario the writers are stopped and ``eventdash summary --json`` must equal the
 recount of the writers' own events logs: nothing lost, nothing counted twice.
+
+The writers use 1 s buckets, so buckets close (and are not written again) during a run of a few
+seconds: what a restarted server gets back is then the writers' write-back of every bucket they
+hold, not the rewrite of a still-open bucket that would happen anyway.
 """
 
 from __future__ import annotations
@@ -17,18 +21,21 @@ from pathlib import Path
 import pytest
 from pymemcache.client.base import Client
 
-from tests.conftest import MemcachedServer
+from tests.conftest import MemcachedServer, wait_until
 from tests.oracle import read_log, recount, rows
 from tests.proc import REPO, Eventdash
 
 OUTAGE_DETECTED_WITHIN = 2.0  # seconds, from the kill to the stderr line
 RECONNECTED_WITHIN = 2.0  # seconds, from the restart to "reachable again"
+SHORT_BUCKETS = ("--bucket-seconds", "1", "--window-minutes", "1")  # a run of seconds closes buckets
+CLOSED_BUCKETS = 3  # single-bucket keys on a server before it is killed
 
 
 def summary_json(servers: str, prefix: str) -> dict:
     result = subprocess.run(
-        [sys.executable, "-m", "tui", "summary", "--json", "--backend", "memcached", "--memcached", servers, "--key-prefix", prefix],
-        capture_output=True, text=True, cwd=REPO, timeout=30,
+        [sys.executable, "-m", "tui", "summary", "--json", "--backend", "memcached", "--memcached", servers,
+         "--key-prefix", prefix, *SHORT_BUCKETS],
+        check=False, capture_output=True, text=True, cwd=REPO, timeout=30,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["summary"]
@@ -38,10 +45,20 @@ def start_writers(count: int, servers: str, prefix: str, tmp_path: Path, rate: i
     logs = [tmp_path / f"w{i}.jsonl" for i in range(count)]
     writers = [
         Eventdash("--headless", "--backend", "memcached", "--memcached", servers, "--key-prefix", prefix,
-                  "--rate", str(rate), "--seed", str(i), "--events-log", str(log))
+                  "--rate", str(rate), "--seed", str(i), "--events-log", str(log), *SHORT_BUCKETS)
         for i, log in enumerate(logs)
     ]
     return writers, logs
+
+
+def single_buckets(server: MemcachedServer, prefix: str) -> dict[int, dict[str, object]]:
+    """The single-bucket values on ``server`` by bucket index: ``{index: {writer_id: counts}}``."""
+    marker = f"{prefix}b1:"
+    return {
+        int(key[len(marker):]): json.loads(value)["w"]
+        for key, value in server.stored().items()
+        if key.startswith(marker)
+    }
 
 
 def each_reports(writers: list[Eventdash], pattern: str, since: float, within: float, what: str) -> None:
@@ -93,11 +110,13 @@ def test_kill_and_restart_mid_run_loses_nothing_and_counts_nothing_twice(
     writers, logs = start_writers(writer_count, memcached.address, prefix, tmp_path)
     for writer in writers:
         writer.wait_for('"backend": "memcached"', stream="stdout")
+    # Buckets that closed and were flushed before the kill: only the write-back restores them.
+    wait_until(lambda: len(single_buckets(memcached, prefix)) >= CLOSED_BUCKETS, what=f"{CLOSED_BUCKETS} buckets stored")
     before_kill = summary_json(memcached.address, prefix)
     killed = time.monotonic()
     memcached.stop()
     each_reports(writers, "counting locally and retrying", killed, OUTAGE_DETECTED_WITHIN, "outage detected")
-    time.sleep(1.0)  # an outage of a while, with events counted only locally
+    time.sleep(1.0)  # an outage of a while (a whole 1 s bucket), counted only locally: a scenario, not a sync
     restarted = time.monotonic()
     memcached.start()
     each_reports(writers, "reachable again", restarted, RECONNECTED_WITHIN, "reconnected")
@@ -134,11 +153,19 @@ def test_one_server_of_two_down_is_named_and_its_counts_come_back(
     each_reports(writers, f"down: {b.address}", killed, OUTAGE_DETECTED_WITHIN, "down server named")
     for writer in writers:  # the line naming the down server does not name the live one
         assert a.address not in writer.text("stderr").split(f"down: {b.address}")[0].splitlines()[-1]
-    time.sleep(1.0)
+    time.sleep(1.0)  # an outage of a while (a whole 1 s bucket): a scenario, not a sync
     b.start()
+    returned_at = int(time.time()) - 1  # this bucket and the ones before it closed while b was gone
     for writer in writers:
         writer.wait_for("reachable again", after=killed)
-    time.sleep(3.0)  # past the hash ring's dead timeout, so keys move back to the returned server
+
+    def every_writer_wrote_back_to_b() -> bool:
+        """Each writer's entry is on b in a bucket that closed before b returned: its hash ring holds b
+        again (past the dead timeout) and it wrote back what it held, not just the current bucket."""
+        held = single_buckets(b, "half:")
+        return len({writer for index, entries in held.items() if index < returned_at for writer in entries}) == len(writers)
+
+    wait_until(every_writer_wrote_back_to_b, timeout=15, what="every writer writing its buckets back to the returned server")
     stop_all(writers, signal.SIGINT)
     assert summary_json(servers, "half:") == recount(rows(read_log(*logs)))
 

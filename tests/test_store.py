@@ -9,18 +9,18 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
 from pymemcache.client.base import Client
 
+from tests import writer_proc
 from tests.conftest import MemcachedServer, free_port
 from tui import EVENT_TYPES
 from tui.clock import FakeClock
 from tui.engine import Engine, summary_documents
 from tui.settings import MemcachedSettings, Server, Settings
 from tui.store import MemcachedStore, MemoryStore, Store, StoreUnavailable, open_store
-from tui.window import merge_into, summarize
+from tui.window import cover, merge_into, summarize
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,8 +58,16 @@ def test_a_summary_is_replaced_only_by_a_fresher_one(store: Store) -> None:
     assert store.read_summaries(["signup", "review"]) == {"signup": fresh, "review": None}
 
 
-def test_generation_is_stable_while_the_store_keeps_its_data(store: Store) -> None:
-    assert store.generation() == store.generation()
+def test_generation_is_stable_while_the_server_keeps_its_data_and_changes_after_a_restart(memcached: MemcachedServer) -> None:
+    store = MemcachedStore([memcached.server], "gen:")
+    before = store.generation()
+    store.write_buckets("w1", {(1, 5): {"signup": {"INF-a": 2}}}, 10, 600)
+    assert MemcachedStore([memcached.server], "gen:").generation() == before  # another client, same data
+    memcached.stop()
+    memcached.start()
+    after = store.generation()
+    assert after != before
+    assert store.generation() == after  # the new marker stays until the next loss
 
 
 def test_summary_keys_are_readable_by_a_plain_client_with_one_get(memcached: MemcachedServer, clock: FakeClock) -> None:
@@ -97,18 +105,6 @@ def test_every_key_expires_after_at_least_window_plus_one_bucket(memcached: Memc
         assert 120 + 10 < _ttl(memcached.port, key) <= 120 + 2 * 10 + 60
 
 
-def _all_keys(port: int) -> dict[str, bytes]:
-    """Every key on the server with its value (lru_crawler metadump), to see what eventdash wrote."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"lru_crawler metadump all\r\n")
-        data = b""
-        while not data.endswith(b"END\r\n"):
-            data += sock.recv(65536)
-    keys = [unquote(line.split()[0].split(b"=")[1].decode()) for line in data.splitlines() if line.startswith(b"key=")]
-    plain = Client(("127.0.0.1", port))
-    return {key: plain.get(key) for key in keys}
-
-
 def test_only_counts_under_the_prefix_are_written_never_raw_events(memcached: MemcachedServer) -> None:
     settings = Settings(events_per_second=1_000, backend="memcached", memcached=MemcachedSettings((memcached.server,), "pii:"))
     clock = FakeClock(1_700_000_000.0)
@@ -117,7 +113,7 @@ def test_only_counts_under_the_prefix_are_written_never_raw_events(memcached: Me
     engine.step()
     assert engine.flush()
     engine.publish(engine.read_view())
-    stored = _all_keys(memcached.port)
+    stored = memcached.stored()
     assert stored and all(key.startswith("pii:") for key in stored)
     for value in stored.values():
         assert b"@example.com" not in value and b"geo" not in value and b"fingerprint" not in value
@@ -140,31 +136,60 @@ def test_concurrent_threads_on_one_bucket_lose_nothing(memcached: MemcachedServe
     assert store.read_buckets([(1, 1)], 10) == {(1, 1): {"signup": {"INF-a": 8 * rounds}}}
 
 
-def test_four_writer_processes_at_full_speed_give_exact_totals(memcached: MemcachedServer) -> None:
-    """4 processes x 50,000 events into one memcached: the window and the summary keys are exact."""
-    per_writer = 50_000
+WRITERS = 4
+BATCHES = 300  # flushes per writer, each into a new bucket
+MIN_CAS_BADVAL = 500  # rejected cas a run must show, so the test is known to have met the race
+MIN_FAILED_ADDS = 50  # and adds that lost the race to create a new bucket's key
+
+
+def test_four_writer_processes_colliding_on_every_flush_give_exact_totals(memcached: MemcachedServer) -> None:
+    """4 processes flush 300 times each, released together every time, into the same new bucket;
+    memcached's own ``cas_badval`` and the failed ``add`` count prove they raced; the window (as blocks and as single buckets) and the summary
+    keys still equal the writers' own totals exactly."""
+    start = 1_700_000_000.0
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.writer_proc", str(memcached.port), str(seed), str(per_writer), "mw:"],
-            stdout=subprocess.PIPE,
-            cwd=REPO,
+            [sys.executable, "-m", "tests.writer_proc", str(memcached.port), str(seed), str(BATCHES), "mw:", str(start)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
         )
-        for seed in range(4)
+        for seed in range(WRITERS)
     ]
+    def all_say(word: str) -> None:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == word
+
+    all_say("ready")  # nobody writes until everyone is connected
+    for _ in range(BATCHES):  # then a barrier per flush: all four flush into the same new bucket at once
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        all_say("flushed")
     expected: dict[str, dict[str, int]] = {}
     for proc in procs:
-        out, _ = proc.communicate(timeout=240)
-        assert proc.returncode == 0
-        merge_into(expected, json.loads(out))
-    assert sum(sum(c.values()) for c in expected.values()) == 4 * per_writer
+        assert proc.stdout is not None and proc.stdin is not None
+        merge_into(expected, json.loads(proc.stdout.readline()))
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+    assert sum(sum(c.values()) for c in expected.values()) == WRITERS * BATCHES * writer_proc.BATCH
 
-    settings = Settings(tracking_ids=("INF-a",), backend="memcached", memcached=MemcachedSettings((memcached.server,), "mw:"))
-    reader = Engine(settings, MemcachedStore([memcached.server], "mw:"), generate=False)
-    view = reader.read_view()
-    reader.publish(view)
     plain = Client(("127.0.0.1", memcached.port))
+    stats = plain.stats()
+    # Every write is a cas or an add (no plain set): the sets that were neither a cas nor the add
+    # that created a key were adds that found the key made by another writer first.
+    failed_adds = stats[b"cmd_set"] - stats[b"cas_hits"] - stats[b"cas_badval"] - stats[b"curr_items"]
+    print(f"cas_badval {stats[b'cas_badval']}, cas_hits {stats[b'cas_hits']}, failed adds {failed_adds}")
+    assert stats[b"cas_badval"] >= MIN_CAS_BADVAL, "the writers did not race on cas: the test proves nothing"
+    assert failed_adds >= MIN_FAILED_ADDS, "the writers did not race to create keys: the test proves nothing"
+
+    settings = writer_proc.settings(memcached.port, "mw:")
+    reader = Engine(settings, MemcachedStore([memcached.server], "mw:"), clock=FakeClock(start + BATCHES + 0.5), generate=False)
+    view = reader.read_view()
+    assert {span for span, _ in cover(view.buckets)} >= {1, 6, 60}  # the read used the shared blocks
+    reader.publish(view)
     for etype in EVENT_TYPES:
         assert view.summary[etype].by_tracking_id == expected[etype]
+        assert reader.read_view(series=True).summary[etype].by_tracking_id == expected[etype]  # every bucket
         stored = json.loads(plain.get(f"mw:{etype}"))
         assert stored["totalEventsCaptured"] == sum(expected[etype].values())
         assert stored["eventsCapturedByTrackingIds"] == expected[etype]

@@ -1,8 +1,9 @@
 """eventdash: live web-analytics event counts over a sliding window.
 
 The package is split so that the domain (``events``, ``window``, ``store``, ``engine``,
-``settings``) never imports Textual; only ``app`` and ``widgets`` do. ``tests/test_layering.py``
-enforces that.
+``settings``, ``headless``, ...) never imports Textual; only the UI does: ``app``, ``screens``,
+``components`` and ``web``. The import-linter contract in ``pyproject.toml`` says which is which,
+and ``tests/test_layering.py`` runs it.
 """
 
 __version__ = "0.1.0"
