@@ -141,19 +141,23 @@ def _utf8(data: bytes, first_line: int = 1) -> str:
 
 
 # Depth: the parser recurses once per level, so nesting is bounded before parsing. Deleting every
-# byte but brackets and then taking out innermost pairs ``depth`` times empties the bracket string
-# exactly when the brackets nest at most ``depth`` deep; both steps run in C. Brackets inside
-# strings are counted too: a body that fails this is checked again exactly, after parsing.
+# byte but brackets (``{`` and ``}`` made ``[`` and ``]``) and then taking out the adjacent ``[]``
+# pairs ``depth`` times empties the bracket string exactly when the brackets nest at most ``depth``
+# deep: one ``replace`` removes only the pairs adjacent before it, the innermost level. Both run in
+# C. Brackets inside strings are counted too: a body that fails is checked again exactly, after
+# parsing. (Closing brackets hidden in strings can make a body look shallower than it is; the
+# parser's own recursion guard, caught below, still ends such a body in the same 400.)
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
 def _shallow(data: bytes, depth: int) -> bool:
     """True when ``data``'s brackets, strings included, nest at most ``depth`` deep."""
-    brackets = data.translate(None, _NOT_BRACKETS)
+    brackets = data.translate(_SQUARE, _NOT_BRACKETS)
     for _ in range(depth):
         if not brackets:
             return True
-        brackets = brackets.replace(b"{}", b"").replace(b"[]", b"")
+        brackets = brackets.replace(b"[]", b"")
     return not brackets
 
 
