@@ -377,3 +377,22 @@ def test_a_seeded_generator_stream_is_accepted_whole() -> None:
     body = json.dumps([{"path": "/visitors/events/", "value": e.doc["value"]} for e in made]).encode()
     batch = decoder().decode(body)
     assert batch.rejected == [] and [e[:3] for e in batch.events] == [m[:3] for m in made]
+
+
+@settings(max_examples=500)
+@given(EVENTS)
+def test_the_hot_path_accepts_only_what_the_careful_path_accepts_and_the_same_event(doc: Any) -> None:
+    gate = decoder()
+    now_ms = int(NOW * 1000)
+    fast = gate._plain(doc, now_ms)
+    if fast is not None:
+        assert gate._careful(doc, now_ms) == fast
+
+
+@settings(max_examples=200)
+@given(st.lists(EVENTS, max_size=6), st.sampled_from([", ", ",", " ,\n "]))
+def test_the_plain_array_reader_and_the_careful_reader_agree(docs: list[Any], separator: str) -> None:
+    text = "[" + separator.join(json.dumps(d) for d in docs) + "]"
+    fast = decoder().decode(text.encode())
+    careful = decoder().decode((" " + text).encode())  # a leading space takes the careful reader
+    assert fast == careful

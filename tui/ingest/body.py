@@ -19,6 +19,7 @@ including curl's default ``application/x-www-form-urlencoded``, is ``415``.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import zlib
 from collections.abc import Iterator
@@ -195,6 +196,7 @@ _BIG_INT_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_int=_
 #: quadratic, so every parse takes the guarded decoder there.
 _HAS_DIGIT_LIMIT = hasattr(sys, "get_int_max_str_digits")
 _WHITESPACE = " \t\n\r"
+_SKIP = re.compile(r"[ \t\n\r]*")
 
 
 def _parse(text: str, start: int, first_line: int) -> tuple[Any, int]:
@@ -232,6 +234,35 @@ def _check_depth(doc: Any, limit: int, line: int | None = None) -> None:
         raise _too_deep(limit, line)
 
 
+def _plain_array(text: str, framing: Framing) -> list[tuple[Any, bool]] | None:
+    """The hot path for the usual body, an array of plain documents: one tight loop over the C
+    scanner. None for anything unusual (an error, too many events, extra data, a long document
+    in a non-ASCII body), which :func:`_json_documents` then reads and explains."""
+    if not (text.startswith("[") and text.isascii()):
+        return None
+    scan, skip, limit = _DECODER.scan_once, _SKIP.match, framing.event_bytes
+    found: list[tuple[Any, bool]] = []
+    index = skip(text, 1).end()
+    if text.startswith("]", index):
+        return found if skip(text, index + 1).end() == len(text) else None
+    try:
+        while True:
+            doc, end = scan(text, index)
+            found.append((doc, end - index > limit))
+            index = skip(text, end).end()
+            if text.startswith(",", index):
+                index = skip(text, index + 1).end()
+            elif text.startswith("]", index):
+                break
+            else:
+                return None
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    if len(found) > framing.events or skip(text, index + 1).end() != len(text):
+        return None
+    return found
+
+
 def _json_documents(data: bytes, framing: Framing) -> Iterator[tuple[Any, bool]]:
     """The documents of a JSON body: the elements of a top-level array, or the one value.
 
@@ -239,8 +270,12 @@ def _json_documents(data: bytes, framing: Framing) -> Iterator[tuple[Any, bool]]
     known; ``too_large`` is true for a document over ``framing.event_bytes``.
     """
     text = _utf8(data)
-    start = _skip(text, 1 if text.startswith("\ufeff") else 0)  # RFC 8259 lets a parser skip a BOM
     exact_depth = not _shallow(data, framing.depth)
+    plain = None if exact_depth or not _HAS_DIGIT_LIMIT else _plain_array(text, framing)
+    if plain is not None:
+        yield from plain
+        return
+    start = _skip(text, 1 if text.startswith("\ufeff") else 0)  # RFC 8259 lets a parser skip a BOM
     ascii_only = text.isascii()
 
     def too_large(begin: int, end: int) -> bool:

@@ -154,7 +154,11 @@ class Decoder:
         self._clock = clock
         self._retention_ms = int(retention_seconds * 1000)
         self._skew_ms = int(limits.future_skew_seconds * 1000)
+        for name in event_types:
+            if not name or len(name.encode("utf-8", "replace")) > limits.event_name_bytes:
+                raise ValueError(f"event_types: {name!r} is empty or longer than {limits.event_name_bytes} bytes")
         self._types = dict(event_types)
+        self._tid_max, self._id_max, self._email_max = limits.tracking_id_bytes, limits.id_bytes, limits.email_bytes
         self._known = ", ".join(sorted(event_types))
         self._limits = limits
         self._framing = Framing(limits.body_bytes, limits.events_per_request, limits.event_bytes, limits.depth)
@@ -178,12 +182,52 @@ class Decoder:
 
     def check(self, doc: Any, index: int, now_ms: int) -> IngestEvent | Rejection:
         """One parsed document (wrapper or bare value) as an event, or why it is not one."""
+        accepted = self._plain(doc, now_ms)
+        if accepted is not None:
+            return accepted
         try:
-            return self._event(doc, now_ms)
+            return self._careful(doc, now_ms)
         except _Refused as refused:
             return Rejection(index, refused.field, refused.reason, refused.code)
 
-    def _event(self, doc: Any, now_ms: int) -> IngestEvent:
+    def _plain(self, doc: Any, now_ms: int) -> IngestEvent | None:
+        """The hot path: an event whose fields are all ASCII and plainly valid, in one function with
+        no call per field; None for anything else, which :meth:`_careful` then decides and explains.
+        It must never accept what :meth:`_careful` would refuse (a property test compares them)."""
+        if type(doc) is not dict:
+            return None
+        value = doc.get("value", doc)
+        if type(value) is not dict:
+            return None
+        get = value.get
+        tid, name, stamp = get("trackingId"), get("event"), get("timestamp")
+        if not (
+            type(tid) is str and 0 < len(tid) <= self._tid_max and tid.isascii() and tid.isprintable() and " " not in tid
+            and type(name) is str and type(stamp) is str
+        ):  # fmt: skip
+            return None
+        etype = self._types.get(name)
+        ts_ms = parse_timestamp_ms(stamp)
+        if etype is None or ts_ms is None or not now_ms - self._retention_ms <= ts_ms <= now_ms + self._skew_ms:
+            return None
+        ids = []
+        for key in ("visitorId", "sessionId"):
+            text = get(key)
+            if not (text is None or (type(text) is str and 0 < len(text) <= self._id_max and text.isascii() and text.isprintable() and " " not in text)):
+                return None
+            ids.append(text)
+        form = get("form")
+        email_hash = None
+        if form is not None:
+            email = form.get("email") if type(form) is dict else form
+            if not (email is None or (type(email) is str and len(email) <= self._email_max and email.isascii())):
+                return None
+            if email:
+                email_hash = self._hash(email)
+        return IngestEvent(etype, tid, ts_ms, ids[0], ids[1], email_hash)
+
+    def _careful(self, doc: Any, now_ms: int) -> IngestEvent:
+        """Every check in order, raising :class:`_Refused` with the first problem found."""
         if type(doc) is not dict:
             raise _Refused("", f"expected an event object, got {_json_type(doc)}", Reason.NOT_AN_OBJECT)
         prefix = ""

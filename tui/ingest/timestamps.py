@@ -54,6 +54,11 @@ def parse_timestamp_ms(text: str) -> int | None:
         if len(_HEADS) >= _HEADS_MAX:
             _HEADS.clear()
         _HEADS[head] = seconds
+    if len(text) == 24 and text[19] == "." and text[23] in "Zz":  # what JavaScript's toISOString writes
+        millis_text = text[20:23]
+        if millis_text.isascii() and millis_text.isdigit():
+            return seconds * 1000 + int(millis_text)
+        return None
     rest = text[19:]
     last = rest[-1]
     if last == "Z" or last == "z":
