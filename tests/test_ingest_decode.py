@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from tui.clock import FakeClock
 from tui.events import EventFactory
 from tui.ingest.body import BodyError, BodyKind
-from tui.ingest.decode import REASONS, Decoder, IngestEvent, IngestLimits, Reason, Rejection
+from tui.ingest.decode import (
+    REASONS,
+    Decoder,
+    IngestEvent,
+    IngestLimits,
+    Reason,
+    Rejection,
+)
 from tui.ingest.timestamps import parse_timestamp_ms
 from tui.settings import SettingsError, check_tracking_ids, key_text_problem
 

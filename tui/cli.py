@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from tui import EVENT_TYPES, __version__
+from tui import EVENT_TYPES, __version__, send
 from tui.settings import Settings, SettingsError, build_settings, read_settings_file
 from tui.shutdown import on_stop_signals, on_thread_failure
 
@@ -78,10 +78,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--events-log", metavar="PATH", default=s, help="append every generated event to PATH as one JSON line")
     parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
     _store_options(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{summary}")
+    commands = parser.add_subparsers(dest="command", metavar="{summary,send}")
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
     summary.add_argument("--json", action="store_true", default=s, help="print the JSON object of --headless instead of a table")
     _store_options(summary)
+    send.add_parser(commands)
     return parser
 
 
@@ -134,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _tune_gc()
     parser = make_parser()
     args = parser.parse_args(argv)
+    if args.command == "send":
+        return send.run(args)
     try:
         settings = load_settings(args)
         if getattr(args, "duration", 1) <= 0:
