@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TextIO
 
-from tui import EVENT_TYPES, __version__
+from tui import EVENT_TYPES, __version__, send
 from tui.settings import (
     Settings,
     SettingsError,
@@ -129,10 +129,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
     parser.add_argument("--writer-name", metavar="NAME", default=s, help="this writer's name as shown beside its counts (default: host and pid)")
     _store_options(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{summary,web}")
+    commands = parser.add_subparsers(dest="command", metavar="{summary,web,send}")
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
     summary.add_argument("--json", action="store_true", default=s, help="print the JSON object of --headless instead of a table")
     _store_options(summary)
+    send.add_parser(commands)
     add_web_command(commands, parser)  # last: it passes every dashboard flag above through
     return parser
 
@@ -209,12 +210,14 @@ class RunOptions:
 class Plan:
     """What :func:`main` is to run, every input already checked."""
 
-    command: Literal["dashboard", "headless", "summary", "web"]
+    command: Literal["dashboard", "headless", "summary", "web", "send"]
     settings: Settings
     options: RunOptions
     as_json: bool = False
     #: ``web``: where to listen, and the dashboard command each browser connection runs.
     web: tuple[Listen, list[str]] | None = None
+    #: ``send``: the load to send.
+    load: send.SendOptions | None = None
 
 
 def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Plan:
@@ -226,6 +229,11 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
     """
     parser = make_parser()
     args = parser.parse_args(argv)
+    if args.command == "send":  # a load client: it reads no settings
+        try:
+            return Plan("send", Settings(), RunOptions(), load=send.options_from(args))
+        except send.UsageError as exc:
+            usage_error(str(exc))
     try:
         settings = load_settings(args, resolve_hosts)
         writer_name = check_writer_name(args.writer_name, "--writer-name") if hasattr(args, "writer_name") else None
@@ -256,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = prepare(argv)
     if plan.web is not None:
         return serve_web(*plan.web)
+    if plan.load is not None:
+        return send.run(plan.load)
     if plan.command == "summary":
         return run_summary(plan.settings, as_json=plan.as_json)
     if plan.command == "headless":
