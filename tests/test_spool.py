@@ -279,6 +279,7 @@ def test_a_full_spool_raises_spoolfull_until_the_consumer_releases(tmp_path: Pat
             spool.submit(events(10))
         assert spool.full
         assert spool.release(ends[1]) == 1  # the first segment is wholly behind
+        assert not spool.full
         spool.submit(events(10)).result()
     finally:
         spool.close()

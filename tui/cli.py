@@ -1,4 +1,5 @@
-"""The ``eventdash`` command: the dashboard (default), ``--headless``, and ``summary``.
+"""The ``eventdash`` command: the dashboard (default), ``--headless``, ``summary``, ``web``, ``send``
+and ``serve``.
 
 Exit statuses: 0 done; 1 the store failed at run time (e.g. memcached unreachable for ``summary``, or
 the last counts could not be written); 2 usage or configuration error. No path ends in a traceback.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TextIO
 
 from tui import EVENT_TYPES, __version__, send
+from tui.service import options as service_options
 from tui.settings import (
     Settings,
     SettingsError,
@@ -33,6 +35,7 @@ from tui.web import Listen, WebUsageError, add_web_command, dashboard_command, l
 
 if TYPE_CHECKING:
     from tui.engine import Engine
+    from tui.service.config import ServeOptions
     from tui.store import OpenedStore
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
@@ -129,11 +132,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
     parser.add_argument("--writer-name", metavar="NAME", default=s, help="this writer's name as shown beside its counts (default: host and pid)")
     _store_options(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{summary,web,send}")
+    commands = parser.add_subparsers(dest="command", metavar="{summary,web,send,serve}")
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
     summary.add_argument("--json", action="store_true", default=s, help="print the JSON object of --headless instead of a table")
     _store_options(summary)
     send.add_parser(commands)
+    service_options.add_parsers(commands, _store_options)
     add_web_command(commands, parser)  # last: it passes every dashboard flag above through
     return parser
 
@@ -210,7 +214,7 @@ class RunOptions:
 class Plan:
     """What :func:`main` is to run, every input already checked."""
 
-    command: Literal["dashboard", "headless", "summary", "web", "send"]
+    command: Literal["dashboard", "headless", "summary", "web", "send", "serve"]
     settings: Settings
     options: RunOptions
     as_json: bool = False
@@ -218,6 +222,8 @@ class Plan:
     web: tuple[Listen, list[str]] | None = None
     #: ``send``: the load to send.
     load: send.SendOptions | None = None
+    #: ``serve``: where to listen, the state directory, limits, CORS and tokens.
+    serve: ServeOptions | None = None
 
 
 def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Plan:
@@ -242,6 +248,11 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
         usage_error(str(exc))
     if args.command == "summary":
         return Plan("summary", settings, RunOptions(), as_json=getattr(args, "json", False))
+    if args.command == "serve":
+        try:
+            return Plan("serve", settings, RunOptions(), serve=service_options.serve_options(args, settings))
+        except service_options.ServiceUsageError as exc:
+            usage_error(str(exc))
     if args.command == "web":
         try:
             web = (listen_from(args), dashboard_command(args, parser))
@@ -266,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_web(*plan.web)
     if plan.load is not None:
         return send.run(plan.load)
+    if plan.serve is not None:
+        from tui.service.server import run_serve  # aiohttp is loaded only to serve
+
+        return run_serve(plan.settings, plan.serve)
     if plan.command == "summary":
         return run_summary(plan.settings, as_json=plan.as_json)
     if plan.command == "headless":

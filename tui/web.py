@@ -9,14 +9,13 @@ otherwise, and says so on stderr when told otherwise.
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import re
 import shlex
-import socket
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from tui.listen import Listen, parse_host, parse_port
+from tui.listen import ListenError as WebUsageError
 
 if TYPE_CHECKING:
     from textual_serve.server import Server
@@ -29,12 +28,6 @@ NOT_FOR_WEB = {
     "events_log": "every browser connection is its own process, and their lines would interleave in one file",
 }
 _NOT_COPIED = {"help", "version", *NOT_FOR_WEB}
-
-_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
-
-
-class WebUsageError(ValueError):
-    """A bad ``web`` flag: one line naming the flag, exit 2."""
 
 
 def add_web_command(commands: Any, parser: argparse.ArgumentParser) -> None:
@@ -65,53 +58,6 @@ def _dashboard_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]
         for action in parser._actions
         if action.option_strings and action.dest not in _NOT_COPIED and not isinstance(action, argparse._SubParsersAction)
     ]
-
-
-@dataclass(frozen=True)
-class Listen:
-    """Where the server listens, and the URL a browser uses to reach it."""
-
-    host: str
-    port: int
-    public_url: str
-
-    def exposed(self) -> bool:
-        """True when anything but this machine can connect: the host resolves to a non-loopback address."""
-        return not all(ipaddress.ip_address(address).is_loopback for address in _addresses(self.host))
-
-    def warning(self) -> str | None:
-        """The stderr line for a server others can reach, or None on loopback."""
-        if not self.exposed():
-            return None
-        return (
-            f"warning: listening on {self.host}:{self.port}, which is not loopback: anyone who can reach it "
-            "gets the dashboard with no password; put it behind a proxy with authentication, or use 127.0.0.1"
-        )
-
-
-def _addresses(host: str) -> set[str]:
-    try:
-        return {str(info[4][0]).split("%")[0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
-    except (socket.gaierror, UnicodeError) as exc:
-        raise WebUsageError(f"--host: cannot resolve {host!r}: {getattr(exc, 'strerror', None) or exc}") from None
-
-
-def parse_port(text: str) -> int:
-    """A TCP port written in ASCII digits, 1-65535 (``int`` would also take ``'２２'`` or ``' 8_0'``)."""
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
-        raise WebUsageError(f"--port: expected a port number 1-65535 in digits 0-9, got {text!r}")
-    return int(text)
-
-
-def parse_host(text: str) -> str:
-    """An IP address or a DNS host name that resolves; IPv6 without brackets (``::1``)."""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        if not (text.isascii() and len(text) <= 253 and _HOSTNAME.fullmatch(text)):
-            raise WebUsageError(f"--host: expected an IP address or a host name, got {text!r}") from None
-    _addresses(text)  # refuse a name that does not resolve now, not at the first bind
-    return text
 
 
 def parse_public_url(text: str) -> str:

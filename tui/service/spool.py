@@ -134,6 +134,8 @@ class Spool:
         self._pending_bytes = 0
         self._closing = False
         self._broken: str | None = None
+        #: An append was refused for space and nothing has been released since.
+        self._refused_full = False
         current = max(self._segments)
         self._fd = os.open(self._path(current), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._thread = threading.Thread(target=self._run, name="spool commit", daemon=True)
@@ -210,6 +212,7 @@ class Spool:
                 return future
             held = sum(s.size for s in self._segments.values()) + self._pending_bytes
             if held + len(frame) > self.capacity_bytes:
+                self._refused_full = True
                 raise SpoolFull(f"the spool holds {held:,} of {self.capacity_bytes:,} bytes; the store is behind")
             self._pending.append(_Pending(frame, len(events), future))
             self._pending_bytes += len(frame)
@@ -327,6 +330,8 @@ class Spool:
             self._released_seq, self._released_at = self._stamp_at(upto)
             for number in behind:
                 del self._segments[number]
+            if behind:
+                self._refused_full = False
         for number in behind:
             self._path(number).unlink(missing_ok=True)
         if behind:
@@ -376,7 +381,8 @@ class Spool:
 
     @property
     def full(self) -> bool:
-        return self.held_bytes() >= self.capacity_bytes
+        """True when appends are refused for space: the last one was, or nothing more fits."""
+        return self._refused_full or self.held_bytes() >= self.capacity_bytes
 
     @property
     def broken(self) -> str | None:

@@ -1,0 +1,142 @@
+"""``eventdash serve`` as a real process: start, stop on a signal, ``kill -9`` and restart exact,
+one process per state directory, and the warning off loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, wait_until
+from tests.proc import Eventdash
+
+
+def now_event(tid: str, name: str = "click") -> dict[str, object]:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return {"path": "/visitors/events/", "value": {"trackingId": tid, "event": name, "timestamp": stamp}}
+
+
+def post(url: str, docs: list[dict[str, object]]) -> tuple[int, dict[str, object] | None]:
+    request = urllib.request.Request(f"{url}/visitors/events/", data=json.dumps(docs).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, None
+    except OSError:
+        return 0, None
+
+
+def get(url: str, path: str) -> dict[str, object]:
+    with urllib.request.urlopen(f"{url}{path}", timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def start(state: Path, *extra: str) -> tuple[Eventdash, str]:
+    port = free_port()
+    proc = Eventdash("serve", "--listen", f"127.0.0.1:{port}", "--state-dir", str(state), "--backend", "memory", *extra)
+    proc.wait_for("serve: listening on")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def total(url: str) -> int:
+    summary = get(url, "/api/v1/summary")["summary"]
+    assert isinstance(summary, dict)
+    return sum(t["totalEventsCaptured"] for t in summary.values())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stop_signal_ends_serve_cleanly_with_exit_0(tmp_path: Path, signum: int) -> None:
+    proc, url = start(tmp_path)
+    assert post(url, [now_event("INF-a")] * 3)[0] == 202
+    assert proc.stop(signum) == 0
+    assert "stopped; 3 events held in the spool" in proc.text("stderr")
+    assert "Traceback" not in proc.text("stderr")
+
+
+def test_kill_9_after_202s_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
+    proc, url = start(tmp_path)
+    accepted = 0
+    for i in range(40):
+        status, answer = post(url, [now_event(f"INF-{i % 4}") for _ in range(25)])
+        assert status == 202 and answer is not None
+        accepted += int(answer["accepted"])  # type: ignore[call-overload]
+    proc.proc.kill()
+    proc.proc.wait()
+    again, url = start(tmp_path)
+    try:
+        assert total(url) == accepted == 1000
+        assert "1,000 events recovered from the spool" in again.text("stderr")
+    finally:
+        assert again.stop() == 0
+
+
+def test_a_second_serve_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
+    first, _ = start(tmp_path)
+    try:
+        second = Eventdash("serve", "--listen", f"127.0.0.1:{free_port()}", "--state-dir", str(tmp_path), "--backend", "memory")
+        assert second.proc.wait(timeout=20) == 2
+        second.stop()
+        lines = second.text("stderr").splitlines()
+        assert len(lines) == 1 and "is in use by another eventdash (pid" in lines[0]
+    finally:
+        first.stop()
+
+
+def test_a_non_loopback_address_warns(tmp_path: Path) -> None:
+    proc, _ = start(tmp_path, "--listen", f"0.0.0.0:{free_port()}")
+    try:
+        assert "warning: listening on 0.0.0.0" in proc.text("stderr")
+        assert "without a token" in proc.text("stderr")
+    finally:
+        proc.stop()
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    first, url = start(tmp_path / "a")
+    try:
+        port = url.rsplit(":", 1)[1]
+        second = Eventdash("serve", "--listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path / "b"), "--backend", "memory")
+        assert second.proc.wait(timeout=20) == 1
+        second.stop()
+        assert f"cannot listen on 127.0.0.1:{port}" in second.text("stderr")
+        assert "Traceback" not in second.text("stderr")
+    finally:
+        first.stop()
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--listen", "localhost"], "--listen: expected HOST:PORT"),
+        (["--listen", "127.0.0.1:７０"], "--listen: expected a port number"),
+        (["--listen", "::1:80"], "--listen: write an IPv6 address in brackets"),
+        (["--cors-origin", "https://a.example/path"], "--cors-origin: expected an origin"),
+        (["--ingest-token", "short"], "--ingest-token: a token is 16 to 512"),
+        (["--max-body-bytes", "0"], "--max-body-bytes: must be from 1"),
+        (["--spool-mb", "0"], "--spool-mb: must be from 1"),
+        (["--state-dir", ""], "--state-dir: give a directory path"),
+    ],
+)
+def test_bad_serve_flags_end_in_one_line_and_exit_2(flags: list[str], says: str) -> None:
+    proc = Eventdash("serve", *flags)
+    assert proc.proc.wait(timeout=20) == 2
+    proc.stop()
+    lines = proc.text("stderr").splitlines()
+    assert len(lines) == 1 and says in lines[0], lines
+
+
+def test_the_serve_process_counts_what_it_accepted(tmp_path: Path) -> None:
+    proc, url = start(tmp_path)
+    try:
+        post(url, [now_event("INF-a", "formsubmit"), now_event("INF-b", "review"), now_event("INF-a")])
+        wait_until(lambda: total(url) == 3, what="the posted events in the summary")
+        one = get(url, "/api/v1/summary/signup?tracking_id=INF-a&minutes=5")
+        assert one["count"] == 1 and one["incomplete"] is False
+    finally:
+        proc.stop()

@@ -1,0 +1,45 @@
+"""What ``serve`` and ``ingest`` are told, in plain data: no aiohttp, so the CLI can check flags
+without loading the server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tui.ingest.decode import DEFAULT_EVENT_TYPES, IngestLimits
+from tui.listen import Listen
+from tui.settings import Settings
+
+
+def retention_seconds(settings: Settings) -> int:
+    """How old an event may be and still be accepted, and the longest window the API answers:
+    the configured window."""
+    return settings.window_seconds
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What the HTTP layer is told: retention and default window, limits, CORS, tokens."""
+
+    retention_seconds: int
+    default_minutes: float
+    limits: IngestLimits = field(default_factory=IngestLimits)
+    event_types: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENT_TYPES))
+    #: Origins allowed to call from a browser, e.g. ``https://shop.example``; ``*`` allows any.
+    cors_origins: tuple[str, ...] = ()
+    ingest_token: str | None = None
+    read_token: str | None = None
+    retry_after_seconds: int = 1
+
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything ``serve`` needs, checked by :func:`tui.service.options.serve_options`."""
+
+    listen: Listen
+    state_dir: Path
+    config: ServiceConfig
+    spool_bytes: int
+    grace_seconds: float = 10.0

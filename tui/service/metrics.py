@@ -1,0 +1,40 @@
+"""The service's Prometheus metrics, in one registry per application (tests run several at once).
+
+The lead's writer observes into :attr:`Metrics.flush_seconds` and counts into
+:attr:`Metrics.store_errors`; the HTTP layer does the rest. Rejection reasons are pre-registered,
+so a dashboard shows a zero before the first rejection instead of no series at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from tui.ingest.decode import REASONS
+
+#: Latency buckets in seconds: reads aim at ≤ 5 ms p99, flushes at tens of ms.
+_FAST = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """Every metric of ``serve``; ``registry`` is what ``GET /metrics`` exposes."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.accepted = Counter("eventdash_events_accepted", "Events accepted (durable in the spool)", registry=r)
+        self.rejected = Counter("eventdash_events_rejected", "Events rejected, by reason code", ["reason"], registry=r)
+        for reason in REASONS:
+            self.rejected.labels(reason)
+        self.spool_depth = Gauge("eventdash_spool_depth_events", "Events accepted but not yet in the store", registry=r)
+        self.spool_age = Gauge("eventdash_spool_age_seconds", "Age of the oldest event not yet in the store", registry=r)
+        self.flush_seconds = Histogram("eventdash_flush_seconds", "Latency of one flush to the store", buckets=_FAST, registry=r)
+        self.store_errors = Counter("eventdash_store_errors", "Failed store or spool operations, by kind", ["kind"], registry=r)
+        self.read_seconds = Histogram("eventdash_read_seconds", "Latency of read API answers, by route", ["route"], buckets=_FAST, registry=r)
+        self.requests = Counter("eventdash_http_requests", "HTTP requests, by route and status", ["route", "status"], registry=r)
+
+    def watch(self, depth: Callable[[], float], age: Callable[[], float]) -> None:
+        """Read the spool gauges from the sink at every scrape."""
+        self.spool_depth.set_function(depth)
+        self.spool_age.set_function(age)
