@@ -35,7 +35,7 @@ from tui.web import Listen, WebUsageError, add_web_command, dashboard_command, l
 
 if TYPE_CHECKING:
     from tui.engine import Engine
-    from tui.service.config import ServeOptions
+    from tui.service.config import IngestOptions, ServeOptions
     from tui.store import OpenedStore
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
@@ -132,7 +132,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
     parser.add_argument("--writer-name", metavar="NAME", default=s, help="this writer's name as shown beside its counts (default: host and pid)")
     _store_options(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{summary,web,send,serve}")
+    commands = parser.add_subparsers(dest="command", metavar="{summary,web,send,serve,ingest}")
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
     summary.add_argument("--json", action="store_true", default=s, help="print the JSON object of --headless instead of a table")
     _store_options(summary)
@@ -214,7 +214,7 @@ class RunOptions:
 class Plan:
     """What :func:`main` is to run, every input already checked."""
 
-    command: Literal["dashboard", "headless", "summary", "web", "send", "serve"]
+    command: Literal["dashboard", "headless", "summary", "web", "send", "serve", "ingest"]
     settings: Settings
     options: RunOptions
     as_json: bool = False
@@ -224,6 +224,8 @@ class Plan:
     load: send.SendOptions | None = None
     #: ``serve``: where to listen, the state directory, limits, CORS and tokens.
     serve: ServeOptions | None = None
+    #: ``ingest``: what to read and where the events go.
+    ingest: IngestOptions | None = None
 
 
 def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Plan:
@@ -248,11 +250,13 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
         usage_error(str(exc))
     if args.command == "summary":
         return Plan("summary", settings, RunOptions(), as_json=getattr(args, "json", False))
-    if args.command == "serve":
-        try:
+    try:
+        if args.command == "serve":
             return Plan("serve", settings, RunOptions(), serve=service_options.serve_options(args, settings))
-        except service_options.ServiceUsageError as exc:
-            usage_error(str(exc))
+        if args.command == "ingest":
+            return Plan("ingest", settings, RunOptions(), ingest=service_options.ingest_options(args, settings))
+    except service_options.ServiceUsageError as exc:
+        usage_error(str(exc))
     if args.command == "web":
         try:
             web = (listen_from(args), dashboard_command(args, parser))
@@ -281,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tui.service.server import run_serve  # aiohttp is loaded only to serve
 
         return run_serve(plan.settings, plan.serve)
+    if plan.ingest is not None:
+        from tui.service.ingest_cli import run_ingest
+
+        return run_ingest(plan.settings, plan.ingest)
     if plan.command == "summary":
         return run_summary(plan.settings, as_json=plan.as_json)
     if plan.command == "headless":

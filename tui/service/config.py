@@ -43,3 +43,15 @@ class ServeOptions:
     config: ServiceConfig
     spool_bytes: int
     grace_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Everything ``ingest`` needs, checked by :func:`tui.service.options.ingest_options`."""
+
+    file: str
+    follow: bool
+    state_dir: Path
+    limits: IngestLimits
+    spool_bytes: int
+    retention_seconds: int

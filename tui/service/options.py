@@ -15,7 +15,12 @@ from urllib.parse import urlsplit
 
 from tui.ingest.decode import IngestLimits
 from tui.listen import Listen, ListenError, parse_host, parse_port
-from tui.service.config import ServeOptions, ServiceConfig, retention_seconds
+from tui.service.config import (
+    IngestOptions,
+    ServeOptions,
+    ServiceConfig,
+    retention_seconds,
+)
 from tui.service.spool import DEFAULT_CAPACITY
 from tui.settings import Settings
 
@@ -43,7 +48,7 @@ def _common(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def add_parsers(commands: Any, store_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    """``serve`` with its flags and the store flags."""
+    """``serve`` and ``ingest`` with their flags and the store flags."""
     serve = commands.add_parser("serve", help="the HTTP ingest and read API (POST /visitors/events/, GET /api/v1/...)", description="Accept events over HTTP into a durable spool and answer the read API.")
     serve.add_argument("--listen", metavar="HOST:PORT", default=DEFAULT_LISTEN, help=f"where to listen (default {DEFAULT_LISTEN}; anything but loopback is reachable by others)")
     serve.add_argument("--cors-origin", metavar="ORIGIN", action="append", default=[], help="an origin browsers may post from, e.g. https://shop.example (repeatable; * for any)")
@@ -51,6 +56,11 @@ def add_parsers(commands: Any, store_options: Callable[[argparse.ArgumentParser]
     serve.add_argument("--read-token", metavar="TOKEN", default=os.environ.get("EVENTDASH_READ_TOKEN"), help="require this token on the read API and /metrics (or set EVENTDASH_READ_TOKEN)")
     _common(serve, "serve")
     store_options(serve)
+    ingest = commands.add_parser("ingest", help="count NDJSON events from a file or stdin (--follow: like tail -F)", description="Read NDJSON events through the same checks as serve, into the same kind of spool.")
+    ingest.add_argument("file", metavar="FILE", nargs="?", default="-", help="NDJSON file, or - for stdin (default)")
+    ingest.add_argument("--follow", action="store_true", help="keep reading as the file grows, across truncation and rotation, until a stop signal")
+    _common(ingest, "ingest")
+    store_options(ingest)
 
 
 def _limits(args: argparse.Namespace) -> IngestLimits:
@@ -116,3 +126,9 @@ def serve_options(args: argparse.Namespace, settings: Settings) -> ServeOptions:
     )
     return ServeOptions(_listen(args.listen), _state_dir(args, "serve"), config, args.spool_mb << 20)
 
+
+
+def ingest_options(args: argparse.Namespace, settings: Settings) -> IngestOptions:
+    if args.follow and args.file == "-":
+        raise ServiceUsageError("--follow: follows a file by name; give FILE (stdin is read to its end without it)")
+    return IngestOptions(args.file, args.follow, _state_dir(args, "ingest"), _limits(args), args.spool_mb << 20, retention_seconds(settings))
