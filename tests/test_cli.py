@@ -34,7 +34,8 @@ def test_headless_prints_one_json_object_per_refresh_in_the_documented_shape(tmp
     out = lines(result.stdout)
     assert 5 <= len(out) <= 7  # one per refresh, and the final state
     for line in out:
-        assert set(line) == {"as_of", "window_minutes", "bucket_seconds", "backend", "generated", "summary"}
+        assert set(line) == {"as_of", "window_minutes", "bucket_seconds", "backend", "generated", "summary", "approximation_seconds", "incomplete"}
+        assert line["incomplete"] == [] and line["approximation_seconds"] == line["bucket_seconds"]
         assert line["as_of"].endswith("Z") and line["window_minutes"] == 5 and line["bucket_seconds"] == 10
         assert line["backend"] == "memory"
         assert set(line["summary"]) == set(EVENT_TYPES)

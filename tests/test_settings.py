@@ -58,7 +58,7 @@ def _error(raw: dict[str, Any]) -> str:
         ({"window_minutes": [5]}, "window_minutes: expected a number"),
         ({"window_minutes": 0.1}, "shorter than one bucket (10 s)"),
         ({"window_minutes": 5.05}, "not a whole number of 10 s buckets; use 5 or 5.16667"),
-        ({"window_minutes": 100000}, "at most 8,640 are kept"),
+        ({"window_minutes": 100000}, "at most 300,000 are kept"),
         ({"bucket_seconds": 0}, "bucket_seconds: must be from 1 to 3600 seconds, got 0"),
         ({"bucket_seconds": 2.5}, "bucket_seconds: expected a whole number of seconds"),
         ({"bucket_seconds": 7}, "bucket_seconds: 5 min is not a whole number of 7 s buckets"),

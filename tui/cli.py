@@ -34,6 +34,8 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "memcached": ("memcached.servers", "--memcached"),
     "key_prefix": ("memcached.key_prefix", "--key-prefix"),
     "refresh": ("refresh_seconds", "--refresh"),
+    "generated_ids": ("generated_ids", "--tracking-ids"),
+    "zipf": ("zipf", "--zipf"),
 }
 
 
@@ -76,6 +78,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", metavar="SECONDS", type=_number, default=s, help="stop after this many seconds")
     parser.add_argument("--refresh", metavar="SECONDS", type=_number, default=s, help="seconds between summaries (default 1)")
     parser.add_argument("--events-log", metavar="PATH", default=s, help="append every generated event to PATH as one JSON line")
+    parser.add_argument("--tracking-ids", dest="generated_ids", metavar="N", type=_whole, default=s, help="generate events for N tracking ids made deterministically (instead of the settings' list)")
+    parser.add_argument("--zipf", metavar="S", type=_number, default=s, help="Zipf exponent of the id choice, e.g. 1.1: a few large sites, many small (default 0: uniform)")
     parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
     _store_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="{summary}")
@@ -135,6 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         events_log = _open_log(args.events_log) if hasattr(args, "events_log") else None
     except SettingsError as exc:
         parser.exit(EXIT_USAGE, f"eventdash: error: {exc}\n")
+    try:
+        return _dispatch(args, settings, events_log)
+    except SettingsError as exc:  # the prefix's metadata in memcached conflicts with these settings
+        parser.exit(EXIT_USAGE, f"eventdash: error: {exc}\n")
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings, events_log: TextIO | None) -> int:
     if args.command == "summary":
         return run_summary(settings, as_json=getattr(args, "json", False))
     options = RunOptions(
@@ -248,7 +259,7 @@ def _finish(engine: Engine, options: RunOptions, flushed: bool) -> int:
     log = " (every event is in the events log)" if options.events_log is not None else ""
     _err(
         f"the last counts could not be written ({engine.status().store_error}); up to "
-        f"{engine.unflushed_events():,} events this process counted in the window may be missing from the store{log}"
+        f"{engine.unwritten_events():,} events this process counted could not be written to the store{log}"
     )
     return EXIT_RUNTIME
 

@@ -2,10 +2,13 @@
 
 The writer side runs in one worker thread: it asks the :class:`~tui.events.Pacer` how many events
 are due, builds them, appends them to the events log, counts them into the :class:`~tui.window.Ledger`
-and, once a second or when a bucket closes, writes the ledger's changed buckets to the store. When
-the store is unreachable, buckets stay dirty (bounded by the window) and are written on a later try,
-with backoff; when the store has lost its data (new generation), every bucket still held is written
-again. The reader side (:meth:`Engine.read_view`, :meth:`Engine.publish`) may run on any thread.
+and, once a second or when a bucket closes, stages the deltas since the last flush in its
+:class:`~tui.store.writer_state.WriterState` and merges them into the store (exactly once, see
+:mod:`tui.store.merge`). When the store is unreachable, deltas stay pending and are written on a
+later try, with backoff. The writer repairs what the store lost: when the store's generation changes
+(restart, ring change), and every :data:`VERIFY_SECONDS` for the blocks it wrote, it checks that its
+entries are still there and writes back its absolute counts where not (while the block is in its
+window). The reader side (:meth:`Engine.read_view`, :meth:`Engine.publish`) may run on any thread.
 """
 
 from __future__ import annotations
@@ -22,16 +25,30 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from tui.clock import Clock, SystemClock
-from tui.events import Event, EventFactory, Pacer, iso_ms
+from tui.events import Event, EventFactory, Pacer, generated_ids, iso_ms
 from tui.settings import Settings
-from tui.store import Store, StoreUnavailable
-from tui.window import Ledger, WindowView, bucket_of, cover, key_ttl, summarize, window_range
+from tui.store import Store, StoreUnavailable, prefix_settings
+from tui.store.layout import Layout
+from tui.store.publishing import summary_documents
+from tui.store.repair import absolute_counts, verify
+from tui.store.writer_state import WriterState, deltas_by_key
+from tui.window import (
+    Ledger,
+    WindowView,
+    bucket_of,
+    key_ttl,
+    plan_window,
+    summarize,
+    window_range,
+)
 
 MAX_BATCH = 10_000  # events built per step at most, so stop and flush stay responsive
 TICK_SECONDS = 0.05  # events are made in batches at most this far apart: 20 wake-ups a second
 MAX_BACKOFF_SECONDS = 0.5  # a returning server is written to within half a second
 RATE_SAMPLE_SECONDS = 2.0  # measured rate: events over about this long
 BEHIND_RATIO = 0.95  # measured below this share of the configured rate, with a backlog: behind
+VERIFY_SECONDS = 5.0  # how often a writer checks that the blocks it wrote still carry its entry
+MAX_SERIES_BUCKETS = 8_640  # the per-bucket series covers at most the newest day of 10 s buckets
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,9 @@ class EngineStatus:
     store_error: str | None  # why the last flush failed, while it keeps failing
     unflushed_buckets: int
     restores: int  # times the store lost its data and this writer wrote its buckets back
+    #: Events counted under "(other)" because the type already had max_tracking_ids distinct ids
+    #: in the window (or the id was not on the allow-list): in the totals, never dropped silently.
+    other_events: int = 0
     #: The generator cannot keep up: ``measured_rate`` is well below ``configured_rate`` (see
     #: :data:`BEHIND_RATIO`), so a run makes fewer events than asked. Shown, never hidden.
     behind: bool = False
@@ -74,14 +94,23 @@ class Engine:
         self.store = store
         self.clock = clock or SystemClock()
         self.generate = generate
-        self.writer_id = writer_id or secrets.token_hex(6)
+        #: Short (8 characters): it is recorded in every value this writer touches.
+        self.writer_id = writer_id or secrets.token_urlsafe(6)
         #: What people see (``--writer-name``); ``writer_id`` stays the unique key in the store.
         self.writer_name = writer_name or default_writer_name()
         self.flush_interval = flush_interval
-        self._factory = EventFactory(settings.tracking_ids, seed)
+        ids = generated_ids(settings.generated_ids) if settings.generated_ids else settings.tracking_ids
+        self._factory = EventFactory(ids, seed, settings.zipf)
         self._events_log = events_log
         self._pacer = Pacer(settings.events_per_second, self.clock.monotonic())
-        self._ledger = Ledger(settings.bucket_seconds)
+        allowed = frozenset(settings.tracking_ids) if settings.allow_only_listed_ids else None
+        self._ledger = Ledger(settings.bucket_seconds, settings.max_tracking_ids, allowed)
+        self._state = WriterState(self.writer_id)
+        self._layout: Layout | None = None
+        self._next_verify = self.clock.monotonic() + VERIFY_SECONDS
+        #: Events whose deltas outlived the store's retention before the store took them (an outage
+        #: longer than the retention): counted in unwritten_events, never silently dropped.
+        self._expired_unwritten = 0
         self._lock = threading.Lock()  # guards the pacer and settings against the control methods
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -196,26 +225,36 @@ class Engine:
         while len(samples) > 2 and samples[1][0] <= now - RATE_SAMPLE_SECONDS:
             samples.popleft()
 
+    def layout(self, action: str = "reading the prefix's metadata") -> Layout:
+        """The prefix's layout, agreed with its meta key on first use (PrefixConflict if it differs);
+        ``action`` names what the caller was doing, for the message if the store is unreachable."""
+        if self._layout is None:
+            self._layout = self.store.open_prefix(prefix_settings(self.settings), action)
+        return self._layout
+
     def flush(self) -> bool:
-        """Write the changed buckets to the store. On failure keep them for the next try (backoff)."""
+        """Merge the deltas since the last flush into the store. On failure they stay pending (backoff)."""
         mono = self.clock.monotonic()
         now = self.clock.time()
         settings = self.settings
-        taken = {}
-        # Forget what left the window first, so a long outage cannot grow the buffer.
-        self._ledger.prune(window_range(now, settings.window_seconds, settings.bucket_seconds).start)
+        oldest = window_range(now, settings.window_seconds, settings.bucket_seconds).start
+        self._ledger.prune(oldest)  # repairable while in this writer's window
         try:
             generation = self.store.generation()
             if self._generation is not None and generation != self._generation:
-                self._ledger.mark_dirty()  # the store lost data or servers: write back all we hold
+                self._layout = None  # the meta key may be gone with the rest
+                self._state.check.update(self._state.confirmed)  # verify all we wrote; restore what is lost
                 self._restores += 1
             self._generation = generation
-            taken = self._ledger.take_dirty()
+            layout = self.layout("writing buckets")
+            self._expired_unwritten += self._state.forget(lambda b: layout.expires_at(b) > now, self._ledger.holds)
+            if mono >= self._next_verify:
+                self._next_verify = mono + VERIFY_SECONDS
+                self._state.check.update(verify(self.store, layout, self._state))
+            self._state.stage(deltas_by_key(self._ledger.take_deltas(), layout))
             started = self.clock.monotonic()
-            ttl = key_ttl(settings.window_seconds, settings.bucket_seconds)
-            self.store.write_buckets(self.writer_id, taken, settings.bucket_seconds, ttl)
+            self.store.write(layout, self._state, lambda ident: absolute_counts(self._ledger, layout, ident), now)
         except StoreUnavailable as exc:
-            self._ledger.mark_dirty(taken)
             self._set_store_error(str(exc))
             self._backoff = min(MAX_BACKOFF_SECONDS, max(0.1, self._backoff * 2))
             self._next_flush = mono + self._backoff
@@ -258,28 +297,54 @@ class Engine:
             time.sleep(min(self._backoff, 0.2))  # a pause between retries, not a synchronization
         return True
 
-    def unflushed_events(self) -> int:
-        """Events counted locally that the store has not confirmed (after a failed final flush)."""
-        return sum(sum(c.values()) for c in self._ledger.totals().values()) if self._store_error else 0
+    def unwritten_events(self) -> int:
+        """Exactly how many counted events the store has not confirmed (0 after a successful flush)."""
+        return self._state.unwritten_events() + self._ledger.unstaged_events() + self._expired_unwritten
+
+    def writer_state(self) -> dict[str, Any]:
+        """The writer's state as plain data (what a spool would persist)."""
+        return self._state.to_plain()
 
     # -- reader side (any thread) ------------------------------------------------------------------
 
     def read_view(self, series: bool = False) -> WindowView:
         """Read the current window from the store and summarize it. Raises StoreUnavailable.
 
-        By default it reads the few blocks that tile the window (fast at any N); ``series=True``
-        reads every bucket instead, for the dashboard's per-bucket sparklines.
+        The counts by id come from the fewest kept blocks that tile the window; ``series=True`` also
+        reads the heads of the single buckets (per-type totals only: small, fast at any number of
+        ids) for the dashboard's per-bucket sparklines. Parts that could not be read whole are in
+        ``view.incomplete``; the old edge's rounding, if any, is in ``view.bound_seconds``.
         """
         settings = self.settings
+        layout = self.layout("reading buckets")
         now = self.clock.time()
         buckets = window_range(now, settings.window_seconds, settings.bucket_seconds)
-        blocks = [(1, i) for i in buckets] if series else cover(buckets)
-        counts = self.store.read_buckets(blocks, settings.bucket_seconds)
-        return summarize(now, settings.window_seconds, settings.bucket_seconds, counts)
+        blocks, rounded = plan_window(buckets, layout.usable(now))
+        found = self.store.read(layout, blocks)
+        gaps = list(found.gaps)
+        totals = None
+        if series:
+            usable = layout.usable(now)
+            singles = [(1, i) for i in buckets[-MAX_SERIES_BUCKETS:] if usable((1, i))]
+            heads = self.store.read(layout, singles, ids=False)
+            totals = {index: t for (_, index), t in heads.totals.items()}
+            gaps.extend(g for g in heads.gaps if g not in gaps)
+        gaps.sort(key=lambda g: (g.first, g.why))
+        return summarize(now, settings.window_seconds, settings.bucket_seconds, found.counts, series_totals=totals, incomplete=gaps, rounded=rounded)
 
-    def publish(self, view: WindowView) -> None:
-        """Store the per-type summary keys (only if fresher than what is there). Raises StoreUnavailable."""
-        self.store.publish_summaries(summary_documents(view), key_ttl(view.window_seconds, view.bucket_seconds))
+    def publish(self, view: WindowView) -> bool:
+        """Store the per-type and per-shard summary keys (only if fresher than what is there).
+
+        Only a process whose window is the prefix's published window publishes (returns False
+        otherwise), so two dashboards with different windows never flip the shared keys. Raises
+        StoreUnavailable."""
+        layout = self.layout()
+        meta = self.store.meta
+        if meta is None or meta.window_minutes != view.window_minutes:
+            return False
+        documents = summary_documents(view, layout)
+        self.store.publish(documents, key_ttl(view.window_seconds, view.bucket_seconds))
+        return True
 
     def refresh(self, series: bool = False) -> WindowView:
         """What every refresh does: read the window, then publish it to the summary keys."""
@@ -305,29 +370,15 @@ class Engine:
             last_flush_at=self._last_flush_at,
             last_flush_ms=self._last_flush_ms,
             store_error=self._store_error,
-            unflushed_buckets=self._ledger.bucket_count() if self._store_error else 0,
+            unflushed_buckets=len({(i[1], i[2]) for i in self._state.pending if i[0] == "h" and i[1] == 1}) if self._store_error else 0,
             restores=self._restores,
+            other_events=self._ledger.other_events,
         )
 
 
 def default_writer_name() -> str:
     """``host-pid``: readable, and unique among the processes of one host."""
     return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def summary_documents(view: WindowView) -> dict[str, dict[str, Any]]:
-    """Each type's summary key value: the brief's two fields, plus when and over what window."""
-    as_of_ms = int(view.as_of * 1000)
-    return {
-        etype: {
-            **summary,
-            "windowMinutes": view.window_minutes,
-            "bucketSeconds": view.bucket_seconds,
-            "asOf": iso_ms(as_of_ms),
-            "asOfMs": as_of_ms,
-        }
-        for etype, summary in view.summary_json().items()
-    }
 
 
 def headless_line(view: WindowView, backend: str, generated: int) -> dict[str, Any]:
@@ -339,4 +390,6 @@ def headless_line(view: WindowView, backend: str, generated: int) -> dict[str, A
         "backend": backend,
         "generated": generated,
         "summary": view.summary_json(),
+        "approximation_seconds": view.approximation_seconds,
+        "incomplete": view.incomplete_json(),
     }
