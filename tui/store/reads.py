@@ -3,13 +3,14 @@
 A read never returns a silently low number. Each part of the window that it could not read whole is
 returned as a :class:`Gap` (buckets and why), and the view reports them as ``incomplete``:
 
-* a head is missing while its parent's head lists it as holding data (lost: evicted or expired early);
+* a head is missing while the nearest ancestor head still there lists it (or its missing ancestor)
+  as holding data, or, at the top level, while one of its children's heads is there (lost: evicted);
 * a head lists a shard that is missing;
 * a value does not decode (corrupt; reported once, named by key);
 * a value is marked restored: a writer wrote back its own counts after a loss, others' may be missing.
 
-A block whose head and whose parent's head are both gone cannot be told from a block without
-traffic by a reader alone; the writers' verification restores (and marks) such blocks.
+Only a block whose head, every ancestor's head and every child's head are gone cannot be told from a
+block without traffic by a reader alone; the writers' verification restores (and marks) such blocks.
 """
 
 from __future__ import annotations
@@ -19,12 +20,40 @@ from dataclasses import dataclass, field
 
 from tui.store.codec import Corrupt, Head, decode_head, decode_shard
 from tui.store.layout import Layout, child_offset, parent
-from tui.window import Block, BucketCounts, Gap, merge_into
+from tui.window import LEVELS, Block, BucketCounts, Gap, merge_into
 
 
 def block_gap(block: Block, why: str) -> Gap:
     span, index = block
     return Gap(span * index, span * index + span - 1, why)
+
+
+def ancestors(block: Block) -> list[Block]:
+    out = []
+    up = parent(block)
+    while up is not None:
+        out.append(up)
+        up = parent(up)
+    return out
+
+
+def children(block: Block) -> list[Block]:
+    span, index = block
+    finer = LEVELS[LEVELS.index(span) - 1] if span != LEVELS[0] else None
+    return [] if finer is None else [(finer, index * span // finer + j) for j in range(span // finer)]
+
+
+def lost_head(block: Block, heads: Mapping[Block, Head | None]) -> str | None:
+    """Why the missing head of ``block`` held data, if some head still there says so."""
+    child, up = block, parent(block)
+    while up is not None:
+        above = heads.get(up)
+        if above is not None:
+            return f"{up[0]}-block {up[1]} lists it" if child_offset(child) in above.children else None
+        child, up = up, parent(up)
+    if any(heads.get(c) is not None for c in children(block)):
+        return "its child blocks hold data"
+    return None
 
 
 @dataclass
@@ -47,32 +76,38 @@ def read_blocks(
     """Read ``blocks``: heads (and their parents' heads, to tell lost from empty), then, if ``ids``,
     the shards the heads list (only the shard of ``only = (type, tracking_id)`` when given)."""
     out = BlocksRead()
-    parents = {p for b in blocks if (p := parent(b)) is not None}
-    head_keys = {layout.head_key(b): b for b in (*blocks, *parents)}
-    fetched = get_many(list(head_keys))
     heads: dict[Block, Head | None] = {}
-    for key, block in head_keys.items():
-        raw = fetched.get(key)
-        if raw is None:
+    corrupt: set[Block] = set()
+
+    def fetch(wanted: set[Block]) -> None:
+        keys = {layout.head_key(b): b for b in wanted if b not in heads}
+        fetched = get_many(list(keys))
+        for key, block in keys.items():
+            raw = fetched.get(key)
             heads[block] = None
-            continue
-        try:
-            heads[block] = decode_head(raw, layout.shards, block[0])
-        except Corrupt as exc:
-            report(key, str(exc))
-            heads[block] = None
-            if block in blocks:
-                out.gaps.append(block_gap(block, f"corrupt value {key} ({exc})"))
+            if raw is None:
+                continue
+            try:
+                heads[block] = decode_head(raw, layout.shards, block[0])
+            except Corrupt as exc:
+                report(key, str(exc))
+                corrupt.add(block)
+
+    fetch({a for b in blocks for a in ancestors(b)} | set(blocks))
+    missing = [b for b in blocks if heads[b] is None and b not in corrupt]
+    tops = [b for b in missing if parent(b) is None]
+    if tops:
+        fetch({c for b in tops for c in children(b)})
     wanted: dict[str, tuple[Block, str]] = {}
     for block in blocks:
         head = heads.get(block)
+        if block in corrupt:
+            out.gaps.append(block_gap(block, f"corrupt value {layout.head_key(block)}"))
+            continue
         if head is None:
-            up = parent(block)
-            above = heads.get(up) if up is not None else None
-            if layout.head_key(block) in fetched:
-                continue  # corrupt: already a gap
-            if above is not None and child_offset(block) in above.children:
-                out.gaps.append(block_gap(block, f"lost: {layout.head_key(block)} is missing but its parent lists it"))
+            why = lost_head(block, heads)
+            if why:
+                out.gaps.append(block_gap(block, f"lost: {layout.head_key(block)} is missing but {why}"))
             continue
         if head.restored:
             out.gaps.append(block_gap(block, "restored after a loss; other writers' counts may be missing"))

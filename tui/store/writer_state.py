@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui.store.layout import Layout, child_offset, parent
-from tui.window import Block, BucketCounts
+from tui.window import LEVELS, Block, BucketCounts
 
 #: ``("h", span, index)`` names a block's head; ``("s", span, index, type, shard)`` a shard of it.
 Ident = tuple[Any, ...]
@@ -118,11 +118,12 @@ class WriterState:
     def forget(self, writable: Callable[[Block], bool], repairable: Callable[[Block], bool]) -> int:
         """Drop pending deltas of blocks no longer ``writable`` (past retention: the store would drop
         them at once) and confirmations of blocks no longer ``repairable`` (this writer no longer holds
-        their counts). Returns the events of single-bucket deltas dropped unwritten."""
+        their counts). Returns the events dropped unwritten at the top level (which keeps an event
+        longest: only there is it lost from every level)."""
         lost = 0
         for ident in [i for i in self.pending if not writable(block_of(i))]:
             entries = self.pending.pop(ident)
-            if ident[0] == "s" and ident[1] == 1:
+            if ident[0] == "s" and ident[1] == LEVELS[-1]:
                 lost += sum(sum(d.values()) for _, d in entries)
         for ident in [i for i in self.confirmed if not repairable(block_of(i))]:
             del self.confirmed[ident]
