@@ -13,11 +13,14 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import pytest
+from pymemcache.client.base import Client
 
 from tui.clock import FakeClock
 from tui.settings import Server, Settings
+from tui.store import MemcachedStore, MemoryStore, Store
 
 MEMCACHED = shutil.which("memcached") or ("/usr/bin/memcached" if os.path.exists("/usr/bin/memcached") else None)
 
@@ -132,6 +135,41 @@ def no_orphan_processes() -> Iterator[None]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(params=["memory", "memcached"])
+def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Store]:
+    """The same contract on both stores, prefix ``t:``: the embedded one and a fresh real memcached."""
+    if request.param == "memory":
+        yield MemoryStore(clock, key_prefix="t:")
+        return
+    server: MemcachedServer = request.getfixturevalue("memcached")
+    mc = MemcachedStore([server.server], "t:")
+    yield mc
+    mc.close()
+
+
+def ttl(port: int, key: str) -> int:
+    """Remaining TTL of ``key`` by memcached's meta get (``mg <key> t``), as any client sees it."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(f"mg {key} t\r\n".encode())
+        reply = sock.recv(256).decode()
+    assert reply.startswith("HD"), reply
+    return int(reply.split()[1][1:])
+
+
+def all_keys(port: int) -> dict[str, bytes]:
+    """Every key on the server with its value (lru_crawler metadump), to see what eventdash wrote."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"lru_crawler metadump all\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            data += sock.recv(65536)
+    keys = [unquote(line.split()[0].split(b"=")[1].decode()) for line in data.splitlines() if line.startswith(b"key=")]
+    plain = Client(("127.0.0.1", port))
+    found = plain.get_many(keys)
+    plain.close()
+    return found
 
 
 @pytest.fixture

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 import subprocess
 import sys
 import threading
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
 from pymemcache.client.base import Client
 
-from tests.conftest import MemcachedServer, free_port
+from tests.conftest import MemcachedServer, all_keys, free_port, ttl
 from tui import EVENT_TYPES
 from tui.clock import FakeClock
 from tui.engine import Engine
@@ -36,17 +33,6 @@ from tui.store.writer_state import WriterState, deltas_by_key
 from tui.window import Block, BucketCounts, merge_into, summarize
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(params=["memory", "memcached"])
-def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore(clock, key_prefix="t:")
-        return
-    server: MemcachedServer = request.getfixturevalue("memcached")
-    mc = MemcachedStore([server.server], "t:")
-    yield mc
-    mc.close()
 
 
 PREFIX = PrefixSettings(10, Settings().retention, 5)
@@ -114,15 +100,6 @@ def test_summary_keys_are_readable_by_a_plain_client_with_one_get(memcached: Mem
     assert one["eventsCapturedByTrackingIds"]["INF-b"] == 40
 
 
-def _ttl(port: int, key: str) -> int:
-    """Remaining TTL of ``key`` by memcached's meta get (``mg <key> t``), as any client sees it."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(f"mg {key} t\r\n".encode())
-        reply = sock.recv(256).decode()
-    assert reply.startswith("HD"), reply
-    return int(reply.split()[1][1:])
-
-
 def test_every_count_key_expires_at_its_block_end_plus_its_levels_retention(memcached: MemcachedServer) -> None:
     settings = Settings(window_minutes=2, bucket_seconds=10, backend="memcached", memcached=MemcachedSettings((memcached.server,), "ttl:"))
     store = MemcachedStore([memcached.server], "ttl:")
@@ -137,21 +114,9 @@ def test_every_count_key_expires_at_its_block_end_plus_its_levels_retention(memc
         block = (span, current // span)
         left = layout.expires_at(block) - now
         for key in (layout.head_key(block), layout.shard_key(block, "signup", layout.shard("INF-a"))):
-            assert left - 3 <= _ttl(memcached.port, key) <= left + 1
+            assert left - 3 <= ttl(memcached.port, key) <= left + 1
     for key in ("ttl:signup", "ttl:review"):
-        assert 120 + 10 < _ttl(memcached.port, key) <= 120 + 2 * 10 + 60
-
-
-def _all_keys(port: int) -> dict[str, bytes]:
-    """Every key on the server with its value (lru_crawler metadump), to see what eventdash wrote."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"lru_crawler metadump all\r\n")
-        data = b""
-        while not data.endswith(b"END\r\n"):
-            data += sock.recv(65536)
-    keys = [unquote(line.split()[0].split(b"=")[1].decode()) for line in data.splitlines() if line.startswith(b"key=")]
-    plain = Client(("127.0.0.1", port))
-    return {key: plain.get(key) for key in keys}
+        assert 120 + 10 < ttl(memcached.port, key) <= 120 + 2 * 10 + 60
 
 
 def test_only_counts_under_the_prefix_are_written_never_raw_events(memcached: MemcachedServer) -> None:
@@ -162,7 +127,7 @@ def test_only_counts_under_the_prefix_are_written_never_raw_events(memcached: Me
     engine.step()
     assert engine.flush()
     engine.publish(engine.read_view())
-    stored = _all_keys(memcached.port)
+    stored = all_keys(memcached.port)
     assert stored and all(key.startswith("pii:") for key in stored)
     for value in stored.values():
         assert b"@example.com" not in value and b"geo" not in value and b"fingerprint" not in value

@@ -4,14 +4,12 @@ corrupt, one prefix's metadata shared by every process, any window up to its ret
 from __future__ import annotations
 
 import json
-import socket
+import re
 import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -19,13 +17,19 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from pymemcache.client.base import Client
 
-from tests.conftest import MemcachedServer
+from tests.conftest import MemcachedServer, all_keys, ttl
 from tui import EVENT_TYPES
 from tui.clock import FakeClock, SystemClock
 from tui.engine import Engine
 from tui.settings import MemcachedSettings, Settings
 from tui.store import MemcachedStore, MemoryStore, Store
-from tui.store.codec import Corrupt, decode_head, decode_meta, decode_shard, decode_summary
+from tui.store.codec import (
+    Corrupt,
+    decode_head,
+    decode_meta,
+    decode_shard,
+    decode_summary,
+)
 from tui.store.layout import RELATIVE_EXPIRY_LIMIT, Layout
 from tui.window import Block
 
@@ -33,19 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 IDS = tuple(f"INF-{i:05d}" for i in range(300))
 
 
-def settings_for(prefix: str = "v2:", **changes: object) -> Settings:
+def settings_for(prefix: str = "t:", **changes: object) -> Settings:
     return Settings(tracking_ids=IDS, backend="memory", memcached=MemcachedSettings(key_prefix=prefix), **changes)  # type: ignore[arg-type]
-
-
-@pytest.fixture(params=["memory", "memcached"])
-def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore(clock, key_prefix="v2:")
-        return
-    server: MemcachedServer = request.getfixturevalue("memcached")
-    mc = MemcachedStore([server.server], "v2:")
-    yield mc
-    mc.close()
 
 
 def writer(store: Store, clock: FakeClock, seed: int, **changes: object) -> Engine:
@@ -77,14 +70,8 @@ def expected(engines: list[Engine]) -> dict[str, dict[str, int]]:
 def keys_of(store: Store) -> dict[str, bytes]:
     if isinstance(store, MemoryStore):
         return store.get_many(store.keys())
-    port = store.servers[0].port
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"lru_crawler metadump all\r\n")
-        data = b""
-        while not data.endswith(b"END\r\n"):
-            data += sock.recv(65536)
-    names = [unquote(line.split()[0].split(b"=")[1].decode()) for line in data.splitlines() if line.startswith(b"key=")]
-    return store.get_many(names)
+    assert isinstance(store, MemcachedStore)
+    return all_keys(store.servers[0].port)
 
 
 def test_many_writers_with_rate_and_churn_stay_exact_and_small(store: Store, clock: FakeClock) -> None:
@@ -136,7 +123,7 @@ def test_a_value_that_lost_our_entry_is_restored_without_double_counting(store: 
     engines = [writer(store, clock, s, events_per_second=100) for s in (1, 2)]
     run(engines, clock, 5)
     layout = engines[0].layout()
-    for key in [k for k in keys_of(store) if k.startswith("v2:h") or k.startswith("v2:s")]:
+    for key in [k for k in keys_of(store) if k.startswith(("t:h", "t:s"))]:
         _evict(store, key)  # everything lost, as after an eviction storm
     clock.advance(6.0)
     for engine in engines:
@@ -152,7 +139,7 @@ def test_two_windows_on_one_prefix_never_shorten_each_other_and_only_the_first_p
     run([short, long], clock, 20)
     assert short.publish(short.read_view()) is True
     assert long.publish(long.read_view()) is False  # its window is not the prefix's published one
-    published = store.read_summaries(["v2:signup"])["v2:signup"]
+    published = store.read_summaries(["t:signup"])["t:signup"]
     assert published is not None and published["windowMinutes"] == 5
     # A key's expiry follows its block and level, never a writer's window: both writers agree.
     assert short.layout() == long.layout()
@@ -162,20 +149,12 @@ def test_two_windows_on_one_prefix_never_shorten_each_other_and_only_the_first_p
 
 
 def test_a_window_older_than_the_finest_retention_rounds_its_edge_and_says_so(clock: FakeClock) -> None:
-    store = MemoryStore(clock, key_prefix="v2:")
+    store = MemoryStore(clock, key_prefix="t:")
     engine = writer(store, clock, 1, events_per_second=2, window_minutes=120)
     run([engine], clock, 2)
     view = engine.read_view()
     assert view.bound_seconds > view.bucket_seconds  # 2 h window, single buckets kept 1 h
     assert view.label.startswith("last 120 min ±") and view.label != "last 120 min ±10 s"
-
-
-def _ttl(port: int, key: str) -> int:
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(f"mg {key} t\r\n".encode())
-        reply = sock.recv(256).decode()
-    assert reply.startswith("HD"), reply
-    return int(reply.split()[1][1:])
 
 
 def test_a_31_day_window_stores_and_reads_with_absolute_expiry(memcached: MemcachedServer) -> None:
@@ -194,7 +173,7 @@ def test_a_31_day_window_stores_and_reads_with_absolute_expiry(memcached: Memcac
     layout = engine.layout()
     top: Block = (360, now_ms // 10_000 // 360)
     assert layout.expire(top, time.time()) > RELATIVE_EXPIRY_LIMIT  # sent as an absolute Unix time
-    assert _ttl(memcached.port, layout.head_key(top)) > 31 * 86_400  # and memcached keeps it
+    assert ttl(memcached.port, layout.head_key(top)) > 31 * 86_400  # and memcached keeps it
     view = engine.read_view()
     assert view.summary["signup"].by_tracking_id == {"INF-00001": 1, "INF-00002": 1}
     assert view.summary["review"].total == 1
@@ -243,7 +222,7 @@ def key_of_kind(kind: str, engine: Engine) -> str:
 @given(kind=st.sampled_from(KINDS), raw=garbage)
 def test_corrupt_values_never_crash_are_reported_and_repaired(kind: str, raw: bytes) -> None:
     clock = FakeClock()
-    store = MemoryStore(clock, key_prefix="v2:")
+    store = MemoryStore(clock, key_prefix="t:")
     engine = writer(store, clock, 1, events_per_second=100)
     run([engine], clock, 3)
     engine.refresh()
@@ -277,9 +256,9 @@ def _decodes(store: Store, engine: Engine, key: str) -> bool:
     try:
         if key == layout.meta_key:
             decode_meta(raw, now_ms, 4096)
-        elif key.startswith("v2:h"):
-            decode_head(raw, layout.shards, int(key[4:].split(":")[0]))
-        elif key.startswith("v2:s"):
+        elif re.fullmatch(r"t:h(\d+):\d+", key):
+            decode_head(raw, layout.shards, int(key[3:].split(":")[0]))
+        elif re.fullmatch(r"t:s\d+:\d+:[a-z-]+:\d+", key):
             decode_shard(raw)
         else:
             decode_summary(raw, now_ms, per_shard=":s" in key)
@@ -314,18 +293,18 @@ def test_a_far_future_summary_is_corrupt_not_fresher(store: Store, clock: FakeCl
     run([engine], clock, 2)
     future = {"totalEventsCaptured": 1, "eventsCapturedByTrackingIds": {"INF-a": 1}, "windowMinutes": 5, "bucketSeconds": 10,
               "asOf": "x", "asOfMs": 10**15, "incomplete": []}
-    store.set("v2:signup", json.dumps(future).encode(), 0)
+    store.set("t:signup", json.dumps(future).encode(), 0)
     engine.refresh()
-    assert store.read_summaries(["v2:signup"])["v2:signup"]["asOfMs"] == int(clock.time() * 1000)  # type: ignore[index]
+    assert store.read_summaries(["t:signup"])["t:signup"]["asOfMs"] == int(clock.time() * 1000)  # type: ignore[index]
     assert any("asOfMs" in r for r in store.health().corrupt)
 
 
 def test_one_ids_count_is_one_get_of_its_shard_summary_key(memcached: MemcachedServer, clock: FakeClock) -> None:
-    store = MemcachedStore([memcached.server], "v2:")
+    store = MemcachedStore([memcached.server], "t:")
     engine = writer(store, clock, 1, events_per_second=300)
     run([engine], clock, 4)
     view = engine.refresh()
     plain = Client(("127.0.0.1", memcached.port))
     for tid, n in list(view.summary["review"].by_tracking_id.items())[:20]:
-        key = f"v2:review:s{zlib.crc32(tid.encode()) % 64}"
+        key = f"t:review:s{zlib.crc32(tid.encode()) % 64}"
         assert json.loads(plain.get(key))["eventsCapturedByTrackingIds"][tid] == n

@@ -11,7 +11,7 @@ import time
 
 from tui.engine import Engine
 from tui.events import EventFactory
-from tui.settings import Server, Settings, MemcachedSettings
+from tui.settings import MemcachedSettings, Server, Settings
 from tui.store import MemcachedStore
 from tui.window import merge_into
 
