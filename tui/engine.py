@@ -108,6 +108,7 @@ class Engine:
         self._state = WriterState(self.writer_id)
         self._layout: Layout | None = None
         self._next_verify = self.clock.monotonic() + VERIFY_SECONDS
+        self._verify_cursor = 0  # where the rotating sample of shard values to verify goes on
         #: Events whose deltas outlived the store's retention before the store took them (an outage
         #: longer than the retention): counted in unwritten_events, never silently dropped.
         self._expired_unwritten = 0
@@ -250,7 +251,8 @@ class Engine:
             self._expired_unwritten += self._state.forget(lambda b: layout.expires_at(b) > now, self._ledger.holds)
             if mono >= self._next_verify:
                 self._next_verify = mono + VERIFY_SECONDS
-                self._state.check.update(verify(self.store, layout, self._state))
+                damaged, self._verify_cursor = verify(self.store, layout, self._state, self._verify_cursor)
+                self._state.check.update(damaged)
             self._state.stage(deltas_by_key(self._ledger.take_deltas(), layout))
             started = self.clock.monotonic()
             self.store.write(layout, self._state, lambda ident: absolute_counts(self._ledger, layout, ident), now)

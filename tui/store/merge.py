@@ -13,6 +13,9 @@ again. Shards are written before heads, so a head never lists a shard before its
   and readers say so (``incomplete``) rather than print a low number;
 * a value that does not decode is reported, then overwritten the same way;
 * a value that is missing while its head (or parent head) lists it is created marked restored.
+
+Writing shards before heads, and heads from the finest level up, keeps that last rule sound: a
+head never lists a value that was not written first.
 """
 
 from __future__ import annotations
@@ -127,7 +130,9 @@ def plan(state: WriterState, ident: Ident, found: Decoded, absolute: Absolute, l
 def flush(kv: KV, layout: Layout, state: WriterState, absolute: Absolute, now: float, report: Callable[[str, str], None]) -> None:
     """Write every pending delta (and verify every key in ``state.check``). Raises on a store error
     (the caller turns it into StoreUnavailable); whatever was not confirmed stays pending."""
-    todo = sorted(state.to_check(), key=lambda i: i[0] == "h")  # shards first, heads last
+    # Shards first, then heads from the finest level up: whoever sees a head list a shard, or a
+    # parent list a child, finds that value already there (a missing one is then truly lost).
+    todo = sorted(state.to_check(), key=lambda i: (i[0] == "h", i[1]))
     for _ in range(MAX_CAS_ATTEMPTS):
         if not todo:
             return
@@ -157,5 +162,5 @@ def flush(kv: KV, layout: Layout, state: WriterState, absolute: Absolute, now: f
                 state.done(ident, new.writers[state.writer_id])
             else:
                 lost_race.append(ident)
-        todo = lost_race
+        todo = sorted(lost_race, key=lambda i: (i[0] == "h", i[1]))
     raise TimeoutError(f"gave up after {MAX_CAS_ATTEMPTS} contended attempts")

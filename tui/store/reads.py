@@ -80,7 +80,10 @@ def read_blocks(
     corrupt: set[Block] = set()
 
     def fetch(wanted: set[Block]) -> None:
-        keys = {layout.head_key(b): b for b in wanted if b not in heads}
+        # Coarser first: a writer writes a child's head before its parent's, so a child this read
+        # finds missing although its parent (read earlier) lists it was truly lost.
+        ordered = sorted((b for b in wanted if b not in heads), key=lambda b: -b[0])
+        keys = {layout.head_key(b): b for b in ordered}
         fetched = get_many(list(keys))
         for key, block in keys.items():
             raw = fetched.get(key)
