@@ -33,16 +33,16 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-import psutil  # noqa: E402
-from pymemcache.client.base import Client  # noqa: E402
+import psutil
+from pymemcache.client.base import Client
 
-from tests.conftest import MemcachedServer  # noqa: E402  (the same loopback server the tests use)
-from tui import EVENT_TYPES  # noqa: E402
-from tui.engine import Engine  # noqa: E402
-from tui.events import Event  # noqa: E402
-from tui.settings import DEFAULT_TRACKING_IDS, MemcachedSettings, Server, Settings  # noqa: E402
-from tui.store import MemcachedStore  # noqa: E402
-from tui.window import BucketCounts, Ledger, cover, merge_into  # noqa: E402
+from tests.conftest import MemcachedServer
+from tui import EVENT_TYPES
+from tui.engine import Engine
+from tui.events import Event
+from tui.settings import DEFAULT_TRACKING_IDS, MemcachedSettings, Server, Settings
+from tui.store import MemcachedStore
+from tui.window import BucketCounts, Ledger, cover, merge_into
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def ingest_eventdash(port: int, events: list[Event], prefix: str) -> float:
         if time.perf_counter() - last_flush >= 1.0:
             assert engine.flush()
             last_flush = time.perf_counter()
-    assert engine.flush()
+    assert engine.flush(everything=True)  # as at exit: coarse blocks too
     elapsed = time.perf_counter() - started
     assert store_counts(engine) == expected_counts(events), "eventdash ingest counts are not exact"
     engine.store.close()
@@ -233,7 +233,7 @@ def bench_reads(port: int, mode: Mode) -> dict[str, Any]:
     for w in range(writers):
         engine = Engine(settings_for(port, "rd:", 1440), MemcachedStore([Server("127.0.0.1", port)], "rd:"), generate=False)
         engine.ingest(events[w::writers])
-        assert engine.flush()
+        assert engine.flush(everything=True)
         engine.store.close()
     results: dict[str, Any] = {}
     for minutes in (5, 60, 1440):
@@ -312,7 +312,7 @@ def scale_worker(port: int | None, prefix: str, seconds: float, seed: int, start
             assert engine.flush()
             last_flush = time.perf_counter()
     if engine is not None:
-        assert engine.flush()
+        assert engine.flush(everything=True)  # as at exit: coarse blocks too
     out.put((fed, time.perf_counter() - began, {t: {k: v * fed // len(pool) for k, v in c.items()} for t, c in per_loop.items()}))
 
 

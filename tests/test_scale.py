@@ -153,7 +153,7 @@ def test_a_cluster_writer_that_cannot_write_counts_exactly_what_it_holds_back(
     engine = Engine(settings, MemcachedStore(settings.memcached.servers, "cx:"), generate=False)  # stop() waits on real time
     now_ms = int(time.time() * 1000)
     engine.ingest([("signup", "INF-a", now_ms, None)] * 50)
-    assert engine.flush() and engine.unwritten_events() == 0
+    assert engine.flush(everything=True) and engine.unwritten_events() == 0
     a.stop()
     b.stop()
     engine.ingest([("review", tid, now_ms + i, None) for i, tid in enumerate(("INF-a", "INF-b", "INF-c") * 7)])

@@ -43,7 +43,7 @@ B = 170_000_000  # the bucket of NOW (10 s buckets): blocks near it are within r
 def _write(store: Store, state: WriterState, blocks: dict[Block, BucketCounts]) -> Layout:
     layout = store.open_prefix(PREFIX)
     state.stage(deltas_by_key(blocks, layout))
-    store.write(layout, state, lambda ident: None, NOW)
+    store.write(layout, state, lambda ident: None, NOW, everything=True)
     return layout
 
 
@@ -54,9 +54,9 @@ def test_writers_deltas_are_summed_and_a_retried_write_is_skipped(store: Store) 
     layout = store.open_prefix(PREFIX)
     w1.stage(deltas_by_key({(1, B): {"signup": {"INF-a": 4}}}, layout))
     unconfirmed = copy.deepcopy(w1.pending)
-    store.write(layout, w1, lambda ident: None, NOW)
+    store.write(layout, w1, lambda ident: None, NOW, everything=True)
     w1.pending = unconfirmed  # as if the reply to that write was lost: the writer tries again
-    store.write(layout, w1, lambda ident: None, NOW)
+    store.write(layout, w1, lambda ident: None, NOW, everything=True)
     found = store.read(layout, [(1, B - 1), (1, B), (6, B // 6)])
     assert found.counts == {(1, B): {"signup": {"INF-a": 9, "INF-b": 1}}, (6, B // 6): {"review": {"INF-a": 1}}}
     assert found.totals[(1, B)] == {"signup": 10} and found.gaps == []
@@ -105,7 +105,7 @@ def test_every_count_key_expires_at_its_block_end_plus_its_levels_retention(memc
     store = MemcachedStore([memcached.server], "ttl:")
     engine = Engine(settings, store, seed=1, generate=False)
     engine.ingest([("signup", "INF-a", int(engine.clock.time() * 1000), None)])
-    assert engine.flush()
+    assert engine.flush(everything=True)  # coarse blocks too, not only their slice of the second
     engine.publish(engine.read_view())
     layout = engine.layout()
     now = engine.clock.time()

@@ -233,8 +233,10 @@ class Engine:
             self._layout = self.store.open_prefix(prefix_settings(self.settings), action)
         return self._layout
 
-    def flush(self) -> bool:
-        """Merge the deltas since the last flush into the store. On failure they stay pending (backoff)."""
+    def flush(self, everything: bool = False) -> bool:
+        """Merge the deltas since the last flush into the store: single buckets at once, coarser
+        blocks once closed, a slice at a time (all with ``everything``, as at exit). On failure
+        they stay pending (backoff)."""
         mono = self.clock.monotonic()
         now = self.clock.time()
         settings = self.settings
@@ -255,7 +257,7 @@ class Engine:
                 self._state.check.update(damaged)
             self._state.stage(deltas_by_key(self._ledger.take_deltas(), layout))
             started = self.clock.monotonic()
-            self.store.write(layout, self._state, lambda ident: absolute_counts(self._ledger, layout, ident), now)
+            self.store.write(layout, self._state, lambda ident: absolute_counts(self._ledger, layout, ident, self._state.confirmed), now, everything)
         except StoreUnavailable as exc:
             self._set_store_error(str(exc))
             self._backoff = min(MAX_BACKOFF_SECONDS, max(0.1, self._backoff * 2))
@@ -293,7 +295,7 @@ class Engine:
         if self._events_log is not None:
             self._events_log.flush()
         deadline = self.clock.monotonic() + flush_timeout
-        while not self.flush():
+        while not self.flush(everything=True):
             if self.clock.monotonic() >= deadline:
                 return False
             time.sleep(min(self._backoff, 0.2))  # a pause between retries, not a synchronization

@@ -178,13 +178,13 @@ class Store(ABC):
 
     # -- counts ---------------------------------------------------------------------------------------
 
-    def write(self, layout: Layout, state: WriterState, absolute: Absolute, now: float) -> None:
-        """Merge the writer's pending deltas (and verify its flagged keys). Raises StoreUnavailable;
-        what was not confirmed stays pending in ``state``."""
+    def write(self, layout: Layout, state: WriterState, absolute: Absolute, now: float, everything: bool = False) -> None:
+        """Merge the writer's pending deltas that are due (all with ``everything``) and verify its
+        flagged keys. Raises StoreUnavailable; what was not confirmed stays pending in ``state``."""
 
         def run() -> None:
             try:
-                flush(self, layout, state, absolute, now, self.report)
+                flush(self, layout, state, absolute, now, self.report, everything)
             except (TooLarge, TimeoutError) as exc:
                 raise StoreUnavailable(f"{self.where}: {exc}") from None
 

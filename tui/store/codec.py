@@ -24,11 +24,12 @@ from tui.window import LEVELS
 MAX_COUNT = 2**53  # a count above this cannot be exact in a JSON reader that uses doubles
 MAX_CLOCK_SKEW_MS = 120_000  # a timestamp later than now + 2 min is not a clock drift but corrupt
 MAX_WRITER_ID = 32
-MAX_TRACKING_ID_CHARS = 200
 MAX_RETENTION_SECONDS = 400 * 86_400
 #: A tracking id: 1-200 characters, none of them whitespace, control characters or lone surrogates
 #: (the last come from JSON escapes such as "\\ud800", which are not UTF-8).
-TRACKING_ID = re.compile(r"[^\s\x00-\x1f\x7f\ud800-\udfff]{1,200}")
+ID_CHARS = r"[^\s\x00-\x1f\x7f\ud800-\udfff]{1,200}"
+TRACKING_ID = re.compile(ID_CHARS)
+TRACKING_IDS = re.compile(f"{ID_CHARS}(?:\n{ID_CHARS})*")  # ids joined by newlines
 WRITER_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
@@ -79,15 +80,22 @@ def count(value: Any, what: str) -> int:
 
 
 def counts_by_id(value: Any, what: str) -> dict[str, int]:
-    """``{tracking_id: count}`` with every id and count valid."""
+    """``{tracking_id: count}`` with every id and count valid.
+
+    Checked in bulk, in C: the set of the counts' types, their min and max, and one regular
+    expression over the ids joined by newlines (which no id may contain). Per-item Python checks
+    made decoding the larger part of a flush at 100,000 ids; only a failing value is walked."""
     if not isinstance(value, dict):
         raise Corrupt(f"{what} is not an object")
-    match = TRACKING_ID.fullmatch
-    for tid, n in value.items():
-        if type(n) is not int or not 0 <= n <= MAX_COUNT:
+    if not value:
+        return value
+    counts = value.values()
+    if not set(map(type, counts)) <= {int} or min(counts) < 0 or max(counts) > MAX_COUNT:
+        for tid, n in value.items():
             count(n, f"{what}[{tid[:40]!r}]")
-        if not match(tid):
-            raise Corrupt(f"{what} has a bad tracking id {tid[:40]!r}")
+    if not TRACKING_IDS.fullmatch("\n".join(value)):
+        bad = next(tid for tid in value if not TRACKING_ID.fullmatch(tid))
+        raise Corrupt(f"{what} has a bad tracking id {bad[:40]!r}")
     return value
 
 

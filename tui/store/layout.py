@@ -41,6 +41,12 @@ EXPIRY_MARGIN_SECONDS = 5
 #: Keys live this much past block end + retention, so a window exactly as long as a level's
 #: retention (60 min with 1 h single buckets) still reads that level at its old edge.
 EXPIRY_GRACE_SECONDS = 60
+#: The shards of coarse blocks (6 buckets and up) are written a slice a second (shard %
+#: COARSE_SLICES == the second % COARSE_SLICES), all of them COARSE_DEADLINE_SECONDS after the
+#: block closed; readers use one only COARSE_LAG_SECONDS after it closed, finer blocks before.
+COARSE_SLICES = 10
+COARSE_DEADLINE_SECONDS = 2 + COARSE_SLICES
+COARSE_LAG_SECONDS = COARSE_DEADLINE_SECONDS + 8  # and the writers flushed (once a second) since
 #: Retention per level in seconds, by span: single buckets 1 h, 1-min and 10-min blocks 1 day, 1 h blocks 7 days.
 DEFAULT_RETENTION: dict[int, int] = dict(zip(LEVELS, DEFAULT_RETENTION_SECONDS))
 
@@ -116,5 +122,12 @@ class Layout:
         return max(1, relative) if relative <= RELATIVE_EXPIRY_LIMIT else at
 
     def usable(self, now: float) -> Callable[[Block], bool]:
-        """Whether a reader at ``now`` may use a block: it is still kept for a few seconds more."""
-        return lambda block: self.expires_at(block) > now + EXPIRY_MARGIN_SECONDS
+        """Whether a reader at ``now`` may use a block: it is still kept for a few seconds more, and
+        a coarse one closed long enough ago that every writer has written all of it."""
+
+        def usable(block: Block) -> bool:
+            if self.expires_at(block) <= now + EXPIRY_MARGIN_SECONDS:
+                return False
+            return block[0] == 1 or self.block_end(block) + COARSE_LAG_SECONDS <= now
+
+        return usable

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tui.store.codec import Corrupt, Head, Shard, decode_head, decode_shard, encode
-from tui.store.layout import MAX_VALUE_BYTES, Layout, child_offset, parent
+from tui.store.layout import (
+    COARSE_DEADLINE_SECONDS,
+    COARSE_SLICES,
+    MAX_VALUE_BYTES,
+    Layout,
+    child_offset,
+    parent,
+)
 from tui.store.writer_state import (
     Delta,
     Ident,
@@ -127,12 +134,35 @@ def plan(state: WriterState, ident: Ident, found: Decoded, absolute: Absolute, l
     return value
 
 
-def flush(kv: KV, layout: Layout, state: WriterState, absolute: Absolute, now: float, report: Callable[[str, str], None]) -> None:
-    """Write every pending delta (and verify every key in ``state.check``). Raises on a store error
-    (the caller turns it into StoreUnavailable); whatever was not confirmed stays pending."""
+def due_now(layout: Layout, now: float, everything: bool = False) -> Callable[[Ident], bool]:
+    """Which keys this flush writes (see :data:`~tui.store.layout.COARSE_SLICES`).
+
+    Heads and single buckets: always. A coarser block's shards: one slice of them a second, and all
+    of them once the block closed :data:`~tui.store.layout.COARSE_DEADLINE_SECONDS` ago. So a flush
+    rewrites about a tenth of the coarse values instead of all of them each second, and a reader
+    uses a coarse block only once every live writer wrote all of it
+    (:meth:`~tui.store.layout.Layout.usable`). ``everything``: at exit, write all that is pending."""
+    if everything:
+        return lambda ident: True
+    slice_now = int(now) % COARSE_SLICES
+
+    def due(ident: Ident) -> bool:
+        if ident[0] == "h" or ident[1] == 1 or ident[4] % COARSE_SLICES == slice_now:
+            return True
+        return now - layout.block_end(block_of(ident)) >= COARSE_DEADLINE_SECONDS
+
+    return due
+
+
+def flush(
+    kv: KV, layout: Layout, state: WriterState, absolute: Absolute, now: float, report: Callable[[str, str], None], everything: bool = False,
+) -> None:
+    """Write the pending deltas that are due (and verify every key in ``state.check``). Raises on a
+    store error (the caller turns it into StoreUnavailable); whatever was not confirmed stays pending."""
+    due = due_now(layout, now, everything)
     # Shards first, then heads from the finest level up: whoever sees a head list a shard, or a
     # parent list a child, finds that value already there (a missing one is then truly lost).
-    todo = sorted(state.to_check(), key=lambda i: (i[0] == "h", i[1]))
+    todo = sorted((i for i in state.to_check() if due(i)), key=lambda i: (i[0] == "h", i[1]))
     for _ in range(MAX_CAS_ATTEMPTS):
         if not todo:
             return
@@ -142,7 +172,7 @@ def flush(kv: KV, layout: Layout, state: WriterState, absolute: Absolute, now: f
         fetched = kv.gets_many([*keys, *extra_keys])
         found = {i: decode(layout, i, fetched[k][0] if k in fetched else None) for k, i in {**keys, **extra_keys}.items()}
         heads = {i: d for i, d in found.items() if i[0] == "h"}
-        state.sent = state.seq
+        state.tried.update((i, state.seq) for i in keys.values())
         lost_race: list[Ident] = []
         for key, ident in keys.items():
             decoded = found[ident]
@@ -162,5 +192,6 @@ def flush(kv: KV, layout: Layout, state: WriterState, absolute: Absolute, now: f
                 state.done(ident, new.writers[state.writer_id])
             else:
                 lost_race.append(ident)
-        todo = sorted(lost_race, key=lambda i: (i[0] == "h", i[1]))
+        # Lost races go again, with any head a shard just confirmed (it now has it to list).
+        todo = sorted(set(lost_race) | {i for i in state.pending if i[0] == "h"}, key=lambda i: (i[0] == "h", i[1]))
     raise TimeoutError(f"gave up after {MAX_CAS_ATTEMPTS} contended attempts")

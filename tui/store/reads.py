@@ -7,7 +7,9 @@ returned as a :class:`Gap` (buckets and why), and the view reports them as ``inc
   as holding data, or, at the top level, while one of its children's heads is there (lost: evicted);
 * a head lists a shard that is missing;
 * a value does not decode (corrupt; reported once, named by key);
-* a value is marked restored: a writer wrote back its own counts after a loss, others' may be missing.
+* a value is marked restored: a writer wrote back its own counts after a loss, others' may be missing;
+* a type's shards sum to less than the head's total for it: some writer's deltas are not written
+  (a coarse block's slice still pending, or a writer that died before writing it).
 
 Only a block whose head, every ancestor's head and every child's head are gone cannot be told from a
 block without traffic by a reader alone; the writers' verification restores (and marks) such blocks.
@@ -126,6 +128,7 @@ def read_blocks(
     if not wanted:
         return out
     values = get_many(list(wanted))
+    sums: dict[tuple[Block, str], int] = {}
     for key, (block, etype) in wanted.items():
         raw = values.get(key)
         if raw is None:
@@ -141,4 +144,11 @@ def read_blocks(
             out.gaps.append(block_gap(block, "restored after a loss; other writers' counts may be missing"))
         counts = value.counts if only is None else {t: n for t, n in value.counts.items() if t == only[1]}
         merge_into(out.counts.setdefault(block, {}), {etype: counts})
+        sums[(block, etype)] = sums.get((block, etype), 0) + sum(value.counts.values())
+    if only is None:
+        gapped = {(g.first, g.last) for g in out.gaps}
+        for (block, etype), total in sums.items():
+            expected = out.totals[block].get(etype, 0)
+            if total < expected and (block_gap(block, "").first, block_gap(block, "").last) not in gapped:
+                out.gaps.append(block_gap(block, f"not fully written: {etype} has {total:,} of the {expected:,} events its head counts"))
     return out

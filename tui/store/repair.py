@@ -9,6 +9,7 @@ means the store lost it, and the next flush checks it (for a head: every key of 
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import TYPE_CHECKING
 
 from tui.store.layout import Layout
@@ -27,8 +28,9 @@ if TYPE_CHECKING:
     from tui.store.base import Store
 
 
-def absolute_counts(ledger: Ledger, layout: Layout, ident: Ident) -> Delta | None:
-    """This writer's whole contribution to the value ``ident``, from its ledger (None: not held)."""
+def absolute_counts(ledger: Ledger, layout: Layout, ident: Ident, confirmed: Container[Ident]) -> Delta | None:
+    """This writer's whole contribution to the value ``ident``, from its ledger (None: not held).
+    A head lists only the shards the store ``confirmed`` (written before the head, as always)."""
     block = block_of(ident)
     counts = ledger.block(block)
     if counts is None:
@@ -38,6 +40,11 @@ def absolute_counts(ledger: Ledger, layout: Layout, ident: Ident) -> Delta | Non
         return {tid: n for tid, n in counts.get(etype, {}).items() if layout.shard(tid) == shard}
     head = dict(deltas_by_key({block: counts}, layout).get(head_ident(block), {}))
     span, index = block
+    listed: dict[str, list[int]] = {}
+    for etype, by_tid in counts.items():
+        shards = {layout.shard(tid) for tid in by_tid}
+        listed[etype] = sorted(k for k in shards if ("s", span, index, etype, k) in confirmed)
+    head["s"] = {t: ks for t, ks in listed.items() if ks}
     level = LEVELS.index(span)
     if level:
         finer = LEVELS[level - 1]

@@ -6,8 +6,9 @@ writer, the last sequence number it applied (``"w": {writer: seq}``). A writer k
 only the entries above the recorded number. A retried write whose reply was lost is therefore
 skipped, never counted twice: the idempotent producer of Kafka, on memcached.
 
-Entries staged after the last try that may have reached the server are merged into one, so an
-outage grows the state by the keys that changed, not by the number of flushes.
+Entries staged for a key after the last try of that key are merged into one, so an outage (or a
+coarse block whose writes wait for it to close) grows the state by the keys that changed, not by the
+number of flushes.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def add_delta(into: Delta, delta: Mapping[str, Any], is_head: bool) -> None:
 
 
 def deltas_by_key(blocks: Mapping[Block, BucketCounts], layout: Layout) -> dict[Ident, Delta]:
-    """Split per-block counts into one delta per shard key and one per head key."""
+    """Split per-block counts into one delta per shard key and one per head key (totals and
+    children; the head lists a shard only once that shard's write is confirmed, see
+    :meth:`WriterState.done`)."""
     out: dict[Ident, Delta] = {}
     for block, by_type in blocks.items():
         head: Delta = {"t": {}, "s": {}, "k": []}
@@ -63,7 +66,6 @@ def deltas_by_key(blocks: Mapping[Block, BucketCounts], layout: Layout) -> dict[
             if not per_shard:
                 continue
             head["t"][etype] = sum(sum(d.values()) for d in per_shard.values())
-            head["s"][etype] = sorted(per_shard)
             for k, delta in per_shard.items():
                 out[("s", block[0], block[1], etype, k)] = delta
         if head["t"]:
@@ -80,14 +82,14 @@ class WriterState:
 
     writer_id: str
     seq: int = 0
-    #: Sequence number of the last try that may have reached a server; later entries merge.
-    sent: int = 0
     #: key -> [(seq, delta)], oldest first: staged, not yet confirmed applied.
     pending: dict[Ident, list[tuple[int, Delta]]] = field(default_factory=dict)
     #: key -> the highest seq the store confirmed applying (its value carries our entry).
     confirmed: dict[Ident, int] = field(default_factory=dict)
     #: keys to look at on the next flush even without a delta: verify our entry, restore if lost.
     check: set[Ident] = field(default_factory=set)
+    #: key -> seq at its last try that may have reached a server; entries staged later merge.
+    tried: dict[Ident, int] = field(default_factory=dict)
 
     def stage(self, deltas: Mapping[Ident, Delta]) -> None:
         """Queue deltas under a new sequence number (or into the last entry, if it was never sent)."""
@@ -96,7 +98,7 @@ class WriterState:
         self.seq += 1
         for ident, delta in deltas.items():
             entries = self.pending.setdefault(ident, [])
-            if entries and entries[-1][0] > self.sent:
+            if entries and entries[-1][0] > self.tried.get(ident, 0):
                 merged = entries[-1][1]
                 add_delta(merged, delta, ident[0] == "h")
                 entries[-1] = (self.seq, merged)
@@ -109,11 +111,25 @@ class WriterState:
         yield from (i for i in self.check if i not in self.pending)
 
     def done(self, ident: Ident, seq: int | None) -> None:
-        """The store now holds our entry for ``ident`` up to ``seq`` (None: nothing was ours to write)."""
+        """The store now holds our entry for ``ident`` up to ``seq`` (None: nothing was ours to write).
+
+        A shard written for the first time is then listed in its block's head: a head never lists
+        a shard before the shard is there, so a reader that finds a listed shard missing knows it
+        was lost."""
         self.pending.pop(ident, None)
+        self.tried.pop(ident, None)
         self.check.discard(ident)
-        if seq is not None:
-            self.confirmed[ident] = max(seq, self.confirmed.get(ident, 0))
+        if seq is None:
+            return
+        if ident[0] == "s" and ident not in self.confirmed:
+            listed = {"t": {}, "s": {ident[3]: [ident[4]]}, "k": []}
+            entries = self.pending.setdefault(head_ident(block_of(ident)), [])
+            if entries and entries[-1][0] > self.tried.get(head_ident(block_of(ident)), 0):
+                add_delta(entries[-1][1], listed, True)
+            else:  # a new number: the head may already carry the current one
+                self.seq += 1
+                entries.append((self.seq, listed))
+        self.confirmed[ident] = max(seq, self.confirmed.get(ident, 0))
 
     def forget(self, writable: Callable[[Block], bool], repairable: Callable[[Block], bool]) -> int:
         """Drop pending deltas of blocks no longer ``writable`` (past retention: the store would drop
@@ -123,6 +139,7 @@ class WriterState:
         lost = 0
         for ident in [i for i in self.pending if not writable(block_of(i))]:
             entries = self.pending.pop(ident)
+            self.tried.pop(ident, None)
             if ident[0] == "s" and ident[1] == LEVELS[-1]:
                 lost += sum(sum(d.values()) for _, d in entries)
         for ident in [i for i in self.confirmed if not repairable(block_of(i))]:
@@ -144,7 +161,7 @@ class WriterState:
         return {
             "writer": self.writer_id,
             "seq": self.seq,
-            "sent": self.sent,
+            "tried": [[list(i), s] for i, s in self.tried.items()],
             "pending": [[list(i), [[s, d] for s, d in e]] for i, e in self.pending.items()],
             "confirmed": [[list(i), s] for i, s in self.confirmed.items()],
             "check": [list(i) for i in self.check],
@@ -155,8 +172,8 @@ class WriterState:
         return cls(
             plain["writer"],
             plain["seq"],
-            plain["sent"],
             {tuple(i): [(s, d) for s, d in e] for i, e in plain["pending"]},
             {tuple(i): s for i, s in plain["confirmed"]},
             {tuple(i) for i in plain["check"]},
+            {tuple(i): s for i, s in plain["tried"]},
         )
