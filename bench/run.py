@@ -44,6 +44,8 @@ from tui.settings import DEFAULT_TRACKING_IDS, MemcachedSettings, Server, Settin
 from tui.store import MemcachedStore  # noqa: E402
 from tui.window import BucketCounts, Ledger, cover, merge_into  # noqa: E402
 
+from bench.store_v2 import run as run_store_v2  # noqa: E402
+
 
 @dataclass(frozen=True)
 class Mode:
@@ -60,12 +62,15 @@ class Mode:
     memory_marks: tuple[int, int]
     scale_seconds: float
     ui_seconds: float
+    v2_seconds: float = 20.0  # issue 10's scale run (its goal says 60 s: --full)
+    v2_churn: int = 1_000
+    v2_reads: int = 300
 
 
 MODES = {
-    "smoke": Mode("smoke", 1, 50_000, 2_000, 2.5, (100, 1_000), 1, 20_000, 3, 1, (20_000, 40_000), 1.0, 3.0),
+    "smoke": Mode("smoke", 1, 50_000, 2_000, 2.5, (100, 1_000), 1, 20_000, 3, 1, (20_000, 40_000), 1.0, 3.0, 3.0, 20, 10),
     "quick": Mode("quick", 3, 1_000_000, 15_000, 4.0, (100, 1_000, 10_000, 20_000), 2, 1_000_000, 30, 3, (500_000, 1_500_000), 2.0, 8.0),
-    "full": Mode("full", 5, 3_000_000, 30_000, 8.0, (100, 1_000, 10_000, 20_000), 3, 1_000_000, 100, 5, (1_000_000, 10_000_000), 5.0, 30.0),
+    "full": Mode("full", 5, 3_000_000, 30_000, 8.0, (100, 1_000, 10_000, 20_000), 3, 1_000_000, 100, 5, (1_000_000, 10_000_000), 5.0, 30.0, 60.0),
 }
 IDS = DEFAULT_TRACKING_IDS
 BUCKET = 10
@@ -120,7 +125,7 @@ def ingest_eventdash(port: int, events: list[Event], prefix: str) -> float:
         if time.perf_counter() - last_flush >= 1.0:
             assert engine.flush()
             last_flush = time.perf_counter()
-    assert engine.flush()
+    assert engine.flush(everything=True)  # as at exit: coarse blocks too
     elapsed = time.perf_counter() - started
     assert store_counts(engine) == expected_counts(events), "eventdash ingest counts are not exact"
     engine.store.close()
@@ -174,7 +179,10 @@ def max_rate_run(port: int, seconds: float, prefix: str) -> float:
     lines = headless(port, "--rate", "200000", "--duration", str(seconds), "--key-prefix", prefix)
     final = lines[-1]
     assert sum(s["totalEventsCaptured"] for s in final["summary"].values()) == final["generated"], "generator counts not exact"
-    first, last = lines[0], lines[-2]  # periodic lines, not the final one
+    periodic = lines[:-1]  # not the final line, which comes after the stop
+    if len(periodic) < 2 or stamp(periodic[-1]) <= stamp(periodic[0]):  # a run too short to time twice
+        return final["generated"] / seconds
+    first, last = periodic[0], periodic[-1]
     return (last["generated"] - first["generated"]) / (stamp(last) - stamp(first))
 
 
@@ -233,7 +241,7 @@ def bench_reads(port: int, mode: Mode) -> dict[str, Any]:
     for w in range(writers):
         engine = Engine(settings_for(port, "rd:", 1440), MemcachedStore([Server("127.0.0.1", port)], "rd:"), generate=False)
         engine.ingest(events[w::writers])
-        assert engine.flush()
+        assert engine.flush(everything=True)
         engine.store.close()
     results: dict[str, Any] = {}
     for minutes in (5, 60, 1440):
@@ -312,7 +320,7 @@ def scale_worker(port: int | None, prefix: str, seconds: float, seed: int, start
             assert engine.flush()
             last_flush = time.perf_counter()
     if engine is not None:
-        assert engine.flush()
+        assert engine.flush(everything=True)  # as at exit: coarse blocks too
     out.put((fed, time.perf_counter() - began, {t: {k: v * fed // len(pool) for k, v in c.items()} for t, c in per_loop.items()}))
 
 
@@ -414,7 +422,32 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
     rows.append(("5. scale-out, 2 writers vs 1", f"{sc['events_per_s']['2']:,.0f} ev/s", f"1 writer: {sc['events_per_s']['1']:,.0f} ev/s; same counting without a store: {sc['machine_2_over_1']:.2f}×", f"{sc['2_over_1']:.2f}×", "≥ 1.7×", sc["2_over_1"] >= 1.7))
     rows.append(("   4 writers vs 1", f"{sc['events_per_s']['4']:,.0f} ev/s", "", f"{sc['4_over_1']:.2f}×", f"(bounded by {sc['cores']} cores)", True))
     rows.append(("6. dashboard CPU at 100 ev/s", f"{ui['cpu_percent_of_one_core']:.1f} % of a core", "", "", "< 10 %", ui["cpu_percent_of_one_core"] < 10))
-    return rows
+    return rows + store_v2_rows(r["store_v2"])
+
+
+def store_v2_rows(v: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
+    """Issue 10's goals: 100,000 Zipf ids, 8 writer processes, 1,000 short-lived writers."""
+    one, eight, rd, ch, rss = v["one_writer"], v["eight_writers"], v["reads"], v["churn"], v["rss_mb"]
+    seconds = f"{v['seconds']:g} s"
+    return [
+        (f"7. scale: 8 writers × 100,000 Zipf ids × 3 types, {seconds}", f"{eight['events_per_s']:,.0f} ev/s total, exact: {'yes' if eight['exact'] else 'NO'}",
+         f"1 writer: {one['events_per_s']:,.0f} ev/s", f"{eight['events_per_s'] / one['events_per_s']:.2f}×",
+         "≥ 20,000 ev/s for 60 s, exact per id", eight["exact"] and eight["events_per_s"] >= 20_000 and v["seconds"] >= 60),
+        ("   largest value", f"{eight['max_value_bytes']:,} B", f"1 writer: {one['max_value_bytes']:,} B", "", "< 512 KB", eight["max_value_bytes"] < 512 * 1024),
+        ("   memcached bytes, 8 writers vs 1", f"{eight['value_bytes']:,} B of values", f"1 writer: {one['value_bytes']:,} B", f"{v['bytes_ratio']:.2f}×",
+         "≤ 1.5×", v["bytes_ratio"] <= 1.5),
+        ("   flush, 8 writers", f"p50 {eight['flush_ms']['p50']:.0f} / p99 {eight['flush_ms']['p99']:.0f} ms",
+         f"1 writer at the same total: p99 {one['flush_ms']['p99']:.0f} ms", "", "p99 ≤ 50 ms", eight["flush_ms"]["p99"] <= 50),
+        ("8. read one id, one type, 5 min (its shard's summary key)", f"p50 {rd['one_id_5min_ms']['p50']:.2f} / p99 {rd['one_id_5min_ms']['p99']:.2f} ms", "", "", "p99 ≤ 1 ms",
+         rd["one_id_5min_ms"]["p99"] <= 1),
+        (f"   one id, one type, 24 h ({rd['one_id_24h_ms']['blocks']} blocks)", f"p50 {rd['one_id_24h_ms']['p50']:.2f} / p99 {rd['one_id_24h_ms']['p99']:.2f} ms", "", "", "p99 ≤ 1 ms",
+         rd["one_id_24h_ms"]["p99"] <= 1),
+        ("   a type's summary, 5 min (published key)", f"p50 {rd['type_summary_5min_ms']['p50']:.2f} / p99 {rd['type_summary_5min_ms']['p99']:.2f} ms",
+         f"recomputed: p99 {rd['recompute_5min_ms']['p99']:.0f} ms", "", "p99 ≤ 50 ms", rd["type_summary_5min_ms"]["p99"] <= 50),
+        (f"9. churn: {ch['writers']:,} short-lived writers", f"exact: {'yes' if ch['exact'] else 'NO'}, largest value {ch['max_value_bytes']:,} B", "", "", "exact, < 512 KB",
+         ch["exact"] and ch["max_value_bytes"] < 512 * 1024 and ch["writers"] >= 1_000),
+        ("10. writer RSS at 100,000 ids", f"{rss['100000']:.0f} MB", f"10 ids: {rss['10']:.0f} MB", f"{rss['100000'] / rss['10']:.1f}×", "(reported)", True),
+    ]
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -474,6 +507,7 @@ def main() -> int:
             ("memory", lambda: bench_memory(port, mode)),
             ("scale_out", lambda: bench_scale(port, mode)),
             ("ui", lambda: bench_ui(port, mode)),
+            ("store_v2", lambda: run_store_v2(mode.v2_seconds, mode.v2_churn, mode.v2_reads)),
         ):
             started = time.monotonic()
             results[name] = run()

@@ -20,6 +20,7 @@ from pymemcache.client.base import Client
 
 from tui.clock import FakeClock
 from tui.settings import Server, Settings
+from tui.store import MemcachedStore, MemoryStore, Store
 
 MEMCACHED = shutil.which("memcached") or ("/usr/bin/memcached" if os.path.exists("/usr/bin/memcached") else None)
 
@@ -82,18 +83,8 @@ class MemcachedServer:
         wait_until(up, what=f"memcached on {self.address}")
 
     def stored(self) -> dict[str, bytes]:
-        """Every key on the server with its value (``lru_crawler metadump``): what eventdash wrote."""
-        with socket.create_connection(("127.0.0.1", self.port)) as sock:
-            sock.sendall(b"lru_crawler metadump all\r\n")
-            data = b""
-            while not data.endswith(b"END\r\n"):
-                data += sock.recv(65536)
-        keys = [unquote(line.split()[0].split(b"=")[1].decode()) for line in data.splitlines() if line.startswith(b"key=")]
-        plain = Client(("127.0.0.1", self.port))
-        try:
-            return {key: value for key in keys if (value := plain.get(key)) is not None}
-        finally:
-            plain.close()
+        """Every key on the server with its value: what eventdash wrote (see :func:`all_keys`)."""
+        return all_keys(self.port)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -157,6 +148,41 @@ def no_orphan_processes() -> Iterator[None]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(params=["memory", "memcached"])
+def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Store]:
+    """The same contract on both stores, prefix ``t:``: the embedded one and a fresh real memcached."""
+    if request.param == "memory":
+        yield MemoryStore(clock, key_prefix="t:")
+        return
+    server: MemcachedServer = request.getfixturevalue("memcached")
+    mc = MemcachedStore([server.server], "t:")
+    yield mc
+    mc.close()
+
+
+def ttl(port: int, key: str) -> int:
+    """Remaining TTL of ``key`` by memcached's meta get (``mg <key> t``), as any client sees it."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(f"mg {key} t\r\n".encode())
+        reply = sock.recv(256).decode()
+    assert reply.startswith("HD"), reply
+    return int(reply.split()[1][1:])
+
+
+def all_keys(port: int) -> dict[str, bytes]:
+    """Every key on the server with its value (lru_crawler metadump), to see what eventdash wrote."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"lru_crawler metadump all\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            data += sock.recv(65536)
+    keys = [unquote(line.split()[0].split(b"=")[1].decode()) for line in data.splitlines() if line.startswith(b"key=")]
+    plain = Client(("127.0.0.1", port))
+    found = plain.get_many(keys)
+    plain.close()
+    return found
 
 
 @pytest.fixture

@@ -43,25 +43,31 @@ def recount(events: Iterable[Row], since_ms: int | None = None, until_ms: int | 
     }
 
 
-def assert_window_bound(reported: dict[str, dict[str, Any]], events: Iterable[Row], now_ms: int, window_s: int, bucket_s: int) -> None:
+def assert_window_bound(
+    reported: dict[str, dict[str, Any]], events: Iterable[Row], now_ms: int, window_s: int, bucket_s: int, rounded_s: int = 0
+) -> None:
     """The README's claim about the window at ``now_ms``, judged from the raw timestamps alone.
 
-    For every type and tracking id: ``count(last W s) <= reported <= count(last W + B s)``; and
+    For every type and tracking id: ``count(last W - R s) <= reported <= count(last W + B s)``; and
     within that bound it is exact: it counts precisely the events since the start of the current
-    epoch-aligned bucket minus W. Nothing here reads the window the code computed.
+    epoch-aligned bucket minus W, plus R. ``R`` (``rounded_s``) is how far the window's old edge
+    moved forward because it is older than the finest level kept (0 while single buckets reach it):
+    the view reports it as its ``approximation_seconds`` beyond one bucket, and the caller checks
+    that it is 0 or less than one block of the next level. Nothing here reads the window the code
+    computed.
     """
     events = list(events)
-    window_ms, bucket_ms = window_s * 1000, bucket_s * 1000
-    lower = recount(events, since_ms=now_ms - window_ms, until_ms=now_ms)
+    window_ms, bucket_ms, rounded_ms = window_s * 1000, bucket_s * 1000, rounded_s * 1000
+    lower = recount(events, since_ms=now_ms - window_ms + rounded_ms, until_ms=now_ms)
     upper = recount(events, since_ms=now_ms - window_ms - bucket_ms + 1, until_ms=now_ms)
     for etype, summary in reported.items():
         got = summary["eventsCapturedByTrackingIds"]
         low, high = lower[etype]["eventsCapturedByTrackingIds"], upper[etype]["eventsCapturedByTrackingIds"]
         for tid in sorted(set(got) | set(high)):
             assert low.get(tid, 0) <= got.get(tid, 0) <= high.get(tid, 0), (
-                f"{etype} {tid}: {got.get(tid, 0)} outside [{low.get(tid, 0)} (last {window_s} s), "
+                f"{etype} {tid}: {got.get(tid, 0)} outside [{low.get(tid, 0)} (last {window_s - rounded_s} s), "
                 f"{high.get(tid, 0)} (last {window_s + bucket_s} s)] at {now_ms} ms"
             )
         assert lower[etype]["totalEventsCaptured"] <= summary["totalEventsCaptured"] <= upper[etype]["totalEventsCaptured"]
     current_bucket_start = now_ms - now_ms % bucket_ms
-    assert reported == recount(events, since_ms=current_bucket_start - window_ms, until_ms=now_ms)
+    assert reported == recount(events, since_ms=current_bucket_start - window_ms + rounded_ms, until_ms=now_ms)

@@ -36,10 +36,13 @@ def test_headless_prints_one_json_object_per_refresh_in_the_documented_shape(tmp
     out = lines(result.stdout)
     assert 5 <= len(out) <= 7  # one per refresh, and the final state
     for line in out[:-1]:
-        assert set(line) == {"as_of", "window_minutes", "bucket_seconds", "backend", "store", "generated", "rate", "summary"}
+        assert set(line) == {
+            "as_of", "window_minutes", "bucket_seconds", "approximation_seconds", "incomplete", "backend", "store", "generated", "rate", "summary",
+        }
     assert out[-1]["final"] is True and out[-1]["rate"]["missed"] == 0
     for line in out:
         assert line["store"] == {"reachable": True, "error": None, "unwritten_events": 0}
+        assert line["incomplete"] == [] and line["approximation_seconds"] == line["bucket_seconds"]
         assert line["as_of"].endswith("Z") and line["window_minutes"] == 5 and line["bucket_seconds"] == 10
         assert line["backend"] == "memory"
         assert set(line["summary"]) == set(EVENT_TYPES)

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,7 +174,7 @@ def test_an_unexpected_failure_in_the_writer_thread_is_one_line_with_the_traceba
     class BrokenStore(MemoryStore):
         """A store whose writes fail in a way nothing expects (a bug, not an outage)."""
 
-        def write_buckets(self, *args: object, **kwargs: object) -> None:
+        def write(self, *args: object, **kwargs: object) -> None:
             raise RuntimeError("boom")
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
@@ -198,7 +199,7 @@ async def test_a_dashboard_that_fails_inside_names_the_failure_in_one_line_witho
     class BrokenReads(MemoryStore):
         """A store whose reads fail in a way nothing expects (a bug, not an outage)."""
 
-        def read_buckets(self, *args: object, **kwargs: object) -> dict:
+        def read(self, *args: object, **kwargs: object) -> Any:
             raise RuntimeError("bad read")
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))

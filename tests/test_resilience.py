@@ -52,8 +52,9 @@ def start_writers(count: int, servers: str, prefix: str, tmp_path: Path, rate: i
 
 
 def single_buckets(server: MemcachedServer, prefix: str) -> dict[int, dict[str, object]]:
-    """The single-bucket values on ``server`` by bucket index: ``{index: {writer_id: counts}}``."""
-    marker = f"{prefix}b1:"
+    """The single-bucket heads on ``server`` by bucket index: ``{index: {writer_id: sequence}}``, the
+    writers whose counts the bucket holds (README, "How the counts live in Memcached")."""
+    marker = f"{prefix}h1:"
     return {
         int(key[len(marker):]): json.loads(value)["w"]
         for key, value in server.stored().items()

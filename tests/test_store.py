@@ -2,66 +2,88 @@
 
 from __future__ import annotations
 
+import copy
 import json
-import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import zlib
 from pathlib import Path
 
 import pytest
 from pymemcache.client.base import Client
 
 from tests import writer_proc
-from tests.conftest import MemcachedServer, free_port
+from tests.conftest import MemcachedServer, free_port, ttl
 from tui import EVENT_TYPES
 from tui.clock import FakeClock
-from tui.engine import Engine, summary_documents
+from tui.engine import Engine
 from tui.settings import MemcachedSettings, Server, Settings
-from tui.store import MemcachedStore, MemoryStore, Store, StoreUnavailable, open_store
-from tui.window import cover, merge_into, summarize
+from tui.store import (
+    MemcachedStore,
+    MemoryStore,
+    PrefixConflict,
+    Store,
+    StoreUnavailable,
+    open_store,
+)
+from tui.store.base import PrefixSettings
+from tui.store.layout import Layout
+from tui.store.publishing import summary_documents
+from tui.store.writer_state import WriterState, deltas_by_key
+from tui.window import Block, BucketCounts, merge_into, plan_window, summarize
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=["memory", "memcached"])
-def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore(clock)
-        return
-    server: MemcachedServer = request.getfixturevalue("memcached")
-    mc = MemcachedStore([server.server], "t:")
-    yield mc
-    mc.close()
+PREFIX = PrefixSettings(10, Settings().retention, 5)
+NOW = 1_700_000_000.0
+B = 170_000_000  # the bucket of NOW (10 s buckets): blocks near it are within retention
 
 
-def test_writers_entries_are_summed_and_rewrites_are_idempotent(store: Store) -> None:
-    store.write_buckets("w1", {(1, 5): {"signup": {"INF-a": 2}}}, 10, 600)
-    store.write_buckets("w2", {(1, 5): {"signup": {"INF-a": 3, "INF-b": 1}}, (6, 0): {"review": {"INF-a": 1}}}, 10, 600)
-    store.write_buckets("w1", {(1, 5): {"signup": {"INF-a": 2}}}, 10, 600)  # the same absolute counts again
-    assert store.read_buckets([(1, 4), (1, 5), (6, 0)], 10) == {(1, 5): {"signup": {"INF-a": 5, "INF-b": 1}}, (6, 0): {"review": {"INF-a": 1}}}
-    store.write_buckets("w1", {(1, 5): {"signup": {"INF-a": 4}}}, 10, 600)  # w1 counted two more
-    assert store.read_buckets([(1, 5)], 10)[(1, 5)]["signup"]["INF-a"] == 7
+def _write(store: Store, state: WriterState, blocks: dict[Block, BucketCounts]) -> Layout:
+    layout = store.open_prefix(PREFIX)
+    state.stage(deltas_by_key(blocks, layout))
+    store.write(layout, state, lambda ident: None, NOW, everything=True)
+    return layout
 
 
-def test_bucket_sizes_do_not_share_buckets(store: Store) -> None:
-    store.write_buckets("w1", {(1, 5): {"signup": {"INF-a": 2}}}, 10, 600)
-    assert store.read_buckets([(1, 5)], 60) == {}
+def test_writers_deltas_are_summed_and_a_retried_write_is_skipped(store: Store) -> None:
+    w1, w2 = WriterState("w1"), WriterState("w2")
+    _write(store, w1, {(1, B): {"signup": {"INF-a": 2}}})
+    _write(store, w2, {(1, B): {"signup": {"INF-a": 3, "INF-b": 1}}, (6, B // 6): {"review": {"INF-a": 1}}})
+    layout = store.open_prefix(PREFIX)
+    w1.stage(deltas_by_key({(1, B): {"signup": {"INF-a": 4}}}, layout))
+    unconfirmed = copy.deepcopy(w1.pending)
+    store.write(layout, w1, lambda ident: None, NOW, everything=True)
+    w1.pending = unconfirmed  # as if the reply to that write was lost: the writer tries again
+    store.write(layout, w1, lambda ident: None, NOW, everything=True)
+    found = store.read(layout, [(1, B - 1), (1, B), (6, B // 6)])
+    assert found.counts == {(1, B): {"signup": {"INF-a": 9, "INF-b": 1}}, (6, B // 6): {"review": {"INF-a": 1}}}
+    assert found.totals[(1, B)] == {"signup": 10} and found.gaps == []
 
 
-def test_a_summary_is_replaced_only_by_a_fresher_one(store: Store) -> None:
-    fresh = {"totalEventsCaptured": 9, "eventsCapturedByTrackingIds": {"INF-a": 9}, "asOfMs": 2_000}
-    stale = {"totalEventsCaptured": 4, "eventsCapturedByTrackingIds": {"INF-a": 4}, "asOfMs": 1_000}
-    store.publish_summaries({"signup": fresh}, 600)
-    store.publish_summaries({"signup": stale}, 600)
-    assert store.read_summaries(["signup", "review"]) == {"signup": fresh, "review": None}
+def test_a_conflicting_bucket_length_is_refused_naming_both_values(store: Store) -> None:
+    store.open_prefix(PREFIX)
+    with pytest.raises(PrefixConflict, match=r"settings bucket_seconds 5 conflicts with the prefix .* \(bucket_seconds 10\); use another --key-prefix"):
+        store.open_prefix(PrefixSettings(5, Settings().retention, 5))
+
+
+def test_a_summary_is_replaced_only_by_a_fresher_one(store: Store, clock: FakeClock) -> None:
+    layout = store.open_prefix(PREFIX)
+    now = clock.time()
+    fresh = summary_documents(summarize(now, 300, 10, {(1, int(now // 10)): {"signup": {"INF-a": 9}}}), layout)
+    stale = summary_documents(summarize(now - 1, 300, 10, {(1, int(now // 10)): {"signup": {"INF-a": 4}}}), layout)
+    store.publish(fresh, 600)
+    store.publish(stale, 600)
+    key = layout.summary_key("signup")
+    assert store.read_summaries([key, "nothing"]) == {key: fresh[key], "nothing": None}
 
 
 def test_generation_is_stable_while_the_server_keeps_its_data_and_changes_after_a_restart(memcached: MemcachedServer) -> None:
     store = MemcachedStore([memcached.server], "gen:")
     before = store.generation()
-    store.write_buckets("w1", {(1, 5): {"signup": {"INF-a": 2}}}, 10, 600)
+    _write(store, WriterState("w1"), {(1, B): {"signup": {"INF-a": 2}}})
     assert MemcachedStore([memcached.server], "gen:").generation() == before  # another client, same data
     memcached.stop()
     memcached.start()
@@ -72,37 +94,38 @@ def test_generation_is_stable_while_the_server_keeps_its_data_and_changes_after_
 
 def test_summary_keys_are_readable_by_a_plain_client_with_one_get(memcached: MemcachedServer, clock: FakeClock) -> None:
     store = MemcachedStore([memcached.server], "eventdash:")
+    layout = store.open_prefix(PREFIX)
     now = clock.time()
     counts = {(1, int(now // 10)): {"signup": {"INF-a": 10, "INF-b": 40}}}
     view = summarize(now, 300, 10, counts)
-    store.publish_summaries(summary_documents(view), 600)
+    store.publish(summary_documents(view, layout), 600)
     plain = Client(("127.0.0.1", memcached.port))
     value = json.loads(plain.get("eventdash:signup").decode("utf-8"))
     assert value["totalEventsCaptured"] == 50
     assert value["eventsCapturedByTrackingIds"] == {"INF-a": 10, "INF-b": 40}
     assert value["windowMinutes"] == 5 and value["bucketSeconds"] == 10 and value["asOf"].endswith("Z")
+    shard = zlib.crc32(b"INF-b") % layout.shards  # the documented hash, as any client computes it
+    one = json.loads(plain.get(f"eventdash:signup:s{shard}").decode("utf-8"))
+    assert one["eventsCapturedByTrackingIds"]["INF-b"] == 40
 
 
-def _ttl(port: int, key: str) -> int:
-    """Remaining TTL of ``key`` by memcached's meta get (``mg <key> t``), as any client sees it."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(f"mg {key} t\r\n".encode())
-        reply = sock.recv(256).decode()
-    assert reply.startswith("HD"), reply
-    return int(reply.split()[1][1:])
-
-
-def test_every_key_expires_after_at_least_window_plus_one_bucket(memcached: MemcachedServer) -> None:
+def test_every_count_key_expires_at_its_block_end_plus_its_levels_retention(memcached: MemcachedServer) -> None:
     settings = Settings(window_minutes=2, bucket_seconds=10, backend="memcached", memcached=MemcachedSettings((memcached.server,), "ttl:"))
     store = MemcachedStore([memcached.server], "ttl:")
     engine = Engine(settings, store, seed=1, generate=False)
     engine.ingest([("signup", "INF-a", int(engine.clock.time() * 1000), None)])
-    assert engine.flush()
+    assert engine.flush(everything=True)  # coarse blocks too, not only their slice of the second
     engine.publish(engine.read_view())
+    layout = engine.layout()
+    now = engine.clock.time()
     current = engine.read_view().buckets[-1]
-    keys = [store.bucket_key(10, (span, current // span)) for span in (1, 6, 60, 360)]
-    for key in (*keys, "ttl:signup", "ttl:review"):
-        assert 120 + 10 < _ttl(memcached.port, key) <= 120 + 2 * 10 + 60
+    for span in (1, 6, 60, 360):
+        block = (span, current // span)
+        left = layout.expires_at(block) - now
+        for key in (layout.head_key(block), layout.shard_key(block, "signup", layout.shard("INF-a"))):
+            assert left - 3 <= ttl(memcached.port, key) <= left + 1
+    for key in ("ttl:signup", "ttl:review"):
+        assert 120 + 10 < ttl(memcached.port, key) <= 120 + 2 * 10 + 60
 
 
 def test_only_counts_under_the_prefix_are_written_never_raw_events(memcached: MemcachedServer) -> None:
@@ -125,15 +148,16 @@ def test_concurrent_threads_on_one_bucket_lose_nothing(memcached: MemcachedServe
     rounds = 60
 
     def writer(name: str) -> None:
-        for n in range(1, rounds + 1):
-            store.write_buckets(name, {(1, 1): {"signup": {"INF-a": n}}}, 10, 600)
+        state = WriterState(name)
+        for _ in range(rounds):
+            _write(store, state, {(1, B): {"signup": {"INF-a": 1}}})
 
     threads = [threading.Thread(target=writer, args=(f"w{i}",)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert store.read_buckets([(1, 1)], 10) == {(1, 1): {"signup": {"INF-a": 8 * rounds}}}
+    assert store.read(store.open_prefix(PREFIX), [(1, B)]).counts == {(1, B): {"signup": {"INF-a": 8 * rounds}}}
 
 
 WRITERS = 4
@@ -185,7 +209,7 @@ def test_four_writer_processes_colliding_on_every_flush_give_exact_totals(memcac
     settings = writer_proc.settings(memcached.port, "mw:")
     reader = Engine(settings, MemcachedStore([memcached.server], "mw:"), clock=FakeClock(start + BATCHES + 0.5), generate=False)
     view = reader.read_view()
-    assert {span for span, _ in cover(view.buckets)} >= {1, 6, 60}  # the read used the shared blocks
+    assert {span for span, _ in plan_window(view.buckets, lambda _: True)[0]} >= {1, 6, 60}  # the window spans shared blocks
     reader.publish(view)
     for etype in EVENT_TYPES:
         assert view.summary[etype].by_tracking_id == expected[etype]
@@ -217,8 +241,8 @@ def test_a_restarted_server_gets_each_writers_buckets_back_once(memcached: Memca
 def test_unreachable_server_is_reported_by_address() -> None:
     port = free_port()
     store = MemcachedStore([Server("127.0.0.1", port)], "x:")
-    with pytest.raises(StoreUnavailable, match=f"memcached 127.0.0.1:{port}: reading buckets failed"):
-        store.read_buckets([(1, 1)], 10)
+    with pytest.raises(StoreUnavailable, match=f"memcached 127.0.0.1:{port}: reading the prefix's metadata failed"):
+        store.open_prefix(PREFIX)
     health = store.health()
     assert not health.ok and f"127.0.0.1:{port}" in health.detail
 

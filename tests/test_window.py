@@ -64,23 +64,28 @@ def test_cover_tiles_the_window_with_the_fewest_aligned_blocks() -> None:
     assert len(blocks) <= 45  # instead of 8,641 single buckets
 
 
-def test_ledger_hands_out_changed_blocks_once_and_again_after_mark_dirty() -> None:
+def test_ledger_hands_out_deltas_once_and_keeps_absolute_counts_for_repair() -> None:
     ledger = Ledger(10)
     ledger.record([("signup", "INF-a", 5_000), ("signup", "INF-a", 15_000), ("review", "INF-b", 15_001)])
-    taken = ledger.take_dirty()
+    taken = ledger.take_deltas()
     assert taken[(1, 0)] == {"signup": {"INF-a": 1}}
     assert taken[(1, 1)] == {"signup": {"INF-a": 1}, "review": {"INF-b": 1}}
     assert taken[(6, 0)] == taken[(60, 0)] == taken[(360, 0)] == {"signup": {"INF-a": 2}, "review": {"INF-b": 1}}
-    assert ledger.take_dirty() == {}
+    assert ledger.take_deltas() == {}
     ledger.record([("signup", "INF-a", 15_002)])
-    taken = ledger.take_dirty()
-    assert taken[(1, 1)] == {"signup": {"INF-a": 2}, "review": {"INF-b": 1}}  # absolute, not a delta
-    assert taken[(6, 0)] == {"signup": {"INF-a": 3}, "review": {"INF-b": 1}}
+    taken = ledger.take_deltas()
+    assert taken[(1, 1)] == {"signup": {"INF-a": 1}}  # a delta: only what changed
     assert (1, 0) not in taken
-    ledger.mark_dirty()
-    assert set(ledger.take_dirty()) == {(1, 0), (1, 1), (6, 0), (60, 0), (360, 0)}
+    assert ledger.block((1, 1)) == {"signup": {"INF-a": 2}, "review": {"INF-b": 1}}  # absolute, for repair
     ledger.prune(1)
-    assert ledger.bucket_count() == 1
+    assert ledger.bucket_count() == 1 and ledger.block((1, 0)) is None
+
+
+def test_ids_past_the_cap_count_under_other_and_are_reported() -> None:
+    ledger = Ledger(10, max_ids=2)
+    ledger.record([("signup", tid, 5_000) for tid in ("INF-a", "INF-b", "INF-c", "INF-c", "INF-a")])
+    assert ledger.take_deltas()[(1, 0)] == {"signup": {"INF-a": 2, "INF-b": 1, "(other)": 2}}
+    assert ledger.other_events == 2
 
 
 def run_and_check(store: Store, clock: FakeClock, seed: int, bucket_seconds: int, window_buckets: int, per_bucket: float, steps: list[float]) -> int:
@@ -113,7 +118,12 @@ def run_and_check(store: Store, clock: FakeClock, seed: int, bucket_seconds: int
         log.truncate()
         now_ms = int(clock.time() * 1000)
         assert all(stamp <= now_ms for stamp, _, _ in events)
-        assert_window_bound(view.summary_json(), events, now_ms, settings.window_seconds, bucket_seconds)
+        rounded = view.approximation_seconds - bucket_seconds  # the old edge, moved to a kept block
+        if settings.window_seconds + bucket_seconds <= settings.retention[1]:
+            assert rounded == 0  # single buckets still reach the old edge: exactly ±B
+        else:
+            assert 0 <= rounded < 6 * bucket_seconds  # at most one block of the next level
+        assert_window_bound(view.summary_json(), events, now_ms, settings.window_seconds, bucket_seconds, rounded)
         spans = {span for span, _ in cover(view.buckets)}
         if window_buckets >= 2 * 360:  # long enough that the read must use the large blocks
             assert 360 in spans

@@ -194,9 +194,9 @@ class EventDashApp(App[int]):
         cover the last rate span, one spare for a late flush, and the current one."""
         current = bucket_of(int(now * 1000), bucket_seconds)
         buckets = range(current - ceil(RATE_SPAN_SECONDS / bucket_seconds) - 1, current + 1)
-        counts = self.store.read_buckets([(1, b) for b in buckets], bucket_seconds)
+        counts = self.engine.read_buckets(buckets)
         return {
-            b: {(t, tid): n for t, by_tid in counts.get((1, b), {}).items() for tid, n in by_tid.items()}
+            b: {(t, tid): n for t, by_tid in counts.get(b, {}).items() for tid, n in by_tid.items()}
             for b in buckets
         }
 

@@ -49,6 +49,8 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "memcached": ("memcached.servers", "--memcached"),
     "key_prefix": ("memcached.key_prefix", "--key-prefix"),
     "refresh": ("refresh_seconds", "--refresh"),
+    "generated_ids": ("generated_ids", "--tracking-ids"),
+    "zipf": ("zipf", "--zipf"),
 }
 
 
@@ -129,6 +131,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", metavar="SECONDS", type=_duration, default=s, help="stop after this many seconds")
     parser.add_argument("--refresh", metavar="SECONDS", type=_number, default=s, help="seconds between summaries (default 1)")
     parser.add_argument("--events-log", metavar="PATH", default=s, help="append every generated event to PATH as one JSON line")
+    parser.add_argument("--tracking-ids", dest="generated_ids", metavar="N", type=_whole, default=s, help="generate events for N tracking ids made deterministically (instead of the settings' list)")
+    parser.add_argument("--zipf", metavar="S", type=_number, default=s, help="Zipf exponent of the id choice, e.g. 1.1: a few large sites, many small (default 0: uniform)")
     parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
     parser.add_argument("--writer-name", metavar="NAME", default=s, help="this writer's name as shown beside its counts (default: host and pid)")
     _store_options(parser)
@@ -277,6 +281,14 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
 def main(argv: Sequence[str] | None = None) -> int:
     _tune_gc()
     plan = prepare(argv)
+    try:
+        return run(plan)
+    except SettingsError as exc:  # the prefix's metadata in memcached conflicts with these settings
+        usage_error(str(exc))
+
+
+def run(plan: Plan) -> int:
+    """Run a checked plan; its exit status."""
     if plan.web is not None:
         return serve_web(*plan.web)
     if plan.load is not None:
@@ -378,7 +390,7 @@ def _finish(engine: Engine, options: RunOptions, flushed: bool, fatal: str | Non
             fatal = fatal or f"the events log could not be closed: {exc.strerror or exc}"
     engine.store.close()
     if fatal is not None:
-        unwritten = engine.unflushed_events()
+        unwritten = engine.unwritten_events()
         lost = f"; {unwritten:,} counted events could not be written to the store" if unwritten else "; every counted event was written"
         _err(f"error: {fatal}{lost}")
         return EXIT_RUNTIME
@@ -387,7 +399,7 @@ def _finish(engine: Engine, options: RunOptions, flushed: bool, fatal: str | Non
     log = " (every event is in the events log)" if options.events_log is not None else ""
     _err(
         f"the last counts could not be written ({engine.status().store_error}); "
-        f"{engine.unflushed_events():,} counted events are missing from the store{log}"
+        f"{engine.unwritten_events():,} counted events are missing from the store{log}"
     )
     return EXIT_RUNTIME
 

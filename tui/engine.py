@@ -2,10 +2,13 @@
 
 The writer side runs in one worker thread: it asks the :class:`~tui.events.Pacer` how many events
 are due, builds them, appends them to the events log, counts them into the :class:`~tui.window.Ledger`
-and, once a second or when a bucket closes, writes the ledger's changed buckets to the store. When
-the store is unreachable, buckets stay dirty (bounded by the window) and are written on a later try,
-with backoff; when the store has lost its data (new generation), every bucket still held is written
-again. The reader side (:meth:`Engine.read_view`, :meth:`Engine.publish`) may run on any thread.
+and, once a second or when a bucket closes, stages the deltas since the last flush in its
+:class:`~tui.store.writer_state.WriterState` and merges them into the store (exactly once, see
+:mod:`tui.store.merge`). When the store is unreachable, deltas stay pending and are written on a
+later try, with backoff. The writer repairs what the store lost: when the store's generation changes
+(restart, ring change), and every :data:`VERIFY_SECONDS` for the blocks it wrote, it checks that its
+entries are still there and writes back its absolute counts where not (while the block is in its
+window). The reader side (:meth:`Engine.read_view`, :meth:`Engine.publish`) may run on any thread.
 """
 
 from __future__ import annotations
@@ -22,11 +25,24 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from tui.clock import Clock, SystemClock
-from tui.events import Event, EventFactory, Pacer, iso_ms
-from tui.settings import Settings
+from tui.events import Event, EventFactory, Pacer, generated_ids
+from tui.settings import Settings, SettingsError
 from tui.shutdown import describe_crash
-from tui.store import Store, StoreUnavailable
-from tui.window import Ledger, WindowView, bucket_of, cover, key_ttl, summarize, window_range
+from tui.store import Store, StoreUnavailable, prefix_settings
+from tui.store.layout import Layout
+from tui.store.publishing import summary_documents
+from tui.store.repair import absolute_counts, verify
+from tui.store.writer_state import WriterState, deltas_by_key
+from tui.window import (
+    BucketCounts,
+    Ledger,
+    WindowView,
+    bucket_of,
+    key_ttl,
+    plan_window,
+    summarize,
+    window_range,
+)
 
 MAX_BATCH = 10_000  # events built per step at most, so stop and flush stay responsive
 TICK_SECONDS = 0.05  # events are made in batches at most this far apart: 20 wake-ups a second
@@ -34,6 +50,8 @@ MAX_BACKOFF_SECONDS = 0.5  # a returning server is written to within half a seco
 RATE_SAMPLE_SECONDS = 2.0  # measured rate: events over about this long
 BEHIND_RATIO = 0.95  # measured below this share of the configured rate over a full sample: behind
 BEHIND_BACKLOG_SECONDS = 0.25  # or more than this much of the rate's events due and not yet made
+VERIFY_SECONDS = 5.0  # how often a writer checks that the blocks it wrote still carry its entry
+MAX_SERIES_BUCKETS = 8_640  # the per-bucket series covers at most the newest day of 10 s buckets
 
 
 @dataclass(frozen=True)
@@ -48,9 +66,11 @@ class EngineStatus:
     last_flush_at: float | None  # wall time of the last successful flush
     last_flush_ms: float | None
     store_error: str | None  # why the last flush failed, while it keeps failing
-    unflushed_buckets: int
-    unflushed_events: int  # counted here, not yet confirmed by the store (see Engine.unflushed_events)
+    unflushed_events: int  # counted here, not yet in the store's single buckets (Engine.buffered_events)
     restores: int  # times the store lost its data and this writer wrote its buckets back
+    #: Events counted under "(other)" because the type already had max_tracking_ids distinct ids
+    #: in the window (or the id was not on the allow-list): in the totals, never dropped silently.
+    other_events: int = 0
     #: The generator cannot keep up: ``measured_rate`` is well below ``configured_rate`` (see
     #: :data:`BEHIND_RATIO`), so a run makes fewer events than asked. Shown, never hidden.
     behind: bool = False
@@ -81,14 +101,24 @@ class Engine:
         self.store = store
         self.clock = clock or SystemClock()
         self.generate = generate
-        self.writer_id = writer_id or secrets.token_hex(6)
+        #: Short (8 characters): it is recorded in every value this writer touches.
+        self.writer_id = writer_id or secrets.token_urlsafe(6)
         #: What people see (``--writer-name``); ``writer_id`` stays the unique key in the store.
         self.writer_name = writer_name or default_writer_name()
         self.flush_interval = flush_interval
-        self._factory = EventFactory(settings.tracking_ids, seed)
+        ids = generated_ids(settings.generated_ids) if settings.generated_ids else settings.tracking_ids
+        self._factory = EventFactory(ids, seed, settings.zipf)
         self._events_log = events_log
         self._pacer = Pacer(settings.events_per_second, self.clock.monotonic())
-        self._ledger = Ledger(settings.bucket_seconds)
+        allowed = frozenset(settings.tracking_ids) if settings.allow_only_listed_ids else None
+        self._ledger = Ledger(settings.bucket_seconds, settings.max_tracking_ids, allowed)
+        self._state = WriterState(self.writer_id)
+        self._layout: Layout | None = None
+        self._next_verify = self.clock.monotonic() + VERIFY_SECONDS
+        self._verify_cursor = 0  # where the rotating sample of shard values to verify goes on
+        #: Events whose deltas outlived the store's retention before the store took them (an outage
+        #: longer than the retention): counted in unwritten_events, never silently dropped.
+        self._expired_unwritten = 0
         self._lock = threading.Lock()  # guards the pacer and settings against the control methods
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -111,7 +141,7 @@ class Engine:
         self.fatal: str | None = None
         self.on_fatal: Callable[[str], None] | None = None
         self.missed_events = 0  # due by the end of the run but never made (set by stop)
-        self._unflushed = 0  # Ledger.unconfirmed() after the last flush; the ledger is the writer's alone
+        self._unflushed = 0  # buffered_events() after the last flush; the writer's state is its thread's alone
         self._rate_since = self.clock.monotonic()  # when the rate last changed or the generator resumed
         self._backlog = 0  # events due but not yet made after the last step: the generator is behind
 
@@ -166,7 +196,7 @@ class Engine:
                 if wait > 0:
                     self._wake.wait(wait)
                     self._wake.clear()
-        except EventsLogError as exc:
+        except (EventsLogError, SettingsError) as exc:  # a full disk; the prefix now set up otherwise
             self.fatal = f"the writer stopped: {exc}"
         except Exception as exc:  # noqa: BLE001 - any failure ends counting: say so, never go on silently
             self.fatal = describe_crash("the writer", exc)
@@ -225,33 +255,45 @@ class Engine:
         while len(samples) > 2 and samples[1][0] <= now - RATE_SAMPLE_SECONDS:
             samples.popleft()
 
-    def flush(self) -> bool:
-        """Write the changed buckets to the store. On failure keep them for the next try (backoff)."""
+    def layout(self, action: str = "reading the prefix's metadata") -> Layout:
+        """The prefix's layout, agreed with its meta key on first use (PrefixConflict if it differs);
+        ``action`` names what the caller was doing, for the message if the store is unreachable."""
+        if self._layout is None:
+            self._layout = self.store.open_prefix(prefix_settings(self.settings), action)
+        return self._layout
+
+    def flush(self, everything: bool = False) -> bool:
+        """Merge the deltas since the last flush into the store: single buckets at once, coarser
+        blocks once closed, a slice at a time (all with ``everything``, as at exit). On failure
+        they stay pending (backoff)."""
         mono = self.clock.monotonic()
         now = self.clock.time()
         settings = self.settings
-        taken = {}
-        # Forget what left the window first, so a long outage cannot grow the buffer.
-        self._ledger.prune(window_range(now, settings.window_seconds, settings.bucket_seconds).start)
+        oldest = window_range(now, settings.window_seconds, settings.bucket_seconds).start
+        self._ledger.prune(oldest)  # repairable while in this writer's window
         try:
             generation = self.store.generation()
             if self._generation is not None and generation != self._generation:
-                self._ledger.mark_dirty()  # the store lost data or servers: write back all we hold
+                self._layout = None  # the meta key may be gone with the rest
+                self._state.check.update(self._state.confirmed)  # verify all we wrote; restore what is lost
                 self._restores += 1
             self._generation = generation
-            taken = self._ledger.take_dirty()
+            layout = self.layout("writing buckets")
+            self._expired_unwritten += self._state.forget(lambda b: layout.expires_at(b) > now, self._ledger.holds)
+            if mono >= self._next_verify:
+                self._next_verify = mono + VERIFY_SECONDS
+                damaged, self._verify_cursor = verify(self.store, layout, self._state, self._verify_cursor)
+                self._state.check.update(damaged)
+            self._state.stage(deltas_by_key(self._ledger.take_deltas(), layout))
             started = self.clock.monotonic()
-            ttl = key_ttl(settings.window_seconds, settings.bucket_seconds)
-            self.store.write_buckets(self.writer_id, taken, settings.bucket_seconds, ttl)
-            self._ledger.confirm(taken)
+            self.store.write(layout, self._state, lambda ident: absolute_counts(self._ledger, layout, ident, self._state.confirmed), now, everything)
         except StoreUnavailable as exc:
-            self._ledger.mark_dirty(taken)
-            self._unflushed = self._ledger.unconfirmed()
+            self._unflushed = self.buffered_events()
             self._set_store_error(str(exc))
             self._backoff = min(MAX_BACKOFF_SECONDS, max(0.1, self._backoff * 2))
             self._next_flush = mono + self._backoff
             return False
-        self._unflushed = self._ledger.unconfirmed()
+        self._unflushed = self.buffered_events()
         self._last_flush_ms = (self.clock.monotonic() - started) * 1000
         self._last_flush_at = now
         self._set_store_error(None)
@@ -296,7 +338,7 @@ class Engine:
         deadline = self.clock.monotonic() + flush_timeout
         while True:
             try:
-                if self.flush():
+                if self.flush(everything=True):
                     return True
             except Exception as exc:  # noqa: BLE001 - stopping ends with a one-line message, not a traceback
                 self.fatal = self.fatal or describe_crash("the last flush", exc)
@@ -305,31 +347,67 @@ class Engine:
                 return False
             time.sleep(min(self._backoff, 0.2))  # a pause between retries, not a synchronization
 
-    def unflushed_events(self) -> int:
-        """Events counted here that the store has not confirmed: buffered during an outage, or lost
-        for good once they left the window unwritten. Exact: a bucket counts as written only when
-        the store confirmed this writer's absolute count for it. As of the last flush attempt (the
-        ledger belongs to the writer thread; :meth:`stop` ends with one)."""
-        return self._unflushed
+    def buffered_events(self) -> int:
+        """Events counted here that are not yet in the store's single buckets: 0 right after a
+        successful flush, growing while the store is unreachable (what the status line shows)."""
+        return self._state.unwritten_events(span=1) + self._ledger.unstaged_events() + self._expired_unwritten
+
+    def unwritten_events(self) -> int:
+        """Exactly how many counted events the store has not confirmed: buffered during an outage,
+        or lost for good once they expired unwritten (0 after a successful flush). Call it from the
+        writer's thread, or after :meth:`stop`; other threads read :attr:`EngineStatus.unflushed_events`."""
+        return self._state.unwritten_events() + self._ledger.unstaged_events() + self._expired_unwritten
+
+    def writer_state(self) -> dict[str, Any]:
+        """The writer's state as plain data (what a spool would persist)."""
+        return self._state.to_plain()
 
     # -- reader side (any thread) ------------------------------------------------------------------
 
     def read_view(self, series: bool = False) -> WindowView:
         """Read the current window from the store and summarize it. Raises StoreUnavailable.
 
-        By default it reads the few blocks that tile the window (fast at any N); ``series=True``
-        reads every bucket instead, for the dashboard's per-bucket sparklines.
+        The counts by id come from the fewest kept blocks that tile the window; ``series=True`` also
+        reads the heads of the single buckets (per-type totals only: small, fast at any number of
+        ids) for the dashboard's per-bucket sparklines. Parts that could not be read whole are in
+        ``view.incomplete``; the old edge's rounding, if any, is in ``view.bound_seconds``.
         """
         settings = self.settings
+        layout = self.layout("reading buckets")
         now = self.clock.time()
         buckets = window_range(now, settings.window_seconds, settings.bucket_seconds)
-        blocks = [(1, i) for i in buckets] if series else cover(buckets)
-        counts = self.store.read_buckets(blocks, settings.bucket_seconds)
-        return summarize(now, settings.window_seconds, settings.bucket_seconds, counts)
+        blocks, rounded = plan_window(buckets, layout.usable(now))
+        found = self.store.read(layout, blocks)
+        gaps = list(found.gaps)
+        totals = None
+        if series:
+            usable = layout.usable(now)
+            singles = [(1, i) for i in buckets[-MAX_SERIES_BUCKETS:] if usable((1, i))]
+            heads = self.store.read(layout, singles, ids=False)
+            totals = {index: t for (_, index), t in heads.totals.items()}
+            gaps.extend(g for g in heads.gaps if g not in gaps)
+        gaps.sort(key=lambda g: (g.first, g.why))
+        return summarize(now, settings.window_seconds, settings.bucket_seconds, found.counts, series_totals=totals, incomplete=gaps, rounded=rounded)
 
-    def publish(self, view: WindowView) -> None:
-        """Store the per-type summary keys (only if fresher than what is there). Raises StoreUnavailable."""
-        self.store.publish_summaries(summary_documents(view), key_ttl(view.window_seconds, view.bucket_seconds))
+    def read_buckets(self, buckets: range) -> dict[int, BucketCounts]:
+        """Every writer's counts by id in these single buckets (the dashboard's 5 s rates compare
+        the last few). Raises StoreUnavailable."""
+        found = self.store.read(self.layout("reading buckets"), [(1, b) for b in buckets])
+        return {index: counts for (_, index), counts in found.counts.items()}
+
+    def publish(self, view: WindowView) -> bool:
+        """Store the per-type and per-shard summary keys (only if fresher than what is there).
+
+        Only a process whose window is the prefix's published window publishes (returns False
+        otherwise), so two dashboards with different windows never flip the shared keys. Raises
+        StoreUnavailable."""
+        layout = self.layout()
+        meta = self.store.meta
+        if meta is None or meta.window_minutes != view.window_minutes:
+            return False
+        documents = summary_documents(view, layout)
+        self.store.publish(documents, key_ttl(view.window_seconds, view.bucket_seconds))
+        return True
 
     def refresh(self, series: bool = False) -> WindowView:
         """What every refresh does: read the window, then publish it to the summary keys."""
@@ -366,9 +444,9 @@ class Engine:
             last_flush_at=self._last_flush_at,
             last_flush_ms=self._last_flush_ms,
             store_error=self._store_error,
-            unflushed_buckets=self._ledger.bucket_count() if self._store_error else 0,
             unflushed_events=self._unflushed,
             restores=self._restores,
+            other_events=self._ledger.other_events,
             behind=backlog > max(1.0, rate * BEHIND_BACKLOG_SECONDS) or self._short_of_rate(samples, rate, since),
         )
 
@@ -376,18 +454,3 @@ class Engine:
 def default_writer_name() -> str:
     """``host-pid``: readable, and unique among the processes of one host."""
     return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def summary_documents(view: WindowView) -> dict[str, dict[str, Any]]:
-    """Each type's summary key value: the brief's two fields, plus when and over what window."""
-    as_of_ms = int(view.as_of * 1000)
-    return {
-        etype: {
-            **summary,
-            "windowMinutes": view.window_minutes,
-            "bucketSeconds": view.bucket_seconds,
-            "asOf": iso_ms(as_of_ms),
-            "asOfMs": as_of_ms,
-        }
-        for etype, summary in view.summary_json().items()
-    }

@@ -9,6 +9,8 @@ event.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 import time
@@ -84,6 +86,28 @@ SOURCES: tuple[dict[str, Any], ...] = tuple(
 )
 
 
+#: The id set of ``--tracking-ids N`` depends on N only, so that writers with different seeds (and
+#: different machines) share the same sites, as real traffic does.
+ID_SEED = 0x1D5
+ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def generated_ids(count: int) -> tuple[str, ...]:
+    """``count`` distinct ids like the samples' ``INF-yj562hjojbtez``, the same for the same count."""
+    rng = random.Random(ID_SEED)
+    ids: dict[str, None] = {}
+    while len(ids) < count:
+        ids["INF-" + "".join(rng.choices(ID_ALPHABET, k=13))] = None
+    return tuple(ids)
+
+
+def zipf_cdf(count: int, exponent: float) -> list[float]:
+    """Cumulative weights ``1/rank^s`` of ranks 1..count, normalized to end at 1."""
+    cum = list(itertools.accumulate(1.0 / rank**exponent for rank in range(1, count + 1)))
+    total = cum[-1]
+    return [c / total for c in cum]
+
+
 class EventFactory:
     """Builds events of the three types from a seeded RNG.
 
@@ -91,18 +115,26 @@ class EventFactory:
     ``random()`` or ``getrandbits()`` call, and parts that never vary are built once and shared.
     """
 
-    def __init__(self, tracking_ids: Sequence[str], seed: int | None = None) -> None:
+    def __init__(self, tracking_ids: Sequence[str], seed: int | None = None, zipf: float = 0.0) -> None:
         if not tracking_ids:
             raise ValueError("at least one tracking id is needed")
         self.tracking_ids = tuple(tracking_ids)
         self._rng = random.Random(seed)
         self._types = tuple(t for t in EVENT_TYPES for _ in range(TYPE_WEIGHTS[t]))
+        #: Zipf: the id of rank r (list order) is drawn with weight 1/r^s, by bisecting the CDF with
+        #: one random() per event; uniform (s = 0) keeps the former, faster index.
+        self._cdf = zipf_cdf(len(self.tracking_ids), zipf) if zipf > 0 else None
+
+    def _tracking_id(self, u: float) -> str:
+        if self._cdf is None:
+            return self.tracking_ids[int(u * len(self.tracking_ids))]
+        return self.tracking_ids[min(bisect.bisect_right(self._cdf, u), len(self.tracking_ids) - 1)]
 
     def make(self, ts_ms: int) -> Event:
         rnd = self._rng.random
         bits = self._rng.getrandbits
         etype = self._types[int(rnd() * len(self._types))]
-        tid = self.tracking_ids[int(rnd() * len(self.tracking_ids))]
+        tid = self._tracking_id(rnd())
         city, country, lat, lon, net = CITIES[int(rnd() * len(CITIES))]
         value: dict[str, Any] = {
             "fingerprint": f"{bits(128):032x}",

@@ -43,6 +43,10 @@ def headless_line(
         "as_of": iso_ms(int((view.as_of if view else now) * 1000)),
         "window_minutes": view.window_minutes if view else settings_minutes(settings),
         "bucket_seconds": view.bucket_seconds if view else settings.bucket_seconds,
+        # the window's real "±": more than a bucket where its old edge is kept only in coarser blocks
+        "approximation_seconds": view.approximation_seconds if view else None,
+        # parts of the window known to be missing (evicted, corrupt, not fully written): never silent
+        "incomplete": view.incomplete_json() if view else None,
         "backend": backend,
     }
     if status is not None:
@@ -143,8 +147,10 @@ def run_headless(engine: Engine, opened: OpenedStore, duration: float | None) ->
         if not final and (text := behind.observe(status)) is not None:  # stopped is not "caught up"
             err(text)
         line = headless_line(view, opened.store.backend, status, now=engine.clock.time(), settings=settings, error=failure, final=final)
-        if final and status.generating:
-            line["rate"]["missed"] = engine.missed_events  # due by the end but never made: behind
+        if final:
+            line["store"]["unwritten_events"] = engine.unwritten_events()  # every level, after the last flush
+            if status.generating:
+                line["rate"]["missed"] = engine.missed_events  # due by the end but never made: behind
         if not out.write(line):
             stop_now()
 

@@ -31,9 +31,16 @@ Backend = Literal["auto", "memory", "memcached"]
 BACKENDS: tuple[str, ...] = ("auto", "memory", "memcached")
 
 MAX_RATE = 200_000.0
-MAX_WINDOW_BUCKETS = 8_640  # e.g. 24 h of 10 s buckets
+MAX_WINDOW_BUCKETS = 300_000  # e.g. 34 days of 10 s buckets (read as a few hundred blocks)
 MAX_BUCKET_SECONDS = 3_600
-MAX_TRACKING_IDS = 100
+MAX_TRACKING_IDS = 100_000  # listed in the settings; the store counts any valid id
+MAX_GENERATED_IDS = 10_000_000
+MAX_ZIPF = 10.0
+#: Retention per level, as ``retention_hours`` names them: ``x1`` single buckets, ``x6`` blocks of 6
+#: buckets (1 min with 10 s buckets), ``x60`` (10 min), ``x360`` (1 h); stored in the prefix's meta key.
+RETENTION_LEVELS: tuple[tuple[str, int], ...] = (("x1", 1), ("x6", 6), ("x60", 60), ("x360", 360))
+DEFAULT_RETENTION_SECONDS: tuple[int, ...] = (3_600, 86_400, 86_400, 604_800)
+MAX_RETENTION_HOURS = 400 * 24
 MAX_KEY_BYTES = 250  # memcached's own limit
 MAX_PREFIX_BYTES = 128
 MAX_WRITER_NAME = 64
@@ -118,6 +125,21 @@ class Settings:
         if path not in FIELD_PATHS:
             raise KeyError(f"no setting {path!r}; known: {', '.join(FIELD_PATHS)}")
         return self.origins.get(path, DEFAULT_ORIGIN)
+    #: Seconds each level is kept, in the order of :data:`RETENTION_LEVELS`.
+    retention_seconds: tuple[int, ...] = DEFAULT_RETENTION_SECONDS
+    #: Distinct ids per type this process holds in its window; more count under "(other)", reported.
+    max_tracking_ids: int = 200_000
+    #: Count only the ids in ``tracking_ids`` (others under "(other)"); by default any valid id counts.
+    allow_only_listed_ids: bool = False
+    #: Generate events for this many ids made from the seed instead of ``tracking_ids`` (0: the list).
+    generated_ids: int = 0
+    #: Zipf exponent of the generator's choice of id (0: uniform): a few large sites, many small.
+    zipf: float = 0.0
+
+    @property
+    def retention(self) -> dict[int, int]:
+        """Seconds kept per level span (1, 6, 60, 360)."""
+        return {span: seconds for (_, span), seconds in zip(RETENTION_LEVELS, self.retention_seconds)}
 
     @property
     def window_seconds(self) -> int:
@@ -135,6 +157,8 @@ class Settings:
     def with_window(self, minutes: float) -> Settings:
         """A copy with another window, refused with :class:`SettingsError` when it does not fit."""
         minutes = check_window(minutes, self.bucket_seconds, "window_minutes")
+        if round(minutes * 60) > self.retention_seconds[-1]:
+            raise SettingsError(f"window_minutes: {minutes:g} min is longer than the longest retention ({self.retention_seconds[-1] / 3600:g} h)")
         return dataclasses.replace(self, window_minutes=minutes, origins={**self.origins, "window_minutes": LIVE_ORIGIN})
 
     def to_raw(self) -> dict[str, Any]:
@@ -150,6 +174,11 @@ class Settings:
                 "key_prefix": self.memcached.key_prefix,
             },
             "refresh_seconds": _plain_number(self.refresh_seconds),
+            "retention_hours": {name: _plain_number(sec / 3600) for (name, _), sec in zip(RETENTION_LEVELS, self.retention_seconds)},
+            "max_tracking_ids": self.max_tracking_ids,
+            "allow_only_listed_ids": self.allow_only_listed_ids,
+            "generated_ids": self.generated_ids,
+            "zipf": _plain_number(self.zipf),
         }
 
 
@@ -226,6 +255,47 @@ def check_refresh(value: Any, label: str) -> float:
     if not 0.1 <= seconds <= 60:
         raise SettingsError(f"{label}: {allowed}, got {_show(value)}")
     return seconds
+
+
+def check_retention(value: Any, label: str) -> tuple[int, ...]:
+    """``{"x1": hours, ...}``: any level left out keeps its default; coarser levels keep at least as long."""
+    if not isinstance(value, dict):
+        raise SettingsError(f"{label}: expected an object like {{\"x1\": 1, \"x6\": 24, \"x60\": 24, \"x360\": 168}}, got {_show(value)}")
+    _unknown(value.keys(), tuple(name for name, _ in RETENTION_LEVELS), f"{label}: ")
+    seconds = list(DEFAULT_RETENTION_SECONDS)
+    for i, (name, _) in enumerate(RETENTION_LEVELS):
+        if name in value:
+            allowed = f"must be from 1 minute to {MAX_RETENTION_HOURS:,} hours"
+            hours = _number(value[name], f"{label}.{name}", allowed)
+            if not 1 / 60 <= hours <= MAX_RETENTION_HOURS:
+                raise SettingsError(f"{label}.{name}: {allowed}, got {_show(value[name])}")
+            seconds[i] = round(hours * 3600)
+    for (fine, _), (coarse, _), a, b in zip(RETENTION_LEVELS, RETENTION_LEVELS[1:], seconds, seconds[1:]):
+        if b < a:
+            raise SettingsError(f"{label}.{coarse}: {b / 3600:g} h is shorter than {fine} ({a / 3600:g} h); coarser levels must be kept at least as long")
+    return tuple(seconds)
+
+
+def check_count(value: Any, label: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingsError(f"{label}: expected a whole number, got {_show(value)}")
+    if not low <= value <= high:
+        raise SettingsError(f"{label}: must be from {low:,} to {high:,}, got {value:,}")
+    return value
+
+
+def check_bool(value: Any, label: str) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(f"{label}: expected true or false, got {_show(value)}")
+    return value
+
+
+def check_zipf(value: Any, label: str) -> float:
+    allowed = f"must be from 0 (uniform) to {MAX_ZIPF:g}"
+    s = _number(value, label, allowed)
+    if not 0 <= s <= MAX_ZIPF:
+        raise SettingsError(f"{label}: {allowed}, got {_show(value)}")
+    return s
 
 
 def check_backend(value: Any, label: str) -> Backend:
@@ -374,7 +444,10 @@ def _show(value: Any) -> str:
 # --------------------------------------------------------------------------------------------------
 # Reading a file and building Settings.
 
-TOP_KEYS = ("events_per_second", "window_minutes", "bucket_seconds", "tracking_ids", "backend", "memcached", "refresh_seconds")
+TOP_KEYS = (
+    "events_per_second", "window_minutes", "bucket_seconds", "tracking_ids", "backend", "memcached", "refresh_seconds",
+    "retention_hours", "max_tracking_ids", "allow_only_listed_ids", "generated_ids", "zipf",
+)
 MEMCACHED_KEYS = ("servers", "key_prefix")
 #: Every setting by its field path, the names :meth:`Settings.origin_of` knows.
 FIELD_PATHS: tuple[str, ...] = (
@@ -555,6 +628,12 @@ def build_settings(
     bucket = get("bucket_seconds", defaults.bucket_seconds, check_bucket)
     window = check_window(raw.get("window_minutes", defaults.window_minutes), bucket, window_label)
     key_prefix = get("memcached.key_prefix", defaults.memcached.key_prefix, check_key_prefix)
+    retention = get("retention_hours", defaults.retention_seconds, check_retention)
+    if round(window * 60) > retention[-1]:
+        raise SettingsError(
+            f"{label('window_minutes')}: {window:g} min is longer than the longest retention "
+            f"(retention_hours.x360 = {retention[-1] / 3600:g} h); raise it or shorten the window"
+        )
     return Settings(
         events_per_second=get("events_per_second", defaults.events_per_second, check_rate),
         window_minutes=window,
@@ -573,6 +652,11 @@ def build_settings(
         ),
         refresh_seconds=get("refresh_seconds", defaults.refresh_seconds, check_refresh),
         origins=origins,
+        retention_seconds=retention,
+        max_tracking_ids=get("max_tracking_ids", defaults.max_tracking_ids, lambda v, lab: check_count(v, lab, 1, MAX_GENERATED_IDS)),
+        allow_only_listed_ids=get("allow_only_listed_ids", defaults.allow_only_listed_ids, check_bool),
+        generated_ids=get("generated_ids", defaults.generated_ids, lambda v, lab: check_count(v, lab, 0, MAX_GENERATED_IDS)),
+        zipf=get("zipf", defaults.zipf, check_zipf),
     )
 
 

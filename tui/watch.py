@@ -45,6 +45,8 @@ class StoreWatch:
             notices.append(Notice("information", f"{health.backend} reachable again after {outage:.1f} s; buffered counts flushed"))
             self._down_since = None
         self._problem = problem
+        for corrupt in health.corrupt:
+            notices.append(Notice("warning", f"corrupt value {corrupt}; ignored for reading (reported as incomplete), repaired on the next write"))
         if health.evictions is not None:
             if self._evictions is not None and health.evictions > self._evictions:
                 notices.append(Notice("warning", f"evictions rose to {health.evictions:,}: {EVICTION_ADVICE}"))

@@ -12,10 +12,11 @@ than W + B seconds: the reported count ``r`` always satisfies
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tui import EVENT_TYPES
+from tui.events import iso_ms
 
 #: Counts of one bucket or block: event type -> tracking id -> events.
 BucketCounts = dict[str, dict[str, int]]
@@ -39,13 +40,33 @@ def window_range(now: float, window_seconds: int, bucket_seconds: int) -> range:
 
 def cover(buckets: range) -> list[Block]:
     """The fewest aligned blocks that tile ``buckets`` exactly, largest first where they fit."""
+    return plan_window(buckets, lambda block: True)[0]
+
+
+def plan_window(buckets: range, usable: Callable[[Block], bool]) -> tuple[list[Block], int]:
+    """The fewest aligned blocks that ``usable`` accepts (e.g. still kept) and that tile ``buckets``.
+
+    Where the window's old edge is older than the finest level's retention, no usable block starts at
+    that bucket: the edge moves forward to the next bucket a usable block starts at. Returns the blocks
+    and how many buckets the old edge lost (0 normally); the view widens its "±" by that much.
+    Retention never shorter at a coarser level (checked in the settings and the meta decoder) means
+    such holes only ever occur at the old edge.
+    """
     blocks: list[Block] = []
     index = buckets.start
+    rounded = 0
     while index < buckets.stop:
-        span = next(s for s in reversed(LEVELS) if index % s == 0 and index + s <= buckets.stop)
+        span = next(
+            (s for s in reversed(LEVELS) if index % s == 0 and index + s <= buckets.stop and usable((s, index // s))),
+            None,
+        )
+        if span is None:
+            index += 1
+            rounded += 1
+            continue
         blocks.append((span, index // span))
         index += span
-    return blocks
+    return blocks, rounded
 
 
 def key_ttl(window_seconds: int, bucket_seconds: int) -> int:
@@ -66,6 +87,20 @@ def merge_into(total: BucketCounts, part: Mapping[str, Mapping[str, int]]) -> No
         into = total.setdefault(etype, {})
         for tid, count in by_tid.items():
             into[tid] = into.get(tid, 0) + count
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Buckets ``first … last`` (inclusive) of the window that could not be read whole, and why:
+    the view then says ``incomplete`` instead of printing a silently low number."""
+
+    first: int
+    last: int
+    why: str
+
+    def to_json(self, bucket_seconds: int) -> dict[str, object]:
+        ms = bucket_seconds * 1000
+        return {"buckets": [self.first, self.last], "from": iso_ms(self.first * ms), "to": iso_ms((self.last + 1) * ms), "why": self.why}
 
 
 @dataclass(frozen=True)
@@ -91,6 +126,23 @@ class WindowView:
     series: Mapping[str, Sequence[int]]
     summary: Mapping[str, TypeSummary]
     types: Sequence[str] = field(default=EVENT_TYPES)
+    #: Parts of the window that could not be read whole (lost, corrupt, restored): never hidden.
+    incomplete: tuple[Gap, ...] = ()
+    #: The "±" of every count: one bucket, more where the old edge had to round to a coarser level
+    #: because the finest level is no longer kept that far back.
+    bound_seconds: int = 0
+
+    @property
+    def approximation_seconds(self) -> int:
+        return self.bound_seconds or self.bucket_seconds
+
+    @property
+    def label(self) -> str:
+        """``last 5 min ±10 s``, with the true bound: what every face prints."""
+        return window_label(self.window_minutes, self.approximation_seconds)
+
+    def incomplete_json(self) -> list[dict[str, object]]:
+        return [gap.to_json(self.bucket_seconds) for gap in self.incomplete]
 
     @property
     def window_minutes(self) -> float | int:
@@ -117,9 +169,15 @@ def summarize(
     bucket_seconds: int,
     counts: Mapping[Block, Mapping[str, Mapping[str, int]]],
     types: Sequence[str] = EVENT_TYPES,
+    *,
+    series_totals: Mapping[int, Mapping[str, int]] | None = None,
+    incomplete: Sequence[Gap] = (),
+    rounded: int = 0,
 ) -> WindowView:
-    """Build the view of the window at ``now`` from blocks that tile it: either every single bucket
-    (then the per-bucket series is filled in) or the :func:`cover` of the window (series stay zero)."""
+    """Build the view of the window at ``now`` from blocks that tile it (the counts by id) and,
+    if given, per-type totals per single bucket (``series_totals``, from the heads) for the series;
+    without them the series come from single-bucket blocks among ``counts``. ``rounded``: buckets the
+    old edge lost to a coarser level (see :func:`tui.store.layout.plan_window`)."""
     buckets = window_range(now, window_seconds, bucket_seconds)
     series: dict[str, list[int]] = {t: [0] * len(buckets) for t in types}
     by_tid: dict[str, Counter[str]] = {t: Counter() for t in types}
@@ -131,92 +189,104 @@ def summarize(
             if etype not in by_tid:
                 continue
             by_tid[etype].update(tids)
-            if span == 1:
+            if span == 1 and series_totals is None:
                 series[etype][first - buckets.start] = sum(tids.values())
+    for bucket, totals in (series_totals or {}).items():
+        if bucket in buckets:
+            for etype, n in totals.items():
+                if etype in series:
+                    series[etype][bucket - buckets.start] = n
     summary = {
         t: TypeSummary(sum(by_tid[t].values()), dict(sorted((k, v) for k, v in by_tid[t].items() if v)))
         for t in types
     }
-    return WindowView(now, window_seconds, bucket_seconds, buckets, {t: tuple(v) for t, v in series.items()}, summary, tuple(types))
+    bound = bucket_seconds * (1 + rounded)
+    series_view = {t: tuple(v) for t, v in series.items()}
+    return WindowView(now, window_seconds, bucket_seconds, buckets, series_view, summary, tuple(types), tuple(incomplete), bound)
+
+
+OTHER_ID = "(other)"  # ids past the cap (or not on the allow-list) are counted under this one
 
 
 class Ledger:
-    """One writer's own counts per block of every level, kept while the block can still be read.
+    """One writer's own counts per block of every level, kept while the block can still be repaired.
 
     Events are counted into a flat ``Counter`` (one C-level update per batch, the hot path) and folded
-    into per-block counts when the writer flushes. The store receives each writer's *absolute* counts
-    per block, never increments, so a flush can be retried or repeated (after a timeout, a server
-    restart, a node coming back) without ever counting an event twice. Memory is bounded by
-    types x tracking ids x blocks in the window, whatever the rate or run time.
+    into per-block counts when the writer flushes. Two things come out of a fold: the *absolute*
+    counts per block (what the writer writes back if the store lost a block) and the *deltas* since
+    the last :meth:`take_deltas` (what it merges into the shared values). Memory is bounded by
+    types x tracking ids x blocks in the window, whatever the rate or run time, and the number of
+    distinct ids per type by ``max_ids``: later ids count under :data:`OTHER_ID`, and
+    :attr:`other_events` says how many events did.
     """
 
-    def __init__(self, bucket_seconds: int) -> None:
+    def __init__(self, bucket_seconds: int, max_ids: int = 200_000, allowed: frozenset[str] | None = None) -> None:
         self.bucket_seconds = bucket_seconds
         self._ms = bucket_seconds * 1000
         self._pending: Counter[tuple[int, str, str]] = Counter()
         self._blocks: dict[Block, BucketCounts] = {}
-        self._dirty: set[Block] = set()
-        #: Events per single bucket that the store has confirmed (the last successful write of it).
-        self._confirmed: dict[int, int] = {}
-        #: Events that left the window before the store ever confirmed them: lost for good.
-        self.expired_unwritten = 0
+        self._deltas: dict[Block, BucketCounts] = {}
+        self._max_ids = max_ids
+        self._allowed = allowed
+        self._ids: dict[str, set[str]] = {}
+        self.other_events = 0
 
     def record(self, events: Iterable[tuple[str, str, int]]) -> None:
         """Count events given as ``(type, tracking_id, ts_ms)`` (an :class:`~tui.events.Event` is one)."""
         ms = self._ms
         self._pending.update((e[2] // ms, e[0], e[1]) for e in events)
 
+    def _admit(self, etype: str, tid: str, count: int) -> str:
+        """The id to count under: itself while the type's distinct ids fit (and it is allowed)."""
+        held = self._ids.setdefault(etype, set())
+        if tid in held:
+            return tid
+        if (self._allowed is None or tid in self._allowed) and len(held) < self._max_ids:
+            held.add(tid)
+            return tid
+        self.other_events += count
+        return OTHER_ID
+
     def _fold(self) -> None:
         for (bucket, etype, tid), count in self._pending.items():
+            tid = self._admit(etype, tid, count)
             for span in LEVELS:
                 block = (span, bucket // span)
-                by_tid = self._blocks.setdefault(block, {}).setdefault(etype, {})
-                by_tid[tid] = by_tid.get(tid, 0) + count
-                self._dirty.add(block)
+                for table in (self._blocks, self._deltas):
+                    by_tid = table.setdefault(block, {}).setdefault(etype, {})
+                    by_tid[tid] = by_tid.get(tid, 0) + count
         self._pending.clear()
 
-    def take_dirty(self) -> dict[Block, BucketCounts]:
-        """Copies of the blocks changed since the last call; the caller writes them and, if that
-        fails, hands them back to :meth:`mark_dirty`."""
+    def take_deltas(self) -> dict[Block, BucketCounts]:
+        """Counts added per block since the last call; the caller stages them for the store."""
         self._fold()
-        taken = {b: {t: dict(c) for t, c in self._blocks[b].items()} for b in sorted(self._dirty)}
-        self._dirty.clear()
-        return taken
+        deltas, self._deltas = self._deltas, {}
+        return deltas
 
-    def mark_dirty(self, blocks: Iterable[Block] | None = None) -> None:
-        """Write these blocks again at the next flush. Without ``blocks``: the store lost its data,
-        so every block still held is written back and nothing counts as confirmed any more."""
-        if blocks is None:
-            self._confirmed.clear()
-        self._dirty.update(self._blocks if blocks is None else (b for b in blocks if b in self._blocks))
+    def unstaged_events(self) -> int:
+        """Events recorded but not yet handed out by :meth:`take_deltas`."""
+        return sum(self._pending.values()) + sum(sum(c.values()) for (span, _), b in self._deltas.items() if span == 1 for c in b.values())
 
-    def confirm(self, written: Mapping[Block, BucketCounts]) -> None:
-        """The store took these blocks (absolute counts): remember how many events each bucket holds."""
-        for (span, index), counts in written.items():
-            if span == 1:
-                self._confirmed[index] = sum(sum(c.values()) for c in counts.values())
+    def block(self, block: Block) -> BucketCounts | None:
+        """This writer's absolute counts of ``block``, or None if not held (never written or pruned)."""
+        return self._blocks.get(block)
 
-    def unconfirmed(self) -> int:
-        """Events counted here that the store has not confirmed, still in the window or already lost."""
-        self._fold()
-        held = sum(
-            max(0, sum(sum(c.values()) for c in counts.values()) - self._confirmed.get(index, 0))
-            for (span, index), counts in self._blocks.items()
-            if span == 1
-        )
-        return held + self.expired_unwritten
+    def holds(self, block: Block) -> bool:
+        return block in self._blocks
 
     def prune(self, oldest: int) -> None:
-        """Forget blocks that end before bucket ``oldest``: no window can read them again. Counts
-        the store never confirmed are added to :attr:`expired_unwritten`, so a loss stays visible."""
+        """Forget blocks that end before bucket ``oldest``: no window of this writer reads them again,
+        so they are no longer repaired. (Deltas not yet taken stay: they must still be written.)"""
         self._fold()
-        for block in [b for b in self._blocks if (b[1] + 1) * b[0] <= oldest]:
-            span, index = block
-            if span == 1:
-                total = sum(sum(c.values()) for c in self._blocks[block].values())
-                self.expired_unwritten += max(0, total - self._confirmed.pop(index, 0))
+        dropped = [b for b in self._blocks if (b[1] + 1) * b[0] <= oldest]
+        for block in dropped:
             del self._blocks[block]
-            self._dirty.discard(block)
+        if dropped and any(len(ids) >= self._max_ids for ids in self._ids.values()):
+            self._ids = {}
+            for (span, _), counts in self._blocks.items():
+                if span == 1:
+                    for etype, by_tid in counts.items():
+                        self._ids.setdefault(etype, set()).update(t for t in by_tid if t != OTHER_ID)
 
     def bucket_count(self) -> int:
         """Single buckets held (blocks of larger spans come on top, about a fifth more)."""

@@ -28,7 +28,7 @@ class StatusLine(Static):
         if status.generating:
             parts.append(Text(f"{status.generated:,} generated"))
         if status.store_error:
-            parts.append(Text(f"{status.unflushed_buckets} buckets buffered, retrying", style="bold red"))
+            parts.append(Text(f"{status.unflushed_events:,} events buffered, retrying", style="bold red"))
         elif status.last_flush_ms is not None:
             parts.append(Text(f"flushed in {status.last_flush_ms:.1f} ms"))
         if snap.health.evictions is not None:

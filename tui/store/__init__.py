@@ -6,11 +6,20 @@ from dataclasses import dataclass
 
 from tui.clock import Clock
 from tui.settings import Settings
-from tui.store.base import Health, Store, StoreUnavailable
+from tui.store.base import (
+    Health,
+    PrefixConflict,
+    PrefixSettings,
+    Store,
+    StoreUnavailable,
+)
 from tui.store.memcached import MemcachedStore
 from tui.store.memory import MemoryStore
 
-__all__ = ["Health", "MemcachedStore", "MemoryStore", "OpenedStore", "Store", "StoreUnavailable", "open_store"]
+__all__ = [
+    "Health", "MemcachedStore", "MemoryStore", "OpenedStore", "PrefixConflict", "Store", "StoreUnavailable", "open_store",
+    "prefix_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -22,24 +31,39 @@ class OpenedStore:
     unreachable: str | None = None
 
 
+def prefix_settings(settings: Settings) -> PrefixSettings:
+    return PrefixSettings(settings.bucket_seconds, settings.retention, settings.window_minutes)
+
+
 def open_store(settings: Settings, clock: Clock | None = None, chosen_by: str = "the settings") -> OpenedStore:
     """The store the settings ask for. ``auto`` probes memcached once and falls back to the
     embedded store; ``chosen_by`` names where the backend was chosen (a flag, a file), for the line.
 
     ``memcached`` never falls back: the engine keeps counting locally and retries until it answers.
+    A reachable memcached whose prefix metadata conflicts with the settings raises
+    :class:`PrefixConflict` (a SettingsError: exit 2, both values named).
     """
     servers = ",".join(str(s) for s in settings.memcached.servers)
+    prefix = settings.memcached.key_prefix
     if settings.backend == "memory":
-        return OpenedStore(MemoryStore(clock), f"embedded store (chosen by {chosen_by}): counts stay in this process")
-    store = MemcachedStore(settings.memcached.servers, settings.memcached.key_prefix)
+        return OpenedStore(MemoryStore(clock, key_prefix=prefix), f"embedded store (chosen by {chosen_by}): counts stay in this process")
+    store = MemcachedStore(settings.memcached.servers, prefix)
+    health = store.health()
+    if health.ok:
+        try:
+            store.open_prefix(prefix_settings(settings))
+        except PrefixConflict:
+            store.close()
+            raise
+        except StoreUnavailable:
+            pass  # it went away meanwhile: the engine agrees on the prefix when it answers
     if settings.backend == "memcached":
         return OpenedStore(store, f"memcached {servers} (chosen by {chosen_by})")
-    health = store.health()
     if health.ok:
         return OpenedStore(store, f"memcached {servers} answered in {health.latency_ms:.1f} ms")
     store.close()
     return OpenedStore(
-        MemoryStore(clock, f"no memcached at {health.detail.removeprefix('down: ')}"),
+        MemoryStore(clock, f"no memcached at {health.detail.removeprefix('down: ')}", key_prefix=prefix),
         f"{health.unreachable()}: counting in the embedded store",
         unreachable=health.unreachable(),
     )

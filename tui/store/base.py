@@ -1,28 +1,43 @@
 """The one small storage interface that the engine talks to, with memory and memcached behind it.
 
-The data model is the same in both:
-
-* one value per bucket, and per block of 6, 60 and 360 buckets (see ``tui.window.LEVELS``),
-  ``{"w": {writer_id: {type: {tracking_id: count}}}}``: each writer owns its entry and sets it to
-  its *absolute* counts, so repeated or retried writes are harmless and a reader sums the entries;
-* one summary value per event type in the brief's shape, replaced only by a fresher one;
-* a generation marker that changes when the store lost its data (a restart), so that each writer
-  writes back what it still holds, exactly once.
+Both stores keep the same values under the same keys (:mod:`tui.store.layout`), written and read by
+the same code (:mod:`tui.store.merge`, :mod:`tui.store.reads`); a store only provides memcached's
+few operations (``get_many``, ``gets_many``, ``add``, ``cas``) and its failure handling. So the
+embedded store is semantically identical to memcached, and every test runs against both.
 """
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from tui.window import Block, BucketCounts, merge_into
+from tui.settings import SettingsError
+from tui.store.codec import (
+    Corrupt,
+    Meta,
+    as_of_ms,
+    decode_meta,
+    decode_summary,
+    encode,
+    parse_object,
+)
+from tui.store.layout import DEFAULT_SHARDS, LAYOUT_VERSION, MAX_SHARDS, Layout
+from tui.store.merge import MAX_CAS_ATTEMPTS, Absolute, TooLarge, flush
+from tui.store.reads import BlocksRead, read_blocks
+from tui.store.writer_state import WriterState
+from tui.window import Block
+
+T = TypeVar("T")
 
 
 class StoreUnavailable(Exception):
     """The store cannot be reached or answered wrongly; the message says which server and why."""
+
+
+class PrefixConflict(SettingsError, StoreUnavailable):
+    """This process's settings differ from the prefix's metadata: refused (exit 2), never written."""
 
 
 @dataclass(frozen=True)
@@ -40,66 +55,57 @@ class Health:
     def unreachable(self) -> str:
         """``memcached 127.0.0.1:11211 unreachable (Connection refused)``: what a person reads."""
         return "; ".join(f"memcached {address} unreachable ({why})" for address, why in self.down)
+    #: Corrupt values found since the last probe, each "key: why" (each key and reason once).
+    corrupt: tuple[str, ...] = ()
 
 
-def encode(value: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON, the format every value is stored in."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+@dataclass(frozen=True)
+class PrefixSettings:
+    """What a process asks of a prefix: checked against (or written to) its meta key."""
 
-
-def decode(raw: bytes | None) -> dict[str, Any] | None:
-    """Parse a stored value; a value that is not ours (or corrupt) reads as absent."""
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def with_writer(old: Mapping[str, Any] | None, writer: str, counts: BucketCounts) -> dict[str, Any]:
-    """A bucket value with ``writer``'s entry set to ``counts``, other writers' entries kept."""
-    writers = dict(old.get("w", {})) if old else {}
-    writers[writer] = counts
-    return {"w": writers}
-
-
-def bucket_total(value: Mapping[str, Any] | None) -> BucketCounts:
-    """The counts of one bucket value, summed over its writers."""
-    total: BucketCounts = {}
-    if value:
-        for counts in value.get("w", {}).values():
-            if isinstance(counts, dict):
-                merge_into(total, counts)
-    return total
-
-
-def is_fresher(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
-    """A summary replaces another only if it was computed later (``asOfMs``)."""
-    return old is None or int(new.get("asOfMs", 0)) > int(old.get("asOfMs", 0))
+    bucket_seconds: int
+    retention: Mapping[int, int]
+    window_minutes: float
 
 
 class Store(ABC):
-    """Where the buckets and summaries live. Methods are safe to call from several threads."""
+    """Where the counts live. Methods are safe to call from several threads."""
 
     backend: str
+    #: Where, for messages: "in memcached 127.0.0.1:11211" or "in the embedded store".
+    where: str
+    prefix: str
+
+    def __init__(self) -> None:
+        self._reported: set[tuple[str, str]] = set()
+        self._new_reports: list[str] = []
+        self.meta: Meta | None = None
+
+    # -- what a backend provides ------------------------------------------------------------------
 
     @abstractmethod
-    def write_buckets(self, writer: str, blocks: Mapping[Block, BucketCounts], bucket_seconds: int, ttl: int) -> None:
-        """Set ``writer``'s absolute counts for these blocks. Raises :class:`StoreUnavailable`."""
+    def _call(self, action: str, operation: Callable[[], T]) -> T:
+        """Run an operation, turning the backend's failures into :class:`StoreUnavailable`."""
 
     @abstractmethod
-    def read_buckets(self, blocks: Sequence[Block], bucket_seconds: int) -> dict[Block, BucketCounts]:
-        """Counts of these blocks summed over all writers; missing blocks are left out."""
+    def get_many(self, keys: list[str]) -> dict[str, bytes]: ...
 
     @abstractmethod
-    def publish_summaries(self, summaries: Mapping[str, Mapping[str, Any]], ttl: int) -> None:
-        """Store each type's summary under its own key, unless a fresher one is already there."""
+    def gets_many(self, keys: list[str]) -> dict[str, tuple[bytes, Any]]: ...
 
     @abstractmethod
-    def read_summaries(self, types: Sequence[str]) -> dict[str, dict[str, Any] | None]:
-        """The published summary of each type, or None."""
+    def add(self, key: str, data: bytes, expire: int) -> bool: ...
+
+    @abstractmethod
+    def cas(self, key: str, data: bytes, token: Any, expire: int) -> bool: ...
+
+    @abstractmethod
+    def set(self, key: str, data: bytes, expire: int) -> None:
+        """Unconditional write: for tests and tools that plant values, never for counts."""
+
+    @abstractmethod
+    def now(self) -> float:
+        """Wall time for freshness checks of stored timestamps."""
 
     @abstractmethod
     def generation(self) -> str:
@@ -107,7 +113,132 @@ class Store(ABC):
 
     @abstractmethod
     def health(self) -> Health:
-        """Probe the store: reachable or not, and how fast."""
+        """Probe the store: reachable or not, and how fast (and the corrupt values found since)."""
 
     def close(self) -> None:
         """Release connections."""
+
+    def fetch(self, action: str, keys: list[str]) -> dict[str, bytes]:
+        """``get_many`` with failures turned into :class:`StoreUnavailable`."""
+        return self._call(action, lambda: self.get_many(keys))
+
+    # -- corrupt values -----------------------------------------------------------------------------
+
+    def report(self, key: str, why: str) -> None:
+        """Note a corrupt value; each (key, why) is reported once, at the next :meth:`health`."""
+        if (key, why) not in self._reported:
+            self._reported.add((key, why))
+            self._new_reports.append(f"{key}: {why}")
+
+    def _take_reports(self) -> tuple[str, ...]:
+        reports, self._new_reports = tuple(self._new_reports), []
+        return reports
+
+    # -- the prefix's metadata -----------------------------------------------------------------------
+
+    def open_prefix(self, wanted: PrefixSettings, action: str = "reading the prefix's metadata") -> Layout:
+        """Agree on the prefix's layout: create its meta key (``add``, no expiry) or check ours
+        against it. Raises :class:`PrefixConflict` naming both values; a corrupt meta is reported
+        and replaced by ours."""
+        return self._call(action, lambda: self._open_prefix(wanted))
+
+    def _open_prefix(self, wanted: PrefixSettings) -> Layout:
+        key = f"{self.prefix}meta"
+        now_ms = int(self.now() * 1000)
+        ours = Meta(LAYOUT_VERSION, wanted.bucket_seconds, DEFAULT_SHARDS, dict(wanted.retention), wanted.window_minutes, now_ms)
+        for _ in range(MAX_CAS_ATTEMPTS):
+            found = self.gets_many([key]).get(key)
+            if found is None:
+                if self.add(key, encode(ours.to_json()), 0):
+                    return self._adopt(ours)
+                continue
+            try:
+                meta = decode_meta(found[0], now_ms, MAX_SHARDS)
+            except Corrupt as exc:
+                self.report(key, str(exc))
+                if self.cas(key, encode(ours.to_json()), found[1], 0):
+                    return self._adopt(ours)
+                continue
+            self._check(meta, wanted)
+            return self._adopt(meta)
+        raise StoreUnavailable(f"{self.where}: the prefix's metadata kept changing")
+
+    def _check(self, meta: Meta, wanted: PrefixSettings) -> None:
+        def conflict(name: str, ours: object, theirs: object, advice: str) -> PrefixConflict:
+            return PrefixConflict(
+                f"settings {name} {ours} conflicts with the prefix {self.prefix} {self.where} ({name} {theirs}); "
+                f"use another --key-prefix or {advice}"
+            )
+
+        if meta.layout != LAYOUT_VERSION:
+            raise conflict("layout version", LAYOUT_VERSION, meta.layout, "a matching eventdash version")
+        if meta.bucket_seconds != wanted.bucket_seconds:
+            raise conflict("bucket_seconds", wanted.bucket_seconds, meta.bucket_seconds, "the same bucket")
+        if dict(meta.retention) != dict(wanted.retention):
+            show = lambda r: ", ".join(f"x{s}={r[s] / 3600:g} h" for s in sorted(r))
+            raise conflict("retention_hours", show(wanted.retention), show(meta.retention), "the same retention")
+
+    def _adopt(self, meta: Meta) -> Layout:
+        self.meta = meta
+        return Layout(self.prefix, meta.bucket_seconds, meta.shards, dict(meta.retention))
+
+    # -- counts ---------------------------------------------------------------------------------------
+
+    def write(self, layout: Layout, state: WriterState, absolute: Absolute, now: float, everything: bool = False) -> None:
+        """Merge the writer's pending deltas that are due (all with ``everything``) and verify its
+        flagged keys. Raises StoreUnavailable; what was not confirmed stays pending in ``state``."""
+
+        def run() -> None:
+            try:
+                flush(self, layout, state, absolute, now, self.report, everything)
+            except (TooLarge, TimeoutError) as exc:
+                raise StoreUnavailable(f"{self.where}: {exc}") from None
+
+        self._call("writing buckets", run)
+
+    def read(self, layout: Layout, blocks: Sequence[Block], ids: bool = True, only: tuple[str, str] | None = None) -> BlocksRead:
+        """Read blocks: heads, then (if ``ids``) the shards they list. Raises StoreUnavailable."""
+        return self._call("reading buckets", lambda: read_blocks(self.get_many, layout, blocks, self.report, ids, only))
+
+    # -- summaries ------------------------------------------------------------------------------------
+
+    def publish(self, documents: Mapping[str, Mapping[str, Any]], ttl: int) -> None:
+        """Store each summary under its key unless a fresher one is there (``asOfMs``); a value there
+        that does not decode, or claims a time in the future, is reported and replaced."""
+        self._call("publishing summaries", lambda: self._publish(dict(documents), ttl))
+
+    def _publish(self, pending: dict[str, Mapping[str, Any]], ttl: int) -> None:
+        now_ms = int(self.now() * 1000)
+        for _ in range(MAX_CAS_ATTEMPTS):
+            if not pending:
+                return
+            found = self.gets_many(list(pending))
+            lost: dict[str, Mapping[str, Any]] = {}
+            for key, doc in pending.items():
+                if key in found:
+                    try:
+                        if as_of_ms(parse_object(found[key][0]), now_ms) >= doc["asOfMs"]:
+                            continue
+                    except Corrupt as exc:
+                        self.report(key, str(exc))
+                    stored = self.cas(key, encode(doc), found[key][1], ttl)
+                else:
+                    stored = self.add(key, encode(doc), ttl)
+                if not stored:
+                    lost[key] = doc
+            pending = lost
+        raise StoreUnavailable(f"{self.where}: publishing gave up after {MAX_CAS_ATTEMPTS} contended attempts")
+
+    def read_summaries(self, keys: Sequence[str], per_shard: bool = False) -> dict[str, dict[str, Any] | None]:
+        """Published summaries by key; a corrupt one is reported and reads as None."""
+        found = self.fetch("reading summaries", list(keys))
+        now_ms = int(self.now() * 1000)
+        out: dict[str, dict[str, Any] | None] = {}
+        for key in keys:
+            raw = found.get(key)
+            try:
+                out[key] = decode_summary(raw, now_ms, per_shard) if raw is not None else None
+            except Corrupt as exc:
+                self.report(key, str(exc))
+                out[key] = None
+        return out

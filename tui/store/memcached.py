@@ -1,25 +1,16 @@
-"""Buckets and summaries in memcached, shared by any number of writer and reader processes.
+"""memcached behind the :class:`~tui.store.base.Store` interface: its operations and its failures.
 
-Keys (``P`` is the key prefix, ``B`` the bucket length in seconds, ``i`` the bucket index):
-
-* ``P<type>`` -- the brief's summary, readable with one ``get`` by any client:
-  ``{"totalEventsCaptured": 50, "eventsCapturedByTrackingIds": {...}, "windowMinutes": 5, ...}``
-* ``Pb<B>:<i>`` -- one bucket: ``{"w": {writer: {type: {tracking_id: count}}}}``
-* ``Pb<B>x<S>:<j>`` -- the same for the block of ``S`` buckets ``j·S … j·S+S-1`` (S = 6, 60, 360)
-* ``Pgeneration`` -- a random token; when it vanishes the server has lost its data.
-
-Every change is a ``gets``/``cas`` loop (``add`` when the key is missing), so concurrent writers never
-lose an update; every write replaces only the writer's own entry with its absolute counts, so a
-retried or repeated write never double-counts (unlike a retried ``incr``, see memcached-facts.md).
-pymemcache's pooled clients are used because a plain ``Client`` is not thread-safe.
+The values, keys and merge logic are the store's (:mod:`tui.store.layout`, :mod:`tui.store.merge`);
+this module only talks to servers. pymemcache's pooled clients are used because a plain ``Client``
+is not thread-safe; with several servers a ``HashClient`` spreads keys by consistent hashing, and a
+server that fails leaves the ring at once (every call on it raises, never a silent default).
 """
 
 from __future__ import annotations
 
-import functools
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -28,24 +19,11 @@ from pymemcache.client.hash import HashClient
 from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
 from tui.settings import Server
-from tui.store.base import (
-    Health,
-    Store,
-    StoreUnavailable,
-    bucket_total,
-    decode,
-    encode,
-    is_fresher,
-    with_writer,
-)
-from tui.window import Block, BucketCounts
+from tui.store.base import Health, Store, StoreUnavailable
 
-MAX_VALUE_BYTES = 1_000_000  # memcached's item limit is 1 MiB including overhead
-MAX_CAS_ATTEMPTS = 100
 POOL_SIZE = 16  # connections per server at most; more concurrent callers would fail, not wait
 DEAD_TIMEOUT_SECONDS = 2  # a server that left the hash ring is tried again after this long
 T = TypeVar("T")
-Update = Callable[[dict[str, Any] | None], dict[str, Any] | None]
 
 
 def reason(exc: BaseException) -> str:
@@ -63,8 +41,9 @@ class MemcachedStore(Store):
         connect_timeout: float = 0.5,
         timeout: float = 1.0,
     ) -> None:
+        super().__init__()
         self.servers = tuple(servers)
-        self.key_prefix = key_prefix
+        self.prefix = key_prefix
         self.address = ",".join(str(s) for s in self.servers)
         common: dict[str, Any] = dict(
             connect_timeout=connect_timeout, timeout=timeout, no_delay=True, allow_unicode_keys=True
@@ -87,6 +66,7 @@ class MemcachedStore(Store):
                 **common,
             )
         self._generation_key = f"{key_prefix}generation"
+        self.where = f"in memcached {self.address}"
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -107,74 +87,25 @@ class MemcachedStore(Store):
             except (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError):
                 return operation()
 
-    def bucket_key(self, bucket_seconds: int, block: Block) -> str:
-        span, index = block
-        return f"{self.key_prefix}b{bucket_seconds}:{index}" if span == 1 else f"{self.key_prefix}b{bucket_seconds}x{span}:{index}"
-
-    def summary_key(self, etype: str) -> str:
-        return f"{self.key_prefix}{etype}"
-
-    def _update(self, updates: Mapping[str, Update], ttl: int, action: str) -> None:
-        """Apply each update to its key atomically: ``gets`` then ``cas`` (or ``add``), retried on a race.
-
-        An update returns the new value, or None to leave the key alone.
-        """
-        self._call(action, lambda: self._cas_loop(dict(updates), ttl, action))
-
-    def _cas_loop(self, pending: dict[str, Update], ttl: int, action: str) -> None:
-        """``gets`` then ``cas`` (or ``add`` for a missing key) per key; keys that lost a race go again."""
-        for _ in range(MAX_CAS_ATTEMPTS):
-            found = self._client.gets_many(list(pending))
-            lost: dict[str, Update] = {}
-            for key, update in pending.items():
-                raw, token = found.get(key, (None, None))
-                new = update(decode(raw))
-                if new is None:
-                    continue
-                data = encode(new)
-                if len(data) > MAX_VALUE_BYTES:
-                    raise StoreUnavailable(
-                        f"memcached {self.address}: {key} would be {len(data):,} bytes, over memcached's 1 MB item "
-                        "limit; use fewer tracking ids or a separate key_prefix per group of writers"
-                    )
-                if token is None:
-                    stored = self._client.add(key, data, expire=ttl, noreply=False)
-                else:
-                    stored = self._client.cas(key, data, token, expire=ttl, noreply=False)
-                if not stored:  # another writer changed or created it first: read again
-                    lost[key] = update
-            if not lost:
-                return
-            pending = lost
-        raise StoreUnavailable(f"memcached {self.address}: {action} gave up after {MAX_CAS_ATTEMPTS} contended attempts")
-
     # -- Store --------------------------------------------------------------------------------
 
-    def write_buckets(self, writer: str, blocks: Mapping[Block, BucketCounts], bucket_seconds: int, ttl: int) -> None:
-        if not blocks:
-            return
-        updates: dict[str, Update] = {
-            self.bucket_key(bucket_seconds, block): functools.partial(with_writer, writer=writer, counts=counts)
-            for block, counts in blocks.items()
-        }
-        self._update(updates, ttl, "writing buckets")
+    def now(self) -> float:
+        return time.time()
 
-    def read_buckets(self, blocks: Sequence[Block], bucket_seconds: int) -> dict[Block, BucketCounts]:
-        keys = {self.bucket_key(bucket_seconds, b): b for b in blocks}
-        found = self._call("reading buckets", lambda: self._client.get_many(list(keys)))
-        return {keys[k]: bucket_total(decode(raw)) for k, raw in found.items()}
+    def get_many(self, keys: list[str]) -> dict[str, bytes]:
+        return self._client.get_many(keys) if keys else {}
 
-    def publish_summaries(self, summaries: Mapping[str, Mapping[str, Any]], ttl: int) -> None:
-        def fresher_only(new: Mapping[str, Any], old: dict[str, Any] | None) -> dict[str, Any] | None:
-            return dict(new) if is_fresher(new, old) else None
+    def gets_many(self, keys: list[str]) -> dict[str, tuple[bytes, Any]]:
+        return self._client.gets_many(keys) if keys else {}
 
-        updates = {self.summary_key(t): functools.partial(fresher_only, s) for t, s in summaries.items()}
-        self._update(updates, ttl, "publishing summaries")
+    def add(self, key: str, data: bytes, expire: int) -> bool:
+        return bool(self._client.add(key, data, expire=expire, noreply=False))
 
-    def read_summaries(self, types: Sequence[str]) -> dict[str, dict[str, Any] | None]:
-        keys = {self.summary_key(t): t for t in types}
-        found = self._call("reading summaries", lambda: self._client.get_many(list(keys)))
-        return {t: decode(found.get(k)) for k, t in keys.items()}
+    def cas(self, key: str, data: bytes, token: Any, expire: int) -> bool:
+        return bool(self._client.cas(key, data, token, expire=expire, noreply=False))
+
+    def set(self, key: str, data: bytes, expire: int) -> None:
+        self._call("writing", lambda: self._client.set(key, data, expire=expire, noreply=False))
 
     def generation(self) -> str:
         """Each server's marker, and which servers the hash ring holds now.
@@ -225,9 +156,11 @@ class MemcachedStore(Store):
             evictions += int(stats.get(b"evictions", 0))
         if down:
             detail = "down: " + "; ".join(f"{address} ({why})" for address, why in down)
-            return Health(self.backend, False, detail, None, evictions if latencies else None, tuple(down))
+            return Health(
+                self.backend, False, detail, None, evictions if latencies else None, down=tuple(down), corrupt=self._take_reports()
+            )
         latency = max(latencies)
-        return Health(self.backend, True, f"{self.address} · {latency:.1f} ms", latency, evictions)
+        return Health(self.backend, True, f"{self.address} · {latency:.1f} ms", latency, evictions, corrupt=self._take_reports())
 
     def close(self) -> None:
         for client in {id(c): c for c in (self._client, *self._servers.values())}.values():

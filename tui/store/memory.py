@@ -1,66 +1,99 @@
-"""The embedded store: the same data model as memcached, kept in this process.
+"""The embedded store: memcached's few operations on a dict in this process.
 
-Used when no memcached answers (``backend: auto``) or when asked for (``backend: memory``). Entries
-expire after their TTL like memcached's, measured on the injected clock, so memory stays bounded.
+Used when no memcached answers (``backend: auto``) or when asked for (``backend: memory``). It keeps
+the same bytes under the same keys as memcached, written by the same code, with the same expiry
+rule (relative seconds up to 30 days, an absolute Unix time above), on the injected clock.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from tui.clock import Clock, SystemClock
-from tui.store.base import Health, Store, bucket_total, is_fresher, with_writer
-from tui.window import Block, BucketCounts
+from tui.store.base import Health, Store
+from tui.store.layout import RELATIVE_EXPIRY_LIMIT
+
+T = TypeVar("T")
 
 
 class MemoryStore(Store):
     backend = "memory"
+    where = "in the embedded store"
 
-    def __init__(self, clock: Clock | None = None, reason: str = "") -> None:
+    def __init__(self, clock: Clock | None = None, reason: str = "", key_prefix: str = "eventdash:") -> None:
+        super().__init__()
         self._clock = clock or SystemClock()
-        self._lock = threading.Lock()
-        #: (bucket_seconds, block) -> (expires_at, value); type -> (expires_at, summary)
-        self._buckets: dict[tuple[int, Block], tuple[float, dict[str, Any]]] = {}
-        self._summaries: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.RLock()
+        #: key -> (expires_at or 0 for never, value, cas token)
+        self._items: dict[str, tuple[float, bytes, int]] = {}
+        self._tokens = itertools.count(1)
         self.reason = reason
+        self.prefix = key_prefix
 
-    def _expire(self, now: float) -> None:
-        for table in (self._buckets, self._summaries):
-            for key in [k for k, (expires, _) in table.items() if expires <= now]:
-                del table[key]
-
-    def write_buckets(self, writer: str, blocks: Mapping[Block, BucketCounts], bucket_seconds: int, ttl: int) -> None:
-        now = self._clock.time()
+    def _call(self, action: str, operation: Callable[[], T]) -> T:
         with self._lock:
-            self._expire(now)
-            for block, counts in blocks.items():
-                old = self._buckets.get((bucket_seconds, block), (0.0, None))[1]
-                self._buckets[(bucket_seconds, block)] = (now + ttl, with_writer(old, writer, counts))
+            return operation()
 
-    def read_buckets(self, blocks: Sequence[Block], bucket_seconds: int) -> dict[Block, BucketCounts]:
-        now = self._clock.time()
-        with self._lock:
-            found = {b: self._buckets.get((bucket_seconds, b)) for b in blocks}
-            return {i: bucket_total(entry[1]) for i, entry in found.items() if entry and entry[0] > now}
+    def now(self) -> float:
+        return self._clock.time()
 
-    def publish_summaries(self, summaries: Mapping[str, Mapping[str, Any]], ttl: int) -> None:
-        now = self._clock.time()
-        with self._lock:
-            for etype, summary in summaries.items():
-                old = self._summaries.get(etype)
-                if is_fresher(summary, old[1] if old and old[0] > now else None):
-                    self._summaries[etype] = (now + ttl, dict(summary))
+    def _live(self, key: str) -> tuple[float, bytes, int] | None:
+        item = self._items.get(key)
+        if item is not None and item[0] and item[0] <= self._clock.time():
+            del self._items[key]
+            return None
+        return item
 
-    def read_summaries(self, types: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    def _store(self, key: str, data: bytes, expire: int) -> None:
         now = self._clock.time()
+        expires = 0.0 if expire == 0 else (now + expire if expire <= RELATIVE_EXPIRY_LIMIT else float(expire))
+        if expires and expires <= now:
+            self._items.pop(key, None)
+            return
+        self._items[key] = (expires, bytes(data), next(self._tokens))
+
+    def get_many(self, keys: list[str]) -> dict[str, bytes]:
         with self._lock:
-            return {t: dict(e[1]) if (e := self._summaries.get(t)) and e[0] > now else None for t in types}
+            return {k: item[1] for k in keys if (item := self._live(k)) is not None}
+
+    def gets_many(self, keys: list[str]) -> dict[str, tuple[bytes, Any]]:
+        with self._lock:
+            return {k: (item[1], item[2]) for k in keys if (item := self._live(k)) is not None}
+
+    def add(self, key: str, data: bytes, expire: int) -> bool:
+        with self._lock:
+            if self._live(key) is not None:
+                return False
+            self._store(key, data, expire)
+            return True
+
+    def cas(self, key: str, data: bytes, token: Any, expire: int) -> bool:
+        with self._lock:
+            item = self._live(key)
+            if item is None or item[2] != token:
+                return False
+            self._store(key, data, expire)
+            return True
+
+    def set(self, key: str, data: bytes, expire: int) -> None:
+        with self._lock:
+            self._store(key, data, expire)
+
+    def delete(self, key: str) -> None:
+        """Drop a key, as an eviction would (for tests)."""
+        with self._lock:
+            self._items.pop(key, None)
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return [k for k in list(self._items) if self._live(k) is not None]
 
     def generation(self) -> str:
         return "memory"
 
     def health(self) -> Health:
         detail = f"embedded ({self.reason})" if self.reason else "embedded"
-        return Health(self.backend, True, detail)
+        return Health(self.backend, True, detail, corrupt=self._take_reports())

@@ -1,0 +1,325 @@
+"""Store v2 (issue 10): exact with many writers, repaired or reported when values are lost or
+corrupt, one prefix's metadata shared by every process, any window up to its retention."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from pymemcache.client.base import Client
+
+from tests.conftest import MemcachedServer, all_keys, ttl
+from tui import EVENT_TYPES
+from tui.clock import FakeClock, SystemClock
+from tui.engine import Engine
+from tui.settings import MemcachedSettings, Settings
+from tui.store import MemcachedStore, MemoryStore, Store
+from tui.store.codec import (
+    Corrupt,
+    decode_head,
+    decode_meta,
+    decode_shard,
+    decode_summary,
+)
+from tui.store.layout import RELATIVE_EXPIRY_LIMIT, Layout
+from tui.window import Block
+
+REPO = Path(__file__).resolve().parent.parent
+IDS = tuple(f"INF-{i:05d}" for i in range(300))
+
+
+def settings_for(prefix: str = "t:", **changes: object) -> Settings:
+    return Settings(tracking_ids=IDS, backend="memory", memcached=MemcachedSettings(key_prefix=prefix), **changes)  # type: ignore[arg-type]
+
+
+def writer(store: Store, clock: FakeClock, seed: int, **changes: object) -> Engine:
+    return Engine(settings_for(**changes), store, clock=clock, seed=seed, writer_id=f"w{seed}")
+
+
+def run(engines: list[Engine], clock: FakeClock, seconds: int) -> None:
+    for _ in range(seconds):
+        clock.advance(1.0)
+        for engine in engines:
+            engine.step()
+            assert engine.flush(), engine.status().store_error
+
+
+def by_id(engine: Engine) -> dict[str, dict[str, int]]:
+    view = engine.read_view()
+    return {t: dict(view.summary[t].by_tracking_id) for t in EVENT_TYPES}
+
+
+def expected(engines: list[Engine]) -> dict[str, dict[str, int]]:
+    total: dict[str, dict[str, int]] = {t: {} for t in EVENT_TYPES}
+    for engine in engines:
+        for etype, counts in engine._ledger.totals().items():
+            for tid, n in counts.items():
+                total[etype][tid] = total[etype].get(tid, 0) + n
+    return {t: dict(sorted(c.items())) for t, c in total.items()}
+
+
+def keys_of(store: Store) -> dict[str, bytes]:
+    if isinstance(store, MemoryStore):
+        return store.get_many(store.keys())
+    assert isinstance(store, MemcachedStore)
+    return all_keys(store.servers[0].port)
+
+
+def test_many_writers_with_rate_and_churn_stay_exact_and_small(store: Store, clock: FakeClock) -> None:
+    """200 short-lived writers (a new writer id each) over one window: exact, every value small,
+    and a value's writer entries bounded by the writers of its block."""
+    done: list[Engine] = []
+    for seed in range(200):
+        engine = writer(store, clock, seed, events_per_second=50)
+        run([engine], clock, 1)
+        assert engine.stop(flush_timeout=1.0)
+        assert engine.unwritten_events() == 0
+        done.append(engine)
+    reader = writer(store, clock, 999, events_per_second=1)
+    assert by_id(reader) == expected(done)
+    sizes = {k: len(v) for k, v in keys_of(store).items()}
+    assert max(sizes.values()) < 512 * 1024
+    assert max(sizes.values()) < 20 * 1024  # 200 writers' sequence numbers cost a few KB at most
+
+
+def test_a_lost_shard_is_reported_then_restored_by_its_writers(store: Store, clock: FakeClock) -> None:
+    engines = [writer(store, clock, s, events_per_second=200) for s in (1, 2)]
+    run(engines, clock, 12)
+    reader = writer(store, clock, 9, events_per_second=1)
+    layout = reader.layout()
+    current = reader.read_view().buckets[-1]
+    block: Block = (1, current)
+    head = decode_head(store.get_many([layout.head_key(block)])[layout.head_key(block)], layout.shards, 1)
+    victim = layout.shard_key(block, "user-event", head.shards["user-event"][0])
+    _evict(store, victim)
+    view = reader.read_view()
+    assert any(victim in gap.why for gap in view.incomplete), view.incomplete  # never silently low
+    clock.advance(6.0)  # the writers' periodic verification finds the block lost its entry
+    for engine in engines:
+        engine.step()
+        assert engine.flush()
+    view = reader.read_view()
+    assert {t: dict(view.summary[t].by_tracking_id) for t in EVENT_TYPES} == expected(engines)
+    assert all("restored" in gap.why for gap in view.incomplete)  # complete now, and still honest
+
+
+def _evict(store: Store, key: str) -> None:
+    if isinstance(store, MemoryStore):
+        store.delete(key)
+    else:
+        store._client.delete(key, noreply=False)
+
+
+def test_a_value_that_lost_our_entry_is_restored_without_double_counting(store: Store, clock: FakeClock) -> None:
+    engines = [writer(store, clock, s, events_per_second=100) for s in (1, 2)]
+    run(engines, clock, 5)
+    layout = engines[0].layout()
+    for key in [k for k in keys_of(store) if k.startswith(("t:h", "t:s"))]:
+        _evict(store, key)  # everything lost, as after an eviction storm
+    clock.advance(6.0)
+    for engine in engines:
+        engine.step()
+        assert engine.flush()
+    assert by_id(engines[0]) == expected(engines)
+    assert layout.shards == 64
+
+
+def test_two_windows_on_one_prefix_never_shorten_each_other_and_only_the_first_publishes(store: Store, clock: FakeClock) -> None:
+    short = writer(store, clock, 1, window_minutes=5)
+    long = writer(store, clock, 2, window_minutes=60)
+    run([short, long], clock, 20)
+    assert short.publish(short.read_view()) is True
+    assert long.publish(long.read_view()) is False  # its window is not the prefix's published one
+    published = store.read_summaries(["t:signup"])["t:signup"]
+    assert published is not None and published["windowMinutes"] == 5
+    # A key's expiry follows its block and level, never a writer's window: both writers agree.
+    assert short.layout() == long.layout()
+    assert short.stop() and long.stop()  # they exit; the data stays for its retention
+    clock.advance(30 * 60)  # half an hour later the short window is empty, the long one still exact
+    assert short.read_view().total == 0
+    assert long.read_view().summary_json() == {t: {"totalEventsCaptured": sum(c.values()), "eventsCapturedByTrackingIds": c} for t, c in expected([short, long]).items()}
+
+
+def test_a_window_older_than_the_finest_retention_rounds_its_edge_and_says_so(clock: FakeClock) -> None:
+    store = MemoryStore(clock, key_prefix="t:")
+    engine = writer(store, clock, 1, events_per_second=2, window_minutes=120)
+    run([engine], clock, 2)
+    view = engine.read_view()
+    assert view.bound_seconds > view.bucket_seconds  # 2 h window, single buckets kept 1 h
+    assert view.label.startswith("last 120 min ±") and view.label != "last 120 min ±10 s"
+
+
+def test_a_31_day_window_stores_and_reads_with_absolute_expiry(memcached: MemcachedServer) -> None:
+    """Past 30 days memcached reads an expiry as a Unix time: keys must live, not vanish at once."""
+    hours = {"x1": 1, "x6": 24, "x60": 24, "x360": 32 * 24}
+    settings = Settings(
+        tracking_ids=IDS[:5], backend="memcached", window_minutes=31 * 1440, retention_seconds=(3600, 86400, 86400, 32 * 86400),
+        memcached=MemcachedSettings((memcached.server,), "month:"),
+    )
+    assert settings.to_raw()["retention_hours"] == hours
+    engine = Engine(settings, MemcachedStore([memcached.server], "month:"), clock=SystemClock(), generate=False)
+    now_ms = int(time.time() * 1000)
+    old_ms = now_ms - 30 * 86_400_000
+    engine.ingest([("signup", "INF-00001", now_ms, None), ("signup", "INF-00002", old_ms, None), ("review", "INF-00001", old_ms, None)])
+    assert engine.flush()
+    layout = engine.layout()
+    top: Block = (360, now_ms // 10_000 // 360)
+    assert layout.expire(top, time.time()) > RELATIVE_EXPIRY_LIMIT  # sent as an absolute Unix time
+    assert ttl(memcached.port, layout.head_key(top)) > 31 * 86_400  # and memcached keeps it
+    view = engine.read_view()
+    assert view.summary["signup"].by_tracking_id == {"INF-00001": 1, "INF-00002": 1}
+    assert view.summary["review"].total == 1
+    assert view.window_minutes == 31 * 1440 and view.incomplete == ()
+
+
+def test_conflicting_settings_are_refused_with_exit_2_naming_both_values(memcached: MemcachedServer) -> None:
+    common = ["--backend", "memcached", "--memcached", memcached.address, "--key-prefix", "cf:"]
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    first = subprocess.run([sys.executable, "-m", "tui", "summary", "--json", *common], capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run(
+        [sys.executable, "-m", "tui", "summary", "--json", *common, "--bucket-seconds", "5"], capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert second.returncode == 2
+    assert f"settings bucket_seconds 5 conflicts with the prefix cf: in memcached {memcached.address} (bucket_seconds 10)" in second.stderr
+    assert "Traceback" not in second.stderr and second.stdout == ""
+
+
+# -- corrupt values ----------------------------------------------------------------------------------
+
+KINDS = ("meta", "head", "shard", "summary", "shard-summary")
+garbage_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["c", "w", "r", "t", "s", "k", "asOfMs", "x", "INF-a"]), children, max_size=4),
+    max_leaves=12,
+)
+garbage = st.binary(max_size=40) | garbage_json.map(lambda v: json.dumps(v).encode())
+
+
+def key_of_kind(kind: str, engine: Engine) -> str:
+    layout: Layout = engine.layout()
+    view = engine.read_view()
+    current = view.buckets[-1]
+    tid = next(iter(view.summary["user-event"].by_tracking_id))
+    return {
+        "meta": layout.meta_key,
+        "head": layout.head_key((1, current)),
+        "shard": layout.shard_key((1, current), "user-event", layout.shard(tid)),
+        "summary": layout.summary_key("user-event"),
+        "shard-summary": layout.shard_summary_key("user-event", layout.shard(tid)),
+    }[kind]
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(KINDS), raw=garbage)
+def test_corrupt_values_never_crash_are_reported_and_repaired(kind: str, raw: bytes) -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock, key_prefix="t:")
+    engine = writer(store, clock, 1, events_per_second=100)
+    run([engine], clock, 3)
+    engine.refresh()
+    key = key_of_kind(kind, engine)
+    store.set(key, raw, 0)
+    decodes = _decodes(store, engine, key)
+    reader = writer(store, clock, 2, events_per_second=1)  # a new process: it reads the meta afresh
+    view = reader.refresh(series=True)  # no exception: corrupt values are read around
+    reports = store.health().corrupt
+    if not decodes:
+        assert any(r.startswith(f"{key}: ") for r in reports), reports
+        if kind in ("head", "shard"):
+            assert view.incomplete  # never a silently low number
+    for _ in range(7):  # the writer's next flushes and refreshes overwrite what it cannot read
+        clock.advance(1.0)
+        engine.step()
+        assert engine.flush()
+        engine.refresh()
+    assert _decodes(store, engine, key)
+    final = reader.read_view()
+    counts = {t: dict(final.summary[t].by_tracking_id) for t in EVENT_TYPES}
+    assert counts == expected([engine])  # the only writer put back all its counts
+    assert all("restored" in gap.why for gap in final.incomplete)
+
+
+def _decodes(store: Store, engine: Engine, key: str) -> bool:
+    raw = store.get_many([key]).get(key)
+    if raw is None:
+        return True  # absent is not corrupt
+    layout = engine.layout()
+    now_ms = int(engine.clock.time() * 1000)
+    try:
+        if key == layout.meta_key:
+            decode_meta(raw, now_ms, 4096)
+        elif re.fullmatch(r"t:h(\d+):\d+", key):
+            decode_head(raw, layout.shards, int(key[3:].split(":")[0]))
+        elif re.fullmatch(r"t:s\d+:\d+:[a-z-]+:\d+", key):
+            decode_shard(raw)
+        else:
+            decode_summary(raw, now_ms, per_shard=":s" in key)
+    except Corrupt:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b'{"c":{"INF-a":-5},"w":{}}', "negative"),
+        (b'{"c":{"INF-a":1.5},"w":{}}', "not a whole number"),
+        (b'{"c":{"INF-a":true},"w":{}}', "not a whole number"),
+        (b'{"c":{"INF-a":"12"},"w":{}}', "not a whole number"),
+        (b'{"c":{"INF-a":1e400},"w":{}}', "float inf, not a whole number"),
+        (b'{"c":{"INF-a":NaN},"w":{}}', "not a number JSON allows"),
+        (b'{"c":{"INF-a":9007199254740993},"w":{}}', "absurd"),
+        (b'{"c":{"bad id":1},"w":{}}', "bad tracking id"),
+        (b'{"c":{},"w":"abc"}', "'w' is not an object"),
+        (b'\xff\xfe', "not UTF-8"),
+        (b'{"c":{}}', "'w' is missing"),
+    ],
+)
+def test_the_shard_decoder_names_why_a_value_is_corrupt(raw: bytes, why: str) -> None:
+    with pytest.raises(Corrupt, match=why):
+        decode_shard(raw)
+
+
+def test_a_far_future_summary_is_corrupt_not_fresher(store: Store, clock: FakeClock) -> None:
+    engine = writer(store, clock, 1, events_per_second=50)
+    run([engine], clock, 2)
+    future = {"totalEventsCaptured": 1, "eventsCapturedByTrackingIds": {"INF-a": 1}, "windowMinutes": 5, "bucketSeconds": 10,
+              "asOf": "x", "asOfMs": 10**15, "incomplete": []}
+    store.set("t:signup", json.dumps(future).encode(), 0)
+    engine.refresh()
+    assert store.read_summaries(["t:signup"])["t:signup"]["asOfMs"] == int(clock.time() * 1000)  # type: ignore[index]
+    assert any("asOfMs" in r for r in store.health().corrupt)
+
+
+def test_one_ids_count_is_one_get_of_its_shard_summary_key(memcached: MemcachedServer, clock: FakeClock) -> None:
+    store = MemcachedStore([memcached.server], "t:")
+    engine = writer(store, clock, 1, events_per_second=300)
+    run([engine], clock, 4)
+    view = engine.refresh()
+    plain = Client(("127.0.0.1", memcached.port))
+    for tid, n in list(view.summary["review"].by_tracking_id.items())[:20]:
+        key = f"t:review:s{zlib.crc32(tid.encode()) % 64}"
+        assert json.loads(plain.get(key))["eventsCapturedByTrackingIds"][tid] == n
+
+
+def test_a_writer_that_dies_before_writing_a_coarse_block_whole_is_reported_not_hidden(store: Store, clock: FakeClock) -> None:
+    """Coarse blocks are written a slice a second; a writer killed meanwhile leaves a block whose
+    head counts more than its shards hold. Readers say so instead of printing the lower number."""
+    engine = writer(store, clock, 1, events_per_second=200)
+    run([engine], clock, 25)  # dies here: no stop(), the last slices of its open blocks never go out
+    clock.advance(60.0)
+    reader = writer(store, clock, 2, events_per_second=1, window_minutes=10)
+    view = reader.read_view()
+    assert any("not fully written" in gap.why for gap in view.incomplete), view.incomplete
+    survivor = writer(store, clock, 3, events_per_second=1)
+    assert survivor.read_view().total <= engine.status().generated  # low, but said so above

@@ -1,0 +1,197 @@
+"""A writer's flush: merge its pending deltas into the shared values, exactly once, repairing losses.
+
+For each key it has a delta for (or must verify), the writer reads the value (``gets``), decides the
+new value with :func:`plan`, and stores it with ``cas`` (``add`` when missing); a lost race reads
+again. Shards are written before heads, so a head never lists a shard before its counts are there.
+
+:func:`plan` is where exactness and repair meet:
+
+* our entry says seq ``n`` was applied: apply only our entries above ``n`` (a retried write is skipped);
+* the value is missing or lacks our entry although the store confirmed an earlier write: it was
+  lost (evicted, restarted, moved in a cluster). Write our *absolute* counts for that key instead of
+  the delta and mark the value restored (``"r": true``): other writers' lost counts may be missing,
+  and readers say so (``incomplete``) rather than print a low number;
+* a value that does not decode is reported, then overwritten the same way;
+* a value that is missing while its head (or parent head) lists it is created marked restored.
+
+Writing shards before heads, and heads from the finest level up, keeps that last rule sound: a
+head never lists a value that was not written first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tui.store.codec import Corrupt, Head, Shard, decode_head, decode_shard, encode
+from tui.store.layout import (
+    COARSE_DEADLINE_SECONDS,
+    COARSE_SLICES,
+    MAX_VALUE_BYTES,
+    Layout,
+    child_offset,
+    parent,
+)
+from tui.store.writer_state import (
+    Delta,
+    Ident,
+    WriterState,
+    add_delta,
+    block_of,
+    head_ident,
+)
+
+MAX_CAS_ATTEMPTS = 100
+#: The writer's own absolute counts for a key (what it would restore), or None if no longer held.
+Absolute = Callable[[Ident], Delta | None]
+
+
+class KV(Protocol):
+    """The four memcached operations a flush needs; both stores provide them."""
+
+    def gets_many(self, keys: list[str]) -> dict[str, tuple[bytes, Any]]: ...
+
+    def add(self, key: str, data: bytes, expire: int) -> bool: ...
+
+    def cas(self, key: str, data: bytes, token: Any, expire: int) -> bool: ...
+
+
+class TooLarge(Exception):
+    """A value would pass :data:`~tui.store.layout.MAX_VALUE_BYTES`."""
+
+
+@dataclass
+class Decoded:
+    value: Shard | Head | None  # None: missing
+    corrupt: str | None = None
+
+
+def key_of(layout: Layout, ident: Ident) -> str:
+    if ident[0] == "h":
+        return layout.head_key(block_of(ident))
+    return layout.shard_key(block_of(ident), ident[3], ident[4])
+
+
+def decode(layout: Layout, ident: Ident, raw: bytes | None) -> Decoded:
+    if raw is None:
+        return Decoded(None)
+    try:
+        if ident[0] == "h":
+            return Decoded(decode_head(raw, layout.shards, ident[1]))
+        return Decoded(decode_shard(raw))
+    except Corrupt as exc:
+        return Decoded(None, str(exc))
+
+
+def _apply(value: Shard | Head, delta: Mapping[str, Any]) -> None:
+    if isinstance(value, Shard):
+        add_delta(value.counts, delta, False)
+        return
+    merged: Delta = {"t": value.totals, "s": value.shards, "k": value.children}
+    add_delta(merged, delta, True)
+    value.totals, value.shards, value.children = merged["t"], merged["s"], merged["k"]
+
+
+def lost_evidence(ident: Ident, heads: Mapping[Ident, Decoded]) -> bool:
+    """Does a head say that the missing ``ident`` held data (so others' counts were lost)?"""
+    if ident[0] == "s":
+        head = heads.get(head_ident(block_of(ident)))
+        return isinstance(head and head.value, Head) and ident[4] in head.value.shards.get(ident[3], ())  # type: ignore[union-attr]
+    up = parent(block_of(ident))
+    head = heads.get(head_ident(up)) if up else None
+    return isinstance(head and head.value, Head) and child_offset(block_of(ident)) in head.value.children  # type: ignore[union-attr]
+
+
+def plan(state: WriterState, ident: Ident, found: Decoded, absolute: Absolute, lost: bool) -> Shard | Head | None:
+    """The new value for ``ident``, or None when nothing of ours is missing from it."""
+    me = state.writer_id
+    entries = state.pending.get(ident, [])
+    confirmed = state.confirmed.get(ident)
+    top = max([s for s, _ in entries] + [confirmed or 0])
+    value = found.value
+    last = value.writers.get(me) if value is not None else None
+    # Lost: the store confirmed our entry before, and it is gone (or the value is unreadable).
+    restore = found.corrupt is not None or (confirmed is not None and last is None)
+    # Stale: an older copy came back (a cluster node rejoined); our later deltas in it are gone.
+    stale = confirmed is not None and last is not None and last < confirmed
+    if value is None or found.corrupt is not None:
+        value = Head() if ident[0] == "h" else Shard()
+        value.restored = lost
+    if restore:
+        mine = absolute(ident)
+        if mine:
+            _apply(value, mine)
+        value.restored = True
+    else:
+        fresh = [d for s, d in entries if last is None or s > last]
+        if not fresh and not stale:
+            return None
+        for delta in fresh:
+            _apply(value, delta)
+        value.restored = value.restored or stale
+    value.writers[me] = top
+    return value
+
+
+def due_now(layout: Layout, now: float, everything: bool = False) -> Callable[[Ident], bool]:
+    """Which keys this flush writes (see :data:`~tui.store.layout.COARSE_SLICES`).
+
+    Heads and single buckets: always. A coarser block's shards: one slice of them a second, and all
+    of them once the block closed :data:`~tui.store.layout.COARSE_DEADLINE_SECONDS` ago. So a flush
+    rewrites about a tenth of the coarse values instead of all of them each second, and a reader
+    uses a coarse block only once every live writer wrote all of it
+    (:meth:`~tui.store.layout.Layout.usable`). ``everything``: at exit, write all that is pending."""
+    if everything:
+        return lambda ident: True
+    slice_now = int(now) % COARSE_SLICES
+
+    def due(ident: Ident) -> bool:
+        if ident[0] == "h" or ident[1] == 1 or ident[4] % COARSE_SLICES == slice_now:
+            return True
+        return now - layout.block_end(block_of(ident)) >= COARSE_DEADLINE_SECONDS
+
+    return due
+
+
+def flush(
+    kv: KV, layout: Layout, state: WriterState, absolute: Absolute, now: float, report: Callable[[str, str], None], everything: bool = False,
+) -> None:
+    """Write the pending deltas that are due (and verify every key in ``state.check``). Raises on a
+    store error (the caller turns it into StoreUnavailable); whatever was not confirmed stays pending."""
+    due = due_now(layout, now, everything)
+    # Shards first, then heads from the finest level up: whoever sees a head list a shard, or a
+    # parent list a child, finds that value already there (a missing one is then truly lost).
+    todo = sorted((i for i in state.to_check() if due(i)), key=lambda i: (i[0] == "h", i[1]))
+    for _ in range(MAX_CAS_ATTEMPTS):
+        if not todo:
+            return
+        keys = {key_of(layout, i): i for i in todo}
+        extra = {head_ident(block_of(i)) for i in todo} | {head_ident(p) for i in todo if i[0] == "h" and (p := parent(block_of(i)))}
+        extra_keys = {key_of(layout, i): i for i in extra if key_of(layout, i) not in keys}
+        fetched = kv.gets_many([*keys, *extra_keys])
+        found = {i: decode(layout, i, fetched[k][0] if k in fetched else None) for k, i in {**keys, **extra_keys}.items()}
+        heads = {i: d for i, d in found.items() if i[0] == "h"}
+        state.tried.update((i, state.seq) for i in keys.values())
+        lost_race: list[Ident] = []
+        for key, ident in keys.items():
+            decoded = found[ident]
+            if decoded.corrupt:
+                report(key, decoded.corrupt)
+            new = plan(state, ident, decoded, absolute, decoded.value is None and lost_evidence(ident, heads))
+            if new is None:
+                state.done(ident, None)
+                continue
+            data = encode(new.to_json())
+            if len(data) > MAX_VALUE_BYTES:
+                raise TooLarge(f"{key} would be {len(data):,} bytes, over the {MAX_VALUE_BYTES:,}-byte limit")
+            expire = layout.expire(block_of(ident), now)
+            token = fetched[key][1] if key in fetched else None
+            stored = kv.add(key, data, expire) if token is None else kv.cas(key, data, token, expire)
+            if stored:
+                state.done(ident, new.writers[state.writer_id])
+            else:
+                lost_race.append(ident)
+        # Lost races go again, with any head a shard just confirmed (it now has it to list).
+        todo = sorted(set(lost_race) | {i for i in state.pending if i[0] == "h"}, key=lambda i: (i[0] == "h", i[1]))
+    raise TimeoutError(f"gave up after {MAX_CAS_ATTEMPTS} contended attempts")
