@@ -214,3 +214,27 @@ async def test_a_dashboard_that_fails_inside_names_the_failure_in_one_line_witho
     assert app.return_code == 1
     assert app._exit_renderables == []  # nothing left for Textual to print as a traceback
     assert "RuntimeError: bad read" in crash_log_path().read_text()
+
+
+def test_ids_past_the_cap_are_said_once_on_stderr_and_counted_under_other(tmp_path: Path, memcached: MemcachedServer) -> None:
+    settings = tmp_path / "cap.json"
+    settings.write_text(json.dumps({"max_tracking_ids": 3}))
+    result = run("--headless", "--settings", str(settings), "--tracking-ids", "50", "--rate", "500", "--duration", "2",
+                 "--memcached", memcached.address, "--key-prefix", "cap:", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    notices = [line for line in result.stderr.splitlines() if "under the id (other)" in line]
+    assert len(notices) == 1 and "max_tracking_ids (3)" in notices[0]
+    final = json.loads(result.stdout.splitlines()[-1])
+    assert final["generated"] == sum(s["totalEventsCaptured"] for s in final["summary"].values()) == 1000
+    for summary in final["summary"].values():
+        assert len(summary["eventsCapturedByTrackingIds"]) <= 4 and "(other)" in summary["eventsCapturedByTrackingIds"]
+
+
+def test_the_summary_table_shows_the_top_ids_and_says_how_many_more(tmp_path: Path, memcached: MemcachedServer) -> None:
+    common = ["--memcached", memcached.address, "--key-prefix", "top:"]
+    assert run("--headless", "--tracking-ids", "200", "--rate", "2000", "--duration", "1.5", *common, cwd=tmp_path).returncode == 0
+    table = run("summary", "--top", "5", *common, cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.count("INF-") == 15  # five per type
+    assert "more (--top 0 for all)" in table.stdout and "last 5 min ±10 s" in table.stdout
+    assert run("summary", "--top", "-1", *common, cwd=tmp_path).returncode == 2

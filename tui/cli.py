@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from tui.store import OpenedStore
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+SUMMARY_TOP = 20  # tracking ids per type in the summary table by default: a site has 100,000
 
 #: flag destination -> (settings field path, flag as typed), for overrides and their messages.
 OVERRIDES: dict[str, tuple[str, str]] = {
@@ -139,6 +140,7 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="{summary,web,send,serve,ingest}")
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
     summary.add_argument("--json", action="store_true", default=s, help="print the JSON object of --headless instead of a table")
+    summary.add_argument("--top", metavar="N", type=_whole, default=s, help=f"tracking ids per type in the table, largest first (default {SUMMARY_TOP}; 0: all)")
     _store_options(summary)
     send.add_parser(commands)
     service_options.add_parsers(commands, _store_options)
@@ -222,6 +224,8 @@ class Plan:
     settings: Settings
     options: RunOptions
     as_json: bool = False
+    #: ``summary``: tracking ids per type in the table (0: all).
+    top: int = 0
     #: ``web``: where to listen, and the dashboard command each browser connection runs.
     web: tuple[Listen, list[str]] | None = None
     #: ``send``: the load to send.
@@ -253,7 +257,10 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
     except SettingsError as exc:
         usage_error(str(exc))
     if args.command == "summary":
-        return Plan("summary", settings, RunOptions(), as_json=getattr(args, "json", False))
+        top = getattr(args, "top", SUMMARY_TOP)
+        if top < 0:
+            usage_error(f"--top: must be 0 (all) or more, got {top}")
+        return Plan("summary", settings, RunOptions(), as_json=getattr(args, "json", False), top=top)
     try:
         if args.command == "serve":
             return Plan("serve", settings, RunOptions(), serve=service_options.serve_options(args, settings))
@@ -302,7 +309,7 @@ def run(plan: Plan) -> int:
 
         return run_ingest(plan.settings, plan.ingest)
     if plan.command == "summary":
-        return run_summary(plan.settings, as_json=plan.as_json)
+        return run_summary(plan.settings, as_json=plan.as_json, top=plan.top)
     if plan.command == "headless":
         return run_headless(plan.settings, plan.options)
     return run_dashboard(plan.settings, plan.options)
@@ -404,8 +411,9 @@ def _finish(engine: Engine, options: RunOptions, flushed: bool, fatal: str | Non
     return EXIT_RUNTIME
 
 
-def run_summary(settings: Settings, as_json: bool) -> int:
-    """``eventdash summary``: read the window once, refresh the summary keys, print."""
+def run_summary(settings: Settings, as_json: bool, top: int = SUMMARY_TOP) -> int:
+    """``eventdash summary``: read the window once, refresh the summary keys, print. Parts of the
+    window that could not be read whole are said on stderr (and in the JSON), never hidden."""
     from tui.engine import Engine
     from tui.headless import headless_line
     from tui.store import StoreUnavailable, open_store
@@ -423,22 +431,29 @@ def run_summary(settings: Settings, as_json: bool) -> int:
         return EXIT_RUNTIME
     finally:
         opened.store.close()
+    for gap in view.incomplete_json():
+        _err(f"incomplete: buckets {gap['from']} to {gap['to']} could not be read whole ({gap['why']}); the counts may be low")
     if as_json:
         print(json.dumps(headless_line(view, opened.store.backend, None, now=view.as_of, settings=settings)))
         return EXIT_OK
+    import heapq
+
     from rich.console import Console
     from rich.table import Table
 
-    from tui.window import window_label
-
-    table = Table(title=f"{window_label(view.window_minutes, view.bucket_seconds)} · {opened.store.backend}")
+    incomplete = " · [red]incomplete[/red]" if view.incomplete else ""
+    table = Table(title=f"{view.label} · {opened.store.backend}{incomplete}")
     table.add_column("type")
     table.add_column("tracking id")
     table.add_column("events", justify="right")
     for etype in EVENT_TYPES:
         summary = view.summary[etype]
         table.add_row(etype, "[b]all[/b]", f"[b]{summary.total:,}[/b]")
-        for tid, count in sorted(summary.by_tracking_id.items(), key=lambda kv: (-kv[1], kv[0])):
+        ranked = summary.by_tracking_id.items()
+        shown = sorted(ranked, key=lambda kv: (-kv[1], kv[0])) if not top else heapq.nsmallest(top, ranked, key=lambda kv: (-kv[1], kv[0]))
+        for tid, count in shown:
             table.add_row("", tid, f"{count:,}")
+        if len(shown) < len(summary.by_tracking_id):
+            table.add_row("", f"[dim]… {len(summary.by_tracking_id) - len(shown):,} more (--top 0 for all)[/dim]", "")
     Console().print(table)
     return EXIT_OK

@@ -134,6 +134,7 @@ def run_headless(engine: Engine, opened: OpenedStore, duration: float | None) ->
     on_thread_failure(fail)
     out = LineWriter(sys.stdout)
     watch, behind = StoreWatch(), BehindWatch()
+    said_other: list[bool] = []  # the (other) notice is said once
 
     def report(final: bool = False) -> None:
         view, failure = None, None
@@ -146,6 +147,12 @@ def run_headless(engine: Engine, opened: OpenedStore, duration: float | None) ->
             err(notice.text)
         if not final and (text := behind.observe(status)) is not None:  # stopped is not "caught up"
             err(text)
+        if status.other_events and not said_other:
+            said_other.append(True)
+            err(
+                f"{status.other_events:,} events counted under the id (other): a type had more than "
+                f"max_tracking_ids ({settings.max_tracking_ids:,}) ids in the window, or ids off the allow-list"
+            )
         line = headless_line(view, opened.store.backend, status, now=engine.clock.time(), settings=settings, error=failure, final=final)
         if final:
             line["store"]["unwritten_events"] = engine.unwritten_events()  # every level, after the last flush
