@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import secrets
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -141,6 +142,13 @@ class Engine:
         self.fatal: str | None = None
         self.on_fatal: Callable[[str], None] | None = None
         self.missed_events = 0  # due by the end of the run but never made (set by stop)
+        #: Events handed in by another thread (``serve``, ``ingest``), each batch with where it ends
+        #: in the spool; the writer thread drains them into its ledger at each flush.
+        self._inbox: queue.SimpleQueue[tuple[Sequence[tuple[str, str, int]], Any]] = queue.SimpleQueue()
+        self._inbox_position: Any = None  # the spool position of the last batch drained
+        #: Called in the writer thread after a flush staged its deltas and before it writes them, with
+        #: the spool position they cover: ``serve`` saves its checkpoint there (see tui.service.writer).
+        self.on_staged: Callable[[Any], None] | None = None
         self._unflushed = 0  # buffered_events() after the last flush; the writer's state is its thread's alone
         self._rate_since = self.clock.monotonic()  # when the rate last changed or the generator resumed
         self._backlog = 0  # events due but not yet made after the last step: the generator is behind
@@ -249,6 +257,30 @@ class Engine:
         """Count events that come from elsewhere (a feed, a benchmark); call from the writer's thread."""
         self._ledger.record(events)
 
+    def submit(self, events: Sequence[tuple[str, str, int]], position: Any = None) -> None:
+        """Hand in durable events from any thread (``(type, tracking_id, ts_ms, ...)`` each); they
+        are counted at the writer's next flush. ``position`` (where they end in the spool) is passed
+        to :attr:`on_staged` once a flush has staged them."""
+        self._inbox.put((events, position))
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                events, position = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._ledger.record(events)
+            if position is not None:
+                self._inbox_position = position
+
+    def restore(self, plain: Mapping[str, Any]) -> None:
+        """Take up the writer state a previous run of this writer saved (its pending deltas and their
+        sequence numbers): re-sending them is idempotent, so nothing is lost or counted twice."""
+        state = WriterState.from_plain(plain)
+        if state.writer_id != self.writer_id:
+            raise ValueError(f"saved writer state is writer {state.writer_id}'s, not {self.writer_id}'s")
+        self._state = state
+
     def _sample(self, now: float) -> None:
         samples = self._samples
         samples.append((now, self._pacer.emitted))
@@ -270,6 +302,7 @@ class Engine:
         now = self.clock.time()
         settings = self.settings
         oldest = window_range(now, settings.window_seconds, settings.bucket_seconds).start
+        self._drain()
         self._ledger.prune(oldest)  # repairable while in this writer's window
         try:
             generation = self.store.generation()
@@ -285,6 +318,8 @@ class Engine:
                 damaged, self._verify_cursor = verify(self.store, layout, self._state, self._verify_cursor)
                 self._state.check.update(damaged)
             self._state.stage(deltas_by_key(self._ledger.take_deltas(), layout))
+            if self.on_staged is not None:
+                self.on_staged(self._inbox_position)
             started = self.clock.monotonic()
             self.store.write(layout, self._state, lambda ident: absolute_counts(self._ledger, layout, ident, self._state.confirmed), now, everything)
         except StoreUnavailable as exc:
@@ -364,7 +399,7 @@ class Engine:
 
     # -- reader side (any thread) ------------------------------------------------------------------
 
-    def read_view(self, series: bool = False) -> WindowView:
+    def read_view(self, series: bool = False, window_seconds: int | None = None) -> WindowView:
         """Read the current window from the store and summarize it. Raises StoreUnavailable.
 
         The counts by id come from the fewest kept blocks that tile the window; ``series=True`` also
@@ -373,9 +408,10 @@ class Engine:
         ``view.incomplete``; the old edge's rounding, if any, is in ``view.bound_seconds``.
         """
         settings = self.settings
+        seconds = settings.window_seconds if window_seconds is None else window_seconds
         layout = self.layout("reading buckets")
         now = self.clock.time()
-        buckets = window_range(now, settings.window_seconds, settings.bucket_seconds)
+        buckets = window_range(now, seconds, settings.bucket_seconds)
         blocks, rounded = plan_window(buckets, layout.usable(now))
         found = self.store.read(layout, blocks)
         gaps = list(found.gaps)
@@ -387,7 +423,24 @@ class Engine:
             totals = {index: t for (_, index), t in heads.totals.items()}
             gaps.extend(g for g in heads.gaps if g not in gaps)
         gaps.sort(key=lambda g: (g.first, g.why))
-        return summarize(now, settings.window_seconds, settings.bucket_seconds, found.counts, series_totals=totals, incomplete=gaps, rounded=rounded)
+        return summarize(now, seconds, settings.bucket_seconds, found.counts, series_totals=totals, incomplete=gaps, rounded=rounded)
+
+    def read_one(self, etype: str, tracking_id: str, window_seconds: int) -> WindowView:
+        """One id's count of one type over a window: the heads and that id's one shard per block,
+        so the cost does not grow with the number of ids. Raises StoreUnavailable."""
+        layout = self.layout("reading buckets")
+        now = self.clock.time()
+        buckets = window_range(now, window_seconds, self.settings.bucket_seconds)
+        blocks, rounded = plan_window(buckets, layout.usable(now))
+        found = self.store.read(layout, blocks, only=(etype, tracking_id))
+        return summarize(now, window_seconds, self.settings.bucket_seconds, found.counts, incomplete=sorted(found.gaps, key=lambda g: (g.first, g.why)), rounded=rounded)
+
+    def read_id_series(self, etype: str, tracking_id: str, buckets: range) -> dict[int, int]:
+        """One id's count per single bucket (those still kept): its heads and one shard each."""
+        layout = self.layout("reading buckets")
+        usable = layout.usable(self.clock.time())
+        found = self.store.read(layout, [(1, b) for b in buckets if usable((1, b))], only=(etype, tracking_id))
+        return {index: counts.get(etype, {}).get(tracking_id, 0) for (_, index), counts in found.counts.items()}
 
     def read_buckets(self, buckets: range) -> dict[int, BucketCounts]:
         """Every writer's counts by id in these single buckets (the dashboard's 5 s rates compare

@@ -154,7 +154,7 @@ def _render(answer: ReadAnswer) -> dict[str, Any]:
         "window": {
             "minutes": int(minutes) if minutes.is_integer() else minutes,
             "bucketSeconds": answer.bucket_seconds,
-            "bound": f"±{answer.bucket_seconds} s",
+            "bound": f"±{answer.bound_seconds or answer.bucket_seconds} s",
         },
         "incomplete": answer.incomplete,
         "lagSeconds": None if answer.lag_seconds is None else round(answer.lag_seconds, 3),

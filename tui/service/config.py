@@ -13,9 +13,9 @@ from tui.settings import Settings
 
 
 def retention_seconds(settings: Settings) -> int:
-    """How old an event may be and still be accepted, and the longest window the API answers:
-    the configured window."""
-    return settings.window_seconds
+    """How old an event may be and still be accepted, and the longest window the API answers: the
+    longest the store keeps anything (the coarsest level's retention, in the prefix's metadata)."""
+    return settings.retention_seconds[-1]
 
 
 @dataclass(frozen=True)

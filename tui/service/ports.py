@@ -48,6 +48,8 @@ class ReadAnswer(NamedTuple):
     #: Now minus the newest counted event, or None when nothing is counted.
     lag_seconds: float | None
     data: Mapping[str, Any]
+    #: The true "±" of the counts when it is more than one bucket (a window past the finest level kept).
+    bound_seconds: int | None = None
 
 
 class Sink(Protocol):

@@ -1,32 +1,29 @@
-"""The one place that decides what ``serve`` and ``ingest`` hand events to and read counts from.
-
-TODO(lead), once Store v2 lands: replace the body of :func:`build` so that
-
-- ``sink`` is the real writer: it appends to ``spool`` (durable before ``accept`` returns), counts
-  into its ledger, flushes to the store observing ``metrics.flush_seconds`` and counting
-  ``metrics.store_errors``, saves its checkpoint (the flushed spool position) with
-  ``state.save_checkpoint`` and calls ``spool.release(position)``; at start it replays
-  ``spool.records(after=checkpoint)`` with ``state.writer_id`` as its identity;
-- ``reader`` is Store v2's reader (answers from memcached, ``incomplete`` from the store), raising
-  :class:`~tui.service.ports.ReadUnavailable` while the store is down;
-- ``tick`` does the writer's periodic flush; ``close`` flushes what is left.
-
-Until then, :class:`~tui.service.ports.SpoolSink` and :class:`~tui.service.ports.LocalCounts` are an
-honest single-process service: counts are what this spool holds, replayed at start.
+"""The one place that decides what ``serve`` and ``ingest`` hand events to and read counts from:
+the spool, then this process's Store v2 writer (:mod:`tui.service.store_ports`), and reads from
+the store. ``tick`` reports the writer's flushes to the metrics; ``close`` stops the writer with a
+last flush (what it could not write stays in the spool for the next start).
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tui.clock import Clock
 from tui.service.config import retention_seconds
 from tui.service.metrics import Metrics
-from tui.service.ports import LocalCounts, Reader, Sink, SpoolSink
+from tui.service.ports import Reader, Sink
+from tui.service.store_ports import StoreReader, WriterSink, take_up
 from tui.service.spool import Spool
 from tui.service.state import StateDir
+from tui.engine import Engine
 from tui.settings import Settings
+from tui.store import StoreUnavailable, open_store
 
 
 @dataclass
@@ -43,10 +40,52 @@ class Service:
 
 
 def build(settings: Settings, state: StateDir, clock: Clock, metrics: Metrics, spool_bytes: int) -> Service:
-    """The sink and reader for one process over ``state`` (see the module's note for the lead)."""
+    """The sink and reader for one process over ``state``: the writer takes up its checkpoint and
+    replays the spool after it before the first request is answered."""
+    opened = open_store(settings, clock, chosen_by=settings.origin_of("backend"))
+    print(f"eventdash: {opened.reason}", file=sys.stderr, flush=True)
     spool = Spool(state.spool_path, capacity_bytes=spool_bytes)
-    counts = LocalCounts(clock, settings.bucket_seconds, retention_seconds(settings))
-    for record in spool.records():
-        counts.add(record.events)
-    counts.prune(spool)
-    return Service(SpoolSink(spool, clock, [counts.add]), counts, spool, lambda: counts.prune(spool), spool.close)
+    engine = Engine(settings, opened.store, clock=clock, generate=False, writer_id=state.writer_id)
+    take_up(engine, spool, state)
+    engine.start()
+    seen: dict[str, Any] = {"flush_at": None, "error": None}
+
+    publishing = threading.Lock()
+
+    def publish() -> None:
+        """The per-type summary keys, as the dashboard and headless keep them fresh (off the loop)."""
+        try:
+            engine.refresh()
+        except StoreUnavailable:
+            pass  # the writer's flush reports the outage
+        finally:
+            publishing.release()
+
+    def tick() -> None:
+        if publishing.acquire(blocking=False):
+            threading.Thread(target=publish, name="eventdash-publish", daemon=True).start()
+        status = engine.status()
+        if status.last_flush_at != seen["flush_at"] and status.last_flush_ms is not None:
+            seen["flush_at"] = status.last_flush_at
+            metrics.flush_seconds.observe(status.last_flush_ms / 1000)
+        if status.store_error is not None and status.store_error != seen["error"]:
+            metrics.store_errors.labels("store").inc()
+        seen["error"] = status.store_error
+        if engine.fatal is not None and not seen.get("fatal"):
+            seen["fatal"] = True  # the writer can no longer count: say so and stop like SIGTERM
+            print(f"eventdash: error: {engine.fatal}; stopping", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def close() -> None:
+        try:
+            if not engine.stop():
+                print(
+                    f"eventdash: {engine.unwritten_events():,} accepted events are not in the store yet "
+                    f"({engine.status().store_error}); they stay in the spool and are written at the next start",
+                    file=sys.stderr, flush=True,
+                )
+        finally:
+            spool.close()
+            opened.store.close()
+
+    return Service(WriterSink(spool, engine, clock), StoreReader(engine, retention_seconds(settings)), spool, tick, close)
