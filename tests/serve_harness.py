@@ -1,13 +1,17 @@
 """The real ``serve`` application on 127.0.0.1 in a background event loop, for plain blocking
 HTTP clients (urllib) in the tests: a real spool in a temporary directory, the real
-:class:`~tui.service.ports.SpoolSink` and :class:`~tui.service.ports.LocalCounts`, and an injected
-clock (the brief's samples are stamped 2019)."""
+:class:`~tui.service.ports.SpoolSink`, a :class:`LocalCounts` reader that counts what the spool
+made durable (the HTTP layer's tests need no memcached; tests/test_serve_e2e.py runs the real
+writer and reader against one), and an injected clock (the brief's samples are stamped 2019)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,12 +20,16 @@ from typing import Any
 from aiohttp import web
 
 from tests.conftest import free_port
+from tui import EVENT_TYPES
 from tui.clock import Clock
+from tui.ingest.decode import IngestEvent
 from tui.service.app import begin_shutdown, make_app
 from tui.service.config import ServiceConfig
 from tui.service.metrics import Metrics
-from tui.service.ports import LocalCounts, SpoolSink
+from tui.service.ports import QueryError, ReadAnswer, SpoolSink
 from tui.service.spool import Spool
+from tui.settings import SettingsError, check_window
+from tui.window import bucket_of, window_range
 
 
 class Response:
@@ -41,7 +49,7 @@ class RunningService:
         for record in self.spool.records():
             self.counts.add(record.events)
         self.metrics = Metrics()
-        self.app = make_app(SpoolSink(self.spool, clock, [self.counts.add]), self.counts, config, clock, self.metrics)
+        self.app = make_app(SpoolSink(self.spool, clock, [lambda events, _: self.counts.add(events)]), self.counts, config, clock, self.metrics)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
@@ -83,3 +91,102 @@ class RunningService:
 
     def get(self, path: str, **headers: str) -> Response:
         return self.request("GET", path, headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds * 1000) % 1000:03d}Z"
+
+
+class LocalCounts:
+    """A :class:`Reader` over counts kept in this process: per bucket, per (type, tracking id).
+
+    Honest for one ``serve`` process: it counts exactly what the spool made durable, and at start
+    it replays the spool, so a restart answers the same. Buckets older than the retention are
+    dropped; the spool drops its segments on the same rule (:meth:`prune`).
+    """
+
+    def __init__(self, clock: Clock, bucket_seconds: int, retention_seconds: int) -> None:
+        self._clock = clock
+        self.bucket_seconds = bucket_seconds
+        self.retention_seconds = retention_seconds
+        self._ms = bucket_seconds * 1000
+        self._buckets: dict[int, Counter[tuple[str, str]]] = {}
+        self._empty: Counter[tuple[str, str]] = Counter()
+        self._newest_ms: int | None = None
+
+    def add(self, events: Iterable[IngestEvent]) -> None:
+        """Count ``events`` (a :class:`SpoolSink` listener)."""
+        ms, buckets = self._ms, self._buckets
+        newest = self._newest_ms
+        for event in events:
+            bucket = buckets.get(event[2] // ms)
+            if bucket is None:
+                bucket = buckets[event[2] // ms] = Counter()
+            bucket[event[0], event[1]] += 1
+            if newest is None or event[2] > newest:
+                newest = event[2]
+        self._newest_ms = newest
+
+    def prune(self, spool: Spool | None = None) -> None:
+        """Forget buckets that no window can read; delete spool segments no replay needs."""
+        now = self._clock.time()
+        oldest = bucket_of(int((now - self.retention_seconds) * 1000), self.bucket_seconds) - 1
+        for index in [b for b in self._buckets if b < oldest]:
+            del self._buckets[index]
+        if spool is not None:
+            spool.release_older_than(now - self.retention_seconds - self.bucket_seconds)
+
+    def _window(self, minutes: float) -> tuple[float, range]:
+        try:
+            seconds = round(check_window(minutes, self.bucket_seconds, "minutes") * 60)
+        except SettingsError as exc:
+            raise QueryError("minutes", str(exc).partition(": ")[2]) from None
+        if seconds > self.retention_seconds:
+            raise QueryError("minutes", f"at most {self.retention_seconds / 60:g} are kept, got {minutes:g}")
+        now = self._clock.time()
+        return now, window_range(now, seconds, self.bucket_seconds)
+
+    def _answer(self, now: float, buckets: range, data: Mapping[str, Any]) -> ReadAnswer:
+        lag = None if self._newest_ms is None else max(0.0, now - self._newest_ms / 1000)
+        return ReadAnswer(now, (len(buckets) - 1) * self.bucket_seconds, self.bucket_seconds, False, lag, data)
+
+    async def summary(self, minutes: float) -> ReadAnswer:
+        now, buckets = self._window(minutes)
+        by_tid: dict[str, Counter[str]] = {t: Counter() for t in EVENT_TYPES}
+        for index in buckets:
+            for (etype, tid), count in self._buckets.get(index, self._empty).items():
+                by_tid[etype][tid] += count
+        summary = {
+            t: {"totalEventsCaptured": sum(c.values()), "eventsCapturedByTrackingIds": dict(sorted(c.items()))}
+            for t, c in by_tid.items()
+        }
+        return self._answer(now, buckets, {"summary": summary})
+
+    async def summary_for(self, etype: str, tracking_id: str, minutes: float) -> ReadAnswer:
+        now, buckets = self._window(minutes)
+        count = sum(self._buckets.get(index, self._empty).get((etype, tracking_id), 0) for index in buckets)
+        return self._answer(now, buckets, {"type": etype, "trackingId": tracking_id, "count": count})
+
+    async def series(self, etype: str, tracking_id: str | None, minutes: float, step_seconds: int) -> ReadAnswer:
+        if step_seconds % self.bucket_seconds:
+            raise QueryError("step", f"must be a whole number of {self.bucket_seconds} s buckets, got {step_seconds} s")
+        now, buckets = self._window(minutes)
+        per_step = step_seconds // self.bucket_seconds
+        points: dict[int, int] = {}
+        for index in buckets:
+            counts = self._buckets.get(index, self._empty)
+            if tracking_id is None:
+                value = sum(n for (t, _), n in counts.items() if t == etype)
+            else:
+                value = counts.get((etype, tracking_id), 0)
+            points[index // per_step] = points.get(index // per_step, 0) + value
+        data = {
+            "type": etype,
+            "trackingId": tracking_id,
+            "stepSeconds": step_seconds,
+            "points": [{"start": _iso(step * step_seconds), "count": n} for step, n in sorted(points.items())],
+        }
+        return self._answer(now, buckets, data)
+
+    def ready(self) -> tuple[bool, str]:
+        return True, "counting in this process"

@@ -18,8 +18,7 @@ from typing import Any, TypeVar
 from tui.clock import Clock
 from tui.engine import Engine
 from tui.events import iso_ms
-from tui.ingest.decode import IngestEvent
-from tui.service.ports import QueryError, ReadAnswer, ReadUnavailable
+from tui.service.ports import QueryError, ReadAnswer, ReadUnavailable, SpoolSink
 from tui.service.spool import Position, Spool
 from tui.service.state import StateDir
 from tui.settings import SettingsError, check_window
@@ -29,31 +28,19 @@ from tui.window import WindowView
 T = TypeVar("T")
 
 
-class WriterSink:
-    """Spool first (the 202 waits for it), then the writer's inbox."""
+class WriterSink(SpoolSink):
+    """Spool first (the 202 waits for it), then the writer's inbox; not ready while the store is
+    unreachable only in the sense the readiness text says: the spool keeps accepting until full."""
 
     def __init__(self, spool: Spool, engine: Engine, clock: Clock) -> None:
-        self.spool = spool
+        super().__init__(spool, clock, [engine.submit])
         self.engine = engine
-        self._clock = clock
-
-    async def accept(self, events: list[IngestEvent]) -> None:
-        position = await self.spool.append(events)
-        self.engine.submit(events, position)
-
-    def depth(self) -> int:
-        return self.spool.depth()
-
-    def age(self) -> float:
-        return self.spool.age(self._clock.time())
 
     def ready(self) -> tuple[bool, str]:
-        if self.spool.broken is not None:
-            return False, self.spool.broken
-        if self.spool.full:
-            return False, f"the spool is full ({self.spool.capacity_bytes:,} bytes): the store is behind"
-        error = self.engine.status().store_error
-        return (True, "spool accepting; the store is unreachable, counts wait in the spool") if error else (True, "spool accepting")
+        ready, why = super().ready()
+        if ready and self.engine.status().store_error is not None:
+            return True, "spool accepting; the store is unreachable, counts wait in the spool"
+        return ready, why
 
 
 def take_up(engine: Engine, spool: Spool, state: StateDir) -> None:
