@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rich.text import Text
 from textual.widgets import DataTable, Markdown
 from textual.widgets._toast import Toast
 
 from tui.app import EventDashApp
 from tui.clock import FakeClock
+from tui.components.ranking import TOP_N
 from tui.components.sparklines import ZeroBasedBars, bucket_columns
 from tui.engine import Engine
 from tui.screens.help import HelpScreen
+from tui.screens.incomplete import IncompleteScreen
+from tui.window import OTHER_ID
 from tui.settings import MemcachedSettings, Server, Settings
 from tui.store import MemcachedStore, MemoryStore
 
@@ -26,10 +31,11 @@ START = 1_795_435_200.0  # 2026-11-23T08:00:00Z
 IDS = ("INF-yj562hjojbtez", "INF-3gbfcjjdsd6vhvo", "INF-ixpktk3itsk86", "INF-1bi5qk0zocqcz", "INF-8d1ovm2tx0kqe")
 
 
-def make_app(history_seconds: int = 290, settings_path: Path | None = None) -> EventDashApp:
-    """An app over ``history_seconds`` of seeded events at 40/s, flushed, on a frozen clock."""
+def make_app(history_seconds: int = 290, settings_path: Path | None = None, **options: Any) -> EventDashApp:
+    """An app over ``history_seconds`` of seeded events at 40/s, flushed, on a frozen clock;
+    ``options`` change the settings (e.g. ``generated_ids``, ``max_tracking_ids``)."""
     clock = FakeClock(START)
-    settings = Settings(events_per_second=40, tracking_ids=IDS, backend="memory")
+    settings = Settings(events_per_second=40, tracking_ids=IDS, backend="memory", **options)
     engine = Engine(settings, MemoryStore(clock), clock=clock, seed=42, writer_id="writer-a", writer_name="demo-host-4242")
     for second in range(history_seconds):
         clock.advance(1.0 + (second % 7) * 0.1)  # an uneven history, so the sparklines have shape
@@ -395,6 +401,137 @@ async def test_status_line_says_when_the_generator_falls_behind() -> None:
     assert "behind: producing 14,200/s of the configured 20,000/s" in line
 
 
+# -- many tracking ids: the top, the / filter, (other), an incomplete window ----------------------
+
+
+def many_ids_app(history_seconds: int = 290) -> EventDashApp:
+    """600 generated ids with Zipf traffic: more ids than the table shows."""
+    return make_app(history_seconds, generated_ids=600, zipf=1.1)
+
+
+def row_ids(table: DataTable) -> list[str]:  # type: ignore[type-arg]
+    return [str(row.key.value) for row in table.ordered_rows]
+
+
+async def test_the_table_shows_the_top_ids_by_count_and_says_how_many_more() -> None:
+    app = many_ids_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        tids = app.query_one("#tids", DataTable)
+        by_tid = app.last.view.summary["signup"].by_tracking_id  # type: ignore[union-attr]
+        assert len(by_tid) > TOP_N  # the point of the test: more ids than rows
+        assert tids.row_count == TOP_N
+        counts = [by_tid.get(tid, 0) for tid in row_ids(tids)]
+        assert counts == sorted(counts, reverse=True)
+        assert min(counts) >= sorted(by_tid.values(), reverse=True)[TOP_N - 1]  # none of the top left out
+        assert tids.border_subtitle == f"top {TOP_N} of {len(by_tid):,} ids · by count"
+
+
+async def test_a_refresh_updates_rows_in_place_and_keeps_the_cursor_on_its_id() -> None:
+    app = many_ids_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        tids = app.query_one("#tids", DataTable)
+        tids.focus()
+        await pilot.press(*["down"] * 30)
+        key = tids.ordered_rows[tids.cursor_row].key
+        rows = {row.key for row in tids.ordered_rows}
+        run_for(app, 20)  # counts move, the order changes
+        await pilot.pause()
+        assert tids.ordered_rows[tids.cursor_row].key == key
+        assert len(rows & {row.key for row in tids.ordered_rows}) > TOP_N // 2  # the same rows, not a new table
+
+
+async def test_slash_finds_ids_outside_the_top_in_any_case_enter_keeps_escape_clears() -> None:
+    app = many_ids_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot)
+        tids = app.query_one("#tids", DataTable)
+        by_tid = app.last.view.summary["signup"].by_tracking_id  # type: ignore[union-attr]
+        rare = min(by_tid, key=lambda t: (by_tid[t], t))
+        assert rare not in row_ids(tids)
+        needle = rare[4:12]
+        await pilot.press("slash", *needle.upper())
+        await pilot.pause()
+        matching = [t for t in by_tid if needle.lower() in t.lower()]
+        assert rare in row_ids(tids)
+        assert set(row_ids(tids)) <= set(matching)
+        assert f"/{needle.upper()}" in str(tids.border_title)
+        assert str(tids.border_subtitle).startswith(f"{len(row_ids(tids))} match")
+        await pilot.press("enter")
+        assert app.focused is tids and rare in row_ids(tids)  # kept, focus back on the table
+        run_for(app, 2)  # refreshes keep the filter
+        await pilot.pause()
+        assert rare in row_ids(tids) and tids.row_count < TOP_N
+        await pilot.press("slash", "escape")
+        assert app.focused is tids
+        assert tids.row_count == TOP_N and "/" not in str(tids.border_title)
+
+
+async def test_slash_is_in_the_footer_the_palette_and_the_help() -> None:
+    app = make_app(10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot)
+        assert any("/ find" in line for line in screen_lines(app))
+        assert "Find tracking ids" in [c.title for c in app.get_system_commands(app.screen)]
+        await pilot.press("question_mark")
+        assert "| `/` |" in app.screen.query_one(Markdown).source
+
+
+async def test_other_is_a_distinct_row_and_the_status_line_says_why() -> None:
+    app = make_app(60, max_tracking_ids=3)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        tids = app.query_one("#tids", DataTable)
+        assert OTHER_ID in row_ids(tids)
+        name = tids.get_cell(OTHER_ID, "tid")
+        assert "dim" in str(name.style) and "italic" in str(name.style)  # type: ignore[union-attr]
+        other = app.engine.status().other_events
+        assert other > 0
+        assert f"{other:,} events under (other): more than max_tracking_ids ids" in str(app.query_one("#status").render())
+
+
+def evict_a_minute(app: EventDashApp) -> None:
+    """Delete every stored count of one minute in the middle of the window, as an eviction would."""
+    store: MemoryStore = app.store  # type: ignore[assignment]
+    minute = int(START + 120) // 60
+    lost = [k for k in store._items if f":s6:{minute}:" in k or any(f":s1:{minute * 6 + i}:" in k for i in range(6))]
+    assert lost
+    for key in lost:
+        store.delete(key)
+
+
+async def test_an_incomplete_window_is_shown_in_red_and_i_lists_each_gap() -> None:
+    app = make_app()
+    evict_a_minute(app)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot)
+        view = app.last.view  # type: ignore[union-attr]
+        assert view is not None and view.incomplete
+        gaps = len(view.incomplete)
+        assert Text.from_markup(str(app.query_one("#types").border_subtitle)).plain == f"incomplete: {gaps} gap{'s' if gaps > 1 else ''} — press i"
+        await pilot.press("i")
+        assert isinstance(app.screen, IncompleteScreen)
+        text = "\n".join(screen_lines(app))
+        assert view.incomplete[0].why[:30] in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, IncompleteScreen)
+
+
+async def test_every_face_prints_the_views_label() -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot)
+        view = app.last.view  # type: ignore[union-attr]
+        wide = replace(view, bound_seconds=60)  # the old edge rounded to a coarser level
+        app.apply(replace(app.last, view=wide))  # type: ignore[arg-type]
+        await pilot.pause()
+        assert app.query_one("#types").border_subtitle == "last 5 min ±60 s"
+        assert app.query_one("#sparks").border_title == "Events per bucket · last 5 min ±60 s"
+        await pilot.press("question_mark")
+        assert 'What "last 5 min ±60 s" means' in app.screen.query_one(Markdown).source
+
+
 # -- snapshots -------------------------------------------------------------------------------------
 
 
@@ -439,3 +576,17 @@ def test_snapshot_backend_down_header(snap_compare) -> None:  # type: ignore[no-
     settings = Settings(tracking_ids=IDS, backend="memcached", memcached=MemcachedSettings((down,)))
     engine = Engine(settings, MemcachedStore([down], "x:"), clock=clock, seed=1, writer_id="writer-b", writer_name="writer-b")
     assert snap_compare(EventDashApp(engine, clock=clock, live=False), terminal_size=(100, 30), run_before=_ready)
+
+
+def test_snapshot_filter_in_use_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(many_ids_app(), press=["slash", "x", "y"], terminal_size=(80, 24), run_before=_ready)
+
+
+def test_snapshot_other_row(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(make_app(max_tracking_ids=3), terminal_size=(120, 40), run_before=_ready)
+
+
+def test_snapshot_incomplete_window(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    evict_a_minute(app)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=_ready)

@@ -22,12 +22,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from tui import EVENT_TYPES
 from tui.clock import Clock, SystemClock
+from tui.components.filter_input import FilterInput
 from tui.components.format import rate
 from tui.components.header import Header
+from tui.components.ranking import rank
 from tui.components.snapshot import Recent, Snapshot
 from tui.components.sparklines import Sparks
 from tui.components.status import StatusLine
@@ -37,11 +39,12 @@ from tui.components.types_table import ALL, TypesTable
 from tui.engine import Engine
 from tui.rates import RATE_SPAN_SECONDS, RateMeter
 from tui.screens.help import HelpScreen
+from tui.screens.incomplete import IncompleteScreen
 from tui.settings import SettingsError, save_settings
 from tui.shutdown import describe_crash
 from tui.store import Store, StoreUnavailable
 from tui.watch import StoreWatch
-from tui.window import bucket_of
+from tui.window import bucket_of, window_label
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 #: Textual's own palette entry that opens its key panel; ours ("Help") already lists every key.
@@ -68,14 +71,17 @@ class EventDashApp(App[int]):
     BINDINGS = [
         Binding("plus,equals_sign", "faster", "rate×2", id="rate-up", key_display="+"),
         Binding("minus", "slower", "rate÷2", id="rate-down", key_display="-"),
-        Binding("right_square_bracket", "wider", "win+1m", id="window-up", key_display="]"),
-        Binding("left_square_bracket", "narrower", "win-1m", id="window-down", key_display="["),
+        Binding("right_square_bracket", "wider", "win+", id="window-up", key_display="]"),
+        Binding("left_square_bracket", "narrower", "win-", id="window-down", key_display="["),
         # One key, two bindings: check_action shows the one that applies, so the footer says what
         # space will do now.
         Binding("space,p", "pause", "pause", id="pause", key_display="space"),
         Binding("space,p", "resume", "resume", id="resume", key_display="space"),
         Binding("t", "next_type", "type", id="next-type"),
         Binding("s", "toggle_sort", "sort", id="sort"),
+        Binding("slash", "filter", "find", id="filter", key_display="/"),
+        Binding("escape", "clear_filter", "clear /", id="clear-filter", show=False),
+        Binding("i", "incomplete", "gaps", id="incomplete"),
         Binding("w", "save_settings", "save", id="save", show=False),
         Binding("question_mark", "help", "help", id="help", key_display="?"),
         Binding("q", "quit", "quit", id="quit"),
@@ -89,6 +95,8 @@ class EventDashApp(App[int]):
         "toggle_pause": ("Pause / resume", "Stop or restart the generator; the display keeps refreshing"),
         "next_type": ("Next event type", "Show the next type's tracking ids (or all types)"),
         "toggle_sort": ("Sort tracking ids", "By count or by name"),
+        "filter": ("Find tracking ids", "Filter by part of an id: every id of the type is searched, not only the top"),
+        "incomplete": ("Incomplete window", "Which buckets of the window could not be read, and why"),
         "save_settings": ("Save rate and window", "Write them to the settings file"),
         "help": ("Help", "Every key, the columns, and what the ± approximation means"),
     }
@@ -124,7 +132,9 @@ class EventDashApp(App[int]):
                 with Vertical(id="left"):
                     yield TypesTable(id="types", cursor_type="row")
                     yield StorePanel("", id="details")
-                yield TidsTable(id="tids")
+                with Vertical(id="right"):
+                    yield FilterInput(placeholder="part of a tracking id (enter: keep, escape: clear)", id="filter", compact=True)
+                    yield TidsTable(id="tids")
             yield Sparks(id="sparks")
         yield StatusLine("", id="status")
         yield Static("", id="too-small")
@@ -136,10 +146,17 @@ class EventDashApp(App[int]):
         return self.query_one(TidsTable).selected
 
     @property
+    def configured_ids(self) -> tuple[str, ...]:
+        """Ids listed at zero before their first event: the generator's list, unless it makes its own."""
+        settings = self.engine.settings
+        return () if settings.generated_ids else settings.tracking_ids
+
+    @property
     def sort_by_count(self) -> bool:
         return self.query_one(TidsTable).sort_by_count
 
     def on_mount(self) -> None:
+        self._tids = self.query_one(TidsTable)  # read by the worker thread: selection and filter
         self._fit(self.size.width, self.size.height)
         if self.live:
             self.set_interval(self.engine.settings.refresh_seconds, self.refresh_data)
@@ -168,8 +185,8 @@ class EventDashApp(App[int]):
         if left.styles.width is None or left.styles.width.value != types.content_width:
             left.styles.width = types.content_width
         matrix_only = False
-        if tids.selected == ALL and self.last is not None and self.last.view is not None:
-            needed = tids.base_width(tids.counts(self.last.view, self.engine.settings.tracking_ids), self.last.view) + 2
+        if tids.selected == ALL and self.last is not None and self.last.view is not None and tids.ranking is not None:
+            needed = tids.base_width(tids.ranking.rows, self.last.view) + 2
             matrix_only = types.content_width + needed > self.size.width
         if matrix_only and types.has_focus:
             tids.focus()
@@ -181,13 +198,15 @@ class EventDashApp(App[int]):
         """Read the window and the last few buckets, publish the summary keys, probe the store.
         Blocking: not for the UI thread."""
         health = self.store.health()
-        view, recent, error = None, None, None
+        view, recent, error, ranking = None, None, None, None
         try:
             view = self.engine.refresh(series=True)
             recent = self._read_recent(view.as_of, view.bucket_seconds)
         except StoreUnavailable as exc:
             error = str(exc)
-        return Snapshot(self.clock.time(), view, recent, self.engine.status(), health, error)
+        if view is not None:  # the top ids, ranked here rather than on the UI thread
+            ranking = rank(view, self._tids.selected, self._tids.needle, self.configured_ids)
+        return Snapshot(self.clock.time(), view, recent, self.engine.status(), health, error, ranking)
 
     def _read_recent(self, now: float, bucket_seconds: int) -> Recent:
         """Every writer's counts per tracking id in the buckets the rate meter compares: those that
@@ -227,7 +246,7 @@ class EventDashApp(App[int]):
             self.query_one(StorePanel).show(snap, self.engine)
             if snap.view is not None:
                 self.query_one(TypesTable).show(snap.view, self.meter)
-                self.query_one(TidsTable).show(snap.view, self.meter, self.engine.settings.tracking_ids)
+                self.query_one(TidsTable).show(snap.view, self.meter, self.configured_ids, snap.ranking)
                 self.query_one(Sparks).show(snap.view, self.meter)
             self.query_one(StatusLine).show(snap)
             self._size_columns()
@@ -240,6 +259,10 @@ class EventDashApp(App[int]):
             return not self.engine.paused
         if action == "resume":
             return self.engine.paused
+        if action == "clear_filter":
+            return bool(self._tids.needle)
+        if action == "incomplete":
+            return self.last is not None and self.last.view is not None and bool(self.last.view.incomplete)
         return True
 
     def _change(self, what: str, change: Callable[[], None]) -> None:
@@ -297,6 +320,39 @@ class EventDashApp(App[int]):
     def action_toggle_sort(self) -> None:
         self.query_one(TidsTable).toggle_sort()
 
+    # -- the / filter -------------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        """Show the filter's input above the tracking-id table, with the current filter, and type."""
+        self.query_one("#right").add_class("-filtering")
+        self.query_one(FilterInput).focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._tids.set_filter(event.value.strip())
+        self._size_columns()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_kept(self, _: Input.Submitted) -> None:
+        self._close_filter()
+
+    @on(FilterInput.Cleared)
+    def _filter_cleared(self, _: FilterInput.Cleared) -> None:
+        self._close_filter()
+
+    def action_clear_filter(self) -> None:
+        """``escape`` on the table drops a kept filter too."""
+        self.query_one(FilterInput).action_clear_filter()
+
+    def _close_filter(self) -> None:
+        self.query_one("#right").remove_class("-filtering")
+        self._tids.focus()
+        self.refresh_bindings()
+
+    def action_incomplete(self) -> None:
+        if self.last is not None and self.last.view is not None:
+            self.push_screen(IncompleteScreen(self.last.view))
+
     def action_save_settings(self) -> None:
         if self.settings_path is None:
             self.notify("No settings file to save to", severity="warning")
@@ -332,7 +388,12 @@ class EventDashApp(App[int]):
 
     def action_help(self) -> None:
         settings = self.engine.settings
-        self.push_screen(HelpScreen(settings.window_minutes, settings.bucket_seconds))
+        view = self.last.view if self.last is not None else None
+        if view is not None and view.window_seconds == settings.window_seconds:
+            label = view.label  # the true ±, wider where the old edge rounds to a coarser level
+        else:
+            label = window_label(settings.window_minutes, settings.bucket_seconds)
+        self.push_screen(HelpScreen(label, settings.window_minutes, settings.bucket_seconds))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The palette (ctrl+p) offers every key of the dashboard beside Textual's own commands,

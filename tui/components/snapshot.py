@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tui.components.ranking import Ranking
 from tui.engine import EngineStatus
 from tui.store import Health
 from tui.window import WindowView
@@ -23,3 +24,5 @@ class Snapshot:
     status: EngineStatus
     health: Health
     read_error: str | None
+    #: The tracking-id table's rows for the selection and filter at the time of the read.
+    ranking: Ranking | None = None

@@ -126,4 +126,5 @@ class Sparks(Vertical):
             self.query_one(f"#spark-value-{etype}", Label).update(value)
         axis = self.query_one(SparkAxis)
         axis.buckets, axis.minutes = len(view.buckets), view.window_minutes
+        self.border_title = f"Events per bucket · {view.label}"
         self.border_subtitle = f"{view.bucket_seconds} s buckets, from zero · dim: still filling · right: ev/s 5s"

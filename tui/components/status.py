@@ -31,6 +31,8 @@ class StatusLine(Static):
             parts.append(Text(f"{status.unflushed_events:,} events buffered, retrying", style="bold red"))
         elif status.last_flush_ms is not None:
             parts.append(Text(f"flushed in {status.last_flush_ms:.1f} ms"))
+        if status.other_events:
+            parts.append(Text(f"{status.other_events:,} events under (other): more than max_tracking_ids ids", style="bold yellow"))
         if snap.health.evictions is not None:
             parts.append(Text(f"evictions {snap.health.evictions:,}", style="bold red" if snap.health.evictions else ""))
         self.update(Text(" │ ").join(parts))

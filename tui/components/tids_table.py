@@ -1,9 +1,10 @@
-"""Per tracking id: the counts of the selected type (or a tracking id × type matrix for all types),
-and, where the panel has room, a share bar, the id's events/s and its recent trend."""
+"""Per tracking id: the top ids by count of the selected type (or a tracking id × type matrix for
+all types), or those matching the ``/`` filter, and, where the panel has room, a share bar, the
+id's events/s and its recent trend. Which ids is decided by :mod:`tui.components.ranking`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +14,10 @@ from textual.widgets import DataTable
 
 from tui import EVENT_TYPES
 from tui.components.format import bar, num, rate, share, trend
-from tui.components.types_table import ALL, RATE_LABEL
+from tui.components.ranking import ALL, Ranking, rank
+from tui.components.types_table import RATE_LABEL
 from tui.rates import RateMeter
-from tui.window import WindowView
+from tui.window import OTHER_ID, WindowView
 
 TREND_WIDTH = 12  # the last 12 refreshes
 BAR_WIDTH = (6, 24)  # a share bar only when at least 6 cells fit; never wider than 24
@@ -54,11 +56,16 @@ def fit(selected: str, width: int, base: int, spare: int) -> Layout:
 
 
 class TidsTable(DataTable[Text | str]):
+    """Rows are added, removed and updated by key, never cleared on a refresh (only when the
+    columns change), so the cursor stays on its id when the order changes."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", **kwargs)
         self.selected = EVENT_TYPES[0]
         self.sort_by_count = True
+        self.needle = ""  # the / filter, as typed
         self.layout_now: Layout | None = None
+        self.ranking: Ranking | None = None
         self._shown: tuple[WindowView, RateMeter[tuple[str, str]], tuple[str, ...]] | None = None
         self._cursor_key_after: str | None = None  # the cursor's row across a rebuild of the columns
 
@@ -66,7 +73,13 @@ class TidsTable(DataTable[Text | str]):
         if selection != self.selected:
             self.selected = selection
             self.layout_now = None
-            self._reshow()
+            self._reshow(rerank=True)
+
+    def set_filter(self, needle: str) -> None:
+        """Show the ids containing ``needle`` (any case), searched over the whole summary."""
+        if needle != self.needle:
+            self.needle = needle
+            self._reshow(rerank=True)
 
     def toggle_sort(self) -> None:
         self.sort_by_count = not self.sort_by_count
@@ -75,68 +88,94 @@ class TidsTable(DataTable[Text | str]):
     def on_resize(self, _: Resize) -> None:
         self._reshow()
 
-    def _reshow(self) -> None:
+    def _reshow(self, rerank: bool = False) -> None:
         if self._shown is not None:
-            self.show(*self._shown)
+            self.show(*self._shown, ranking=None if rerank else self.ranking)
 
-    def counts(self, view: WindowView, configured: Iterable[str]) -> dict[str, dict[str, int]]:
-        """tracking id -> type -> count, over the configured ids and any other writer's."""
-        tids = dict.fromkeys(configured)
-        for etype in EVENT_TYPES:
-            tids.update(dict.fromkeys(view.summary[etype].by_tracking_id))
-        return {tid: {t: view.summary[t].by_tracking_id.get(tid, 0) for t in EVENT_TYPES} for tid in tids}
+    def wants(self, ranking: Ranking | None) -> bool:
+        """Whether ``ranking`` (made off the UI thread) is for what the table shows now."""
+        return ranking is not None and (ranking.selection, ranking.needle) == (self.selected, self.needle.lower())
 
-    def base_width(self, counts: dict[str, dict[str, int]], view: WindowView) -> int:
+    def base_width(self, ids: Mapping[str, object], view: WindowView) -> int:
         """Cells the counts need (with cell padding and the border), before any extra column."""
-        widest_id = max((len(t) for t in counts), default=0)
+        widest_id = max((len(t) for t in ids), default=0)
         if self.selected == ALL:
             cells = [max(len(t), len(f"{view.summary[t].total:,}")) for t in EVENT_TYPES] + [max(5, len(f"{view.total:,}"))]
         else:
             cells = [max(6, len(f"{view.summary[self.selected].total:,}")), len("100.0%")]
         return max(len("tracking id"), widest_id) + sum(cells) + 2 * self.cell_padding * (1 + len(cells))
 
-    def show(self, view: WindowView, meter: RateMeter[tuple[str, str]], configured: tuple[str, ...]) -> None:
+    def show(
+        self, view: WindowView, meter: RateMeter[tuple[str, str]], configured: tuple[str, ...], ranking: Ranking | None = None
+    ) -> None:
+        """Show ``ranking`` if it is for the current selection and filter, else rank here."""
         self._shown = (view, meter, configured)
-        counts = self.counts(view, configured)
+        if ranking is None or not self.wants(ranking):
+            ranking = rank(view, self.selected, self.needle, configured)
+        self.ranking = ranking
+        cursor = self._cursor_key_after or self._cursor_key()  # before rows come and go
+        self._cursor_key_after = None
+        counts = ranking.rows
         spare = SCROLLBAR if len(counts) > self.size.height - 1 else 0  # one line of headers
         layout = fit(self.selected, self.size.width, self.base_width(counts, view), spare)
         if layout != self.layout_now:
             self._rebuild(layout)
         type_total = view.total if self.selected == ALL else view.summary[self.selected].total
         top = max((self._weight(c) for c in counts.values()), default=0)
+        selected = self.selected
+
+        def by_tid(key: tuple[str, str]) -> str | None:
+            return key[1] if selected in (ALL, key[0]) else None
+
+        rates = meter.rates_by(by_tid) if layout.rate and meter.ready else None
+        trends = meter.trends_by(by_tid) if layout.trend else []
+        for gone in [key for key in self.rows if key.value not in counts]:
+            self.remove_row(gone)
         for tid, by_type in counts.items():
-            values = self._cells(tid, by_type, type_total, top, meter, layout)
+            values = self._cells(tid, by_type, type_total, top, rates, trends, layout)
             if tid not in self.rows:
                 self.add_row(*values.values(), key=tid)
             else:
                 for column, value in values.items():
                     if column != "tid":
                         self.update_cell(tid, column, value, update_width=True)
-        self._sort(counts)
-        self.border_title = f"Tracking ids · {'all types' if self.selected == ALL else self.selected}"
-        self.border_subtitle = "by count" if self.sort_by_count else "by name"
+        self._sort(counts, cursor)
+        self._titles(ranking)
 
-    def _weight(self, by_type: dict[str, int]) -> int:
+    def _titles(self, ranking: Ranking) -> None:
+        """The title names the type and any filter; the subtitle how many ids are shown of how many."""
+        what = "all types" if self.selected == ALL else self.selected
+        self.border_title = f"Tracking ids · {what}" + (f" · /{self.needle}" if self.needle else "")
+        shown, matched = len(ranking.rows), ranking.matched
+        noun = "match" if self.needle else "ids"
+        count = f"{matched:,} {noun}" if shown == matched else f"top {shown} of {matched:,} {noun}"
+        self.border_subtitle = f"{count} · {'by count' if self.sort_by_count else 'by name'}"
+
+    def _weight(self, by_type: Mapping[str, int]) -> int:
         return sum(by_type.values()) if self.selected == ALL else by_type.get(self.selected, 0)
 
     def _cells(
-        self, tid: str, by_type: dict[str, int], type_total: int, top: int, meter: RateMeter[tuple[str, str]], layout: Layout
+        self,
+        tid: str,
+        by_type: Mapping[str, int],
+        type_total: int,
+        top: int,
+        rates: dict[str, float] | None,
+        trends: list[dict[str, float]],
+        layout: Layout,
     ) -> dict[str, Text | str]:
+        name: Text | str = Text(tid, style="dim italic") if tid == OTHER_ID else tid
         if self.selected == ALL:
-            values: dict[str, Text | str] = {"tid": tid, **{t: num(by_type[t]) for t in EVENT_TYPES}, "total": num(sum(by_type.values()), style="bold")}
+            values: dict[str, Text | str] = {"tid": name, **{t: num(by_type[t]) for t in EVENT_TYPES}, "total": num(sum(by_type.values()), style="bold")}
         else:
             count = by_type[self.selected]
-            values = {"tid": tid, "events": num(count), "share": num(share(count, type_total), ".1f", "%")}
+            values = {"tid": name, "events": num(count), "share": num(share(count, type_total), ".1f", "%")}
         if layout.bar:
             values["bar"] = bar(self._weight(by_type) / top if top else 0.0, layout.bar)
-
-        def mine(key: tuple[str, str]) -> bool:
-            return key[1] == tid and self.selected in (ALL, key[0])
-
         if layout.rate:
-            values["rate"] = Text(rate(meter.rate_where(mine)) if meter.ready else "–", justify="right")
+            values["rate"] = Text(rate(rates.get(tid, 0.0)) if rates is not None else "–", justify="right")
         if layout.trend:
-            values["trend"] = trend(meter.trend_where(mine), TREND_WIDTH)
+            values["trend"] = trend([r.get(tid, 0.0) for r in trends], TREND_WIDTH)
         return values
 
     def _rebuild(self, layout: Layout) -> None:
@@ -152,15 +191,13 @@ class TidsTable(DataTable[Text | str]):
         rows = self.ordered_rows
         return str(rows[self.cursor_row].key.value) if 0 <= self.cursor_row < len(rows) else None
 
-    def _sort(self, counts: dict[str, dict[str, int]]) -> None:
+    def _sort(self, counts: Mapping[str, Mapping[str, int]], cursor_key: str | None) -> None:
         """Order by count (descending) or by name; keep the cursor on the row it was on."""
 
         def order(tid: str) -> tuple[int, str]:
             return (-self._weight(counts.get(tid, {})), tid) if self.sort_by_count else (0, tid)
 
         current = [str(row.key.value) for row in self.ordered_rows]
-        cursor_key = self._cursor_key_after or self._cursor_key()
-        self._cursor_key_after = None
         if current != sorted(current, key=order):
             self.sort("tid", key=lambda tid: order(str(tid)))
         if cursor_key is not None and cursor_key in self.rows:

@@ -7,10 +7,11 @@ from textual.widgets import DataTable
 
 from tui import EVENT_TYPES
 from tui.components.format import num, rate, share
+from tui.components.ranking import ALL
 from tui.rates import RATE_SPAN_SECONDS, RateMeter
-from tui.window import WindowView, window_label
+from tui.window import WindowView
 
-ALL = "all"  # the "all types" row, and the "all types" view of the tracking-id table
+__all__ = ["ALL", "RATE_LABEL", "TypesTable"]
 RATE_LABEL = f"ev/s {RATE_SPAN_SECONDS:g}s"
 
 
@@ -31,9 +32,18 @@ class TypesTable(DataTable[Text | str]):
             self.update_cell(etype, "events", num(count, style=style), update_width=True)
             self.update_cell(etype, "rate", Text(rate(per_second) if meter.ready else "–", justify="right", style=style), update_width=True)
             self.update_cell(etype, "share", num(share(count, total), ".1f", "%", style=style), update_width=True)
-        self.border_subtitle = window_label(view.window_minutes, view.bucket_seconds)
+        self.border_subtitle = incomplete_label(view) or view.label
 
     @property
     def content_width(self) -> int:
         """Columns the table needs, borders included: the left column is sized to this."""
         return sum(column.get_render_width(self) for column in self.columns.values()) + 2  # the borders
+
+
+def incomplete_label(view: WindowView) -> Text | None:
+    """In red, instead of the window's label, while part of the window could not be read: the
+    counts are then low, and the user must see it and be able to ask why."""
+    if not view.incomplete:
+        return None
+    gaps = len(view.incomplete)
+    return Text(f"incomplete: {gaps} gap{'s' if gaps != 1 else ''} — press i", style="bold white on red")

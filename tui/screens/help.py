@@ -11,14 +11,17 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-from tui.window import window_label
+from tui.components.ranking import TOP_N
+from tui.window import OTHER_ID
 
 
-def help_text(window_minutes: float, bucket_seconds: int) -> str:
-    """help.md with the current window and bucket filled in."""
+def help_text(label: str, window_minutes: float, bucket_seconds: int) -> str:
+    """help.md with the current window (``label``: the view's, with its true ±) and bucket filled in."""
     text = files("tui.screens").joinpath("help.md").read_text(encoding="utf-8")
     values = {
-        "window": window_label(window_minutes, bucket_seconds),
+        "window": label,
+        "top": str(TOP_N),
+        "other": OTHER_ID,
         "minutes": f"{window_minutes:g}",
         "bucket": str(bucket_seconds),
         "full_buckets": str(int(window_minutes * 60) // bucket_seconds),
@@ -33,9 +36,9 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "close")]
 
-    def __init__(self, window_minutes: float, bucket_seconds: int) -> None:
+    def __init__(self, label: str, window_minutes: float, bucket_seconds: int) -> None:
         super().__init__()
-        self.text = help_text(window_minutes, bucket_seconds)
+        self.text = help_text(label, window_minutes, bucket_seconds)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
