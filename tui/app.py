@@ -10,6 +10,8 @@ refresh, so the cursor and scroll stay where the user left them.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable, Iterable
 from math import ceil
 from pathlib import Path
@@ -44,11 +46,15 @@ from tui.settings import SettingsError, save_settings
 from tui.shutdown import describe_crash
 from tui.store import Store, StoreUnavailable
 from tui.watch import StoreWatch
-from tui.window import bucket_of, window_label
+from tui.window import WindowView, bucket_of, window_label
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 #: Textual's own palette entry that opens its key panel; ours ("Help") already lists every key.
 TEXTUAL_KEYS_COMMAND = "Keys"
+#: A by-id read of the window slower than this is not repeated every refresh (see _read_window) ...
+BY_ID_FAST_SECONDS = 0.1
+#: ... but only as often as keeps such reads to this share of the time (a second every 20 s).
+BY_ID_SHARE = 0.05
 
 
 class Refreshed(Message):
@@ -109,6 +115,7 @@ class EventDashApp(App[int]):
         settings_path: Path | None = None,
         live: bool = True,
         duration: float | None = None,
+        by_id_fast_seconds: float = BY_ID_FAST_SECONDS,
     ) -> None:
         super().__init__()
         self.engine = engine
@@ -122,6 +129,11 @@ class EventDashApp(App[int]):
         self._watch = StoreWatch()
         #: One line naming an unexpected failure inside the dashboard (None while it works).
         self.failure: str | None = None
+        #: The last by-id read of the window and when it was read (wall time); see _read_window.
+        self._by_id: tuple[WindowView, float] | None = None
+        self._by_id_due = 0.0
+        self._ids_kept = False  # the last refresh kept the counts by id of an earlier one
+        self.by_id_fast_seconds = by_id_fast_seconds
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -200,13 +212,39 @@ class EventDashApp(App[int]):
         health = self.store.health()
         view, recent, error, ranking = None, None, None, None
         try:
-            view = self.engine.refresh(series=True)
+            view = self._read_window()
             recent = self._read_recent(view.as_of, view.bucket_seconds)
         except StoreUnavailable as exc:
             error = str(exc)
         if view is not None:  # the top ids, ranked here rather than on the UI thread
             ranking = rank(view, self._tids.selected, self._tids.needle, self.configured_ids)
         return Snapshot(self.clock.time(), view, recent, self.engine.status(), health, error, ranking)
+
+    def _read_window(self) -> WindowView:
+        """The window by id, and its per-bucket series. Reading by id grows with the ids in the
+        window (about a second at 100,000); the series does not. So when a by-id read is slow, it
+        is repeated only once it would take at most :data:`BY_ID_SHARE` of the time, and the
+        refreshes in between read the series alone and keep the last counts by id (their time is
+        on the tracking-id table). Below ``by_id_fast_seconds`` every refresh reads both."""
+        now = self.clock.monotonic()
+        if self._by_id is None or now >= self._by_id_due or self._by_id[0].window_seconds != self.engine.settings.window_seconds:
+            started = time.perf_counter()
+            full = self.engine.refresh(series=True)
+            took = time.perf_counter() - started
+            self._by_id = (full, self.clock.time())
+            self._by_id_due = now + (took / BY_ID_SHARE if took > self.by_id_fast_seconds else 0.0)
+            self._ids_kept = False
+            return full
+        self._ids_kept = True
+        cached, _ = self._by_id
+        fresh = self.engine.read_view(series=True, ids=False)
+        gaps = tuple(sorted(set(cached.incomplete) | set(fresh.incomplete), key=lambda g: (g.first, g.why)))
+        return dataclasses.replace(cached, as_of=fresh.as_of, buckets=fresh.buckets, series=fresh.series, incomplete=gaps)
+
+    @property
+    def ids_as_of(self) -> float | None:
+        """When the counts by id on screen were read, if the last refresh kept them."""
+        return self._by_id[1] if self._by_id is not None and self._ids_kept else None
 
     def _read_recent(self, now: float, bucket_seconds: int) -> Recent:
         """Every writer's counts per tracking id in the buckets the rate meter compares: those that
@@ -246,7 +284,9 @@ class EventDashApp(App[int]):
             self.query_one(StorePanel).show(snap, self.engine)
             if snap.view is not None:
                 self.query_one(TypesTable).show(snap.view, self.meter)
-                self.query_one(TidsTable).show(snap.view, self.meter, self.configured_ids, snap.ranking)
+                tids = self.query_one(TidsTable)
+                tids.ids_as_of = self.ids_as_of  # counts by id are read less often at many ids
+                tids.show(snap.view, self.meter, self.configured_ids, snap.ranking)
                 self.query_one(Sparks).show(snap.view, self.meter)
             self.query_one(StatusLine).show(snap)
             self._size_columns()

@@ -4,6 +4,7 @@ id's events/s and its recent trend. Which ids is decided by :mod:`tui.components
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,8 @@ class TidsTable(DataTable[Text | str]):
         self.needle = ""  # the / filter, as typed
         self.layout_now: Layout | None = None
         self.ranking: Ranking | None = None
+        #: When the counts by id were read, if the dashboard kept an earlier read (many ids).
+        self.ids_as_of: float | None = None
         self._shown: tuple[WindowView, RateMeter[tuple[str, str]], tuple[str, ...]] | None = None
         self._cursor_key_after: str | None = None  # the cursor's row across a rebuild of the columns
 
@@ -149,7 +152,8 @@ class TidsTable(DataTable[Text | str]):
         shown, matched = len(ranking.rows), ranking.matched
         noun = "match" if self.needle else "ids"
         count = f"{matched:,} {noun}" if shown == matched else f"top {shown} of {matched:,} {noun}"
-        self.border_subtitle = f"{count} · {'by count' if self.sort_by_count else 'by name'}"
+        kept = f" · as of {time.strftime('%H:%M:%S', time.gmtime(self.ids_as_of))}" if self.ids_as_of is not None else ""
+        self.border_subtitle = f"{count} · {'by count' if self.sort_by_count else 'by name'}{kept}"
 
     def _weight(self, by_type: Mapping[str, int]) -> int:
         return sum(by_type.values()) if self.selected == ALL else by_type.get(self.selected, 0)
