@@ -31,7 +31,7 @@ from tui.clock import Clock, SystemClock
 from tui.components.filter_input import FilterInput
 from tui.components.format import rate
 from tui.components.header import Header
-from tui.components.ranking import rank
+from tui.components.ranking import Ranking, rank
 from tui.components.snapshot import Recent, Snapshot
 from tui.components.sparklines import Sparks
 from tui.components.status import StatusLine
@@ -133,6 +133,7 @@ class EventDashApp(App[int]):
         self._by_id: tuple[WindowView, float] | None = None
         self._by_id_due = 0.0
         self._ids_kept = False  # the last refresh kept the counts by id of an earlier one
+        self._ranked: tuple[tuple[int, str, str], Ranking] | None = None  # (for which read and view, the ranking)
         self.by_id_fast_seconds = by_id_fast_seconds
 
     # -- layout -------------------------------------------------------------------------------
@@ -213,11 +214,15 @@ class EventDashApp(App[int]):
         view, recent, error, ranking = None, None, None, None
         try:
             view = self._read_window()
-            recent = self._read_recent(view.as_of, view.bucket_seconds)
+            if not self._ids_kept:  # per-id rates read by id too: with the counts, not in between
+                recent = self._read_recent(view.as_of, view.bucket_seconds)
         except StoreUnavailable as exc:
             error = str(exc)
-        if view is not None:  # the top ids, ranked here rather than on the UI thread
-            ranking = rank(view, self._tids.selected, self._tids.needle, self.configured_ids)
+        if view is not None:  # the top ids, ranked here rather than on the UI thread, once per by-id read
+            wanted = (id(self._by_id[0]) if self._by_id else 0, self._tids.selected, self._tids.needle)
+            if self._ranked is None or self._ranked[0] != wanted or not self._ids_kept:
+                self._ranked = (wanted, rank(view, self._tids.selected, self._tids.needle, self.configured_ids))
+            ranking = self._ranked[1]
         return Snapshot(self.clock.time(), view, recent, self.engine.status(), health, error, ranking)
 
     def _read_window(self) -> WindowView:
