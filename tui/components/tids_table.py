@@ -9,9 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.events import Resize
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from tui import EVENT_TYPES
 from tui.components.format import bar, num, rate, share, trend
@@ -141,7 +143,9 @@ class TidsTable(DataTable[Text | str]):
             else:
                 for column, value in values.items():
                     if column != "tid":
-                        self.update_cell(tid, column, value, update_width=True)
+                        # Widening measures every cell of the column: only when this one needs it
+                        # (200 rows each refresh would otherwise re-measure the table on every idle).
+                        self.update_cell(tid, column, value, update_width=_wider(value, self.columns[ColumnKey(column)].content_width))
         self._sort(counts, cursor)
         self._titles(ranking)
 
@@ -208,3 +212,8 @@ class TidsTable(DataTable[Text | str]):
             index = self.get_row_index(cursor_key)
             if index != self.cursor_row:
                 self.move_cursor(row=index, animate=False, scroll=False)
+
+
+def _wider(value: object, width: int) -> bool:
+    """Whether a cell's text is wider than its column is now."""
+    return (value.cell_len if isinstance(value, Text) else cell_len(str(value))) > width
