@@ -29,8 +29,8 @@ T = TypeVar("T")
 
 
 class WriterSink(SpoolSink):
-    """Spool first (the 202 waits for it), then the writer's inbox; not ready while the store is
-    unreachable only in the sense the readiness text says: the spool keeps accepting until full."""
+    """Spool first (the 202 waits for it), then the writer's inbox. While the store is unreachable
+    it stays ready (the spool keeps accepting until it is full) and its readiness text says so."""
 
     def __init__(self, spool: Spool, engine: Engine, clock: Clock) -> None:
         super().__init__(spool, clock, [engine.submit])
