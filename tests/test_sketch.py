@@ -12,6 +12,7 @@ import re
 import struct
 import threading
 from collections.abc import Iterator
+from itertools import pairwise
 
 import datasketches as ds
 import pytest
@@ -131,7 +132,7 @@ def test_eight_writers_of_the_same_visitors_give_one_writers_estimate(client: Cl
                 batch = DistinctBatch(10, LG_K)
                 for tid, vs in visitors.items():
                     part = vs[flush::6]
-                    batch.record(_Ev("user-event", tid, 0, v, None) for v in part if rng.random() < 0.5 or w == flush % 8)
+                    batch.record([_Ev("user-event", tid, 0, v, None) for v in part if rng.random() < 0.5 or w == flush % 8])
                 for (_, series, tid), s in batch.take().items():
                     stored, token = c.gets("d1:0:user-event:7")
                     while True:
@@ -215,7 +216,7 @@ def test_a_value_round_trips(sizes: dict[str, int]) -> None:
 
 
 VALID = [sk.sketch_of(visitors_of(n, n)) for n in (0, 3, 7, 8, 300, 700, 2_000, 60_000)]
-VALID += [sk.union([a, b]) for a, b in zip(VALID, VALID[1:])]
+VALID += [sk.union([a, b]) for a, b in pairwise(VALID)]
 
 
 @st.composite

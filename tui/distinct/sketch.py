@@ -16,7 +16,10 @@ estimators and the error bounds; this module fixes its parameters and keeps its 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
+from itertools import repeat
+from operator import sub
 from typing import NamedTuple
 
 import datasketches as ds
@@ -31,7 +34,7 @@ MIN_LG_K, MAX_LG_K = 8, 16
 #: The error bounds are given at two standard deviations (about 95 %).
 STD_DEVS = 2
 _HLL_4 = ds.tgt_hll_type.HLL_4
-_SIGN = 1 << 63
+_HALF = 1 << 63
 
 
 class CorruptSketch(ValueError):
@@ -56,20 +59,18 @@ def check_lg_k(lg_k: int) -> int:
     return lg_k
 
 
-def item_of(item: str | int) -> str | int:
-    """What DataSketches hashes for ``item``: strings as they are (UTF-8), integers such as the
-    64-bit e-mail hash folded into the signed 64-bit range its ``update`` accepts."""
-    if type(item) is int:
-        return item - (1 << 64) if item >= _SIGN else item
-    return item
-
-
-def sketch_of(items: Iterable[str | int], lg_k: int = DEFAULT_LG_K) -> bytes:
-    """The compact sketch of ``items`` (duplicates count once)."""
+def sketch_of(items: Iterable[str], lg_k: int = DEFAULT_LG_K) -> bytes:
+    """The compact sketch of the strings ``items`` (visitor ids; duplicates count once)."""
     sketch = ds.hll_sketch(lg_k, _HLL_4)
-    update = sketch.update
-    for item in items:
-        update(item_of(item))
+    deque(map(sketch.update, items), maxlen=0)  # the loop runs in C: no Python code per item
+    return bytes(sketch.serialize_compact())
+
+
+def sketch_of_hashes(hashes: Iterable[int], lg_k: int = DEFAULT_LG_K) -> bytes:
+    """The compact sketch of 64-bit hashes in ``[0, 2**64)`` (:func:`tui.ingest.decode.hash_email`),
+    shifted by 2**63 into the signed range DataSketches' ``update(int)`` takes, a bijection."""
+    sketch = ds.hll_sketch(lg_k, _HLL_4)
+    deque(map(sketch.update, map(sub, hashes, repeat(_HALF))), maxlen=0)
     return bytes(sketch.serialize_compact())
 
 

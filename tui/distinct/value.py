@@ -138,7 +138,7 @@ def decode(data: bytes, lg_k: int) -> dict[str, bytes]:
         except UnicodeDecodeError:
             raise CorruptValue(f"id {index} is not UTF-8") from None
         if not (0 < len(raw) <= MAX_ID_BYTES and tracking_id.isprintable() and " " not in tracking_id):
-            raise CorruptValue(f"id {index} {ascii(tracking_id[:40])} is not a tracking id")
+            raise CorruptValue(f"id {index} {tracking_id[:40]!a} is not a tracking id")
         entries[tracking_id] = _entry(data, frame, index)
     return entries
 
