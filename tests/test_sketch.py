@@ -1,0 +1,376 @@
+"""Distinct visitors: HLL sketches (tui.distinct) and the generator's visitors (tui.visitors).
+
+Accuracy is checked at CI sizes against exact recounts, merges through a real memcached with
+``gets``/``cas``, and every stored byte is checked by the strict decoders, fed arbitrary bytes here.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import struct
+import threading
+from collections.abc import Iterator
+from itertools import pairwise
+
+import datasketches as ds
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pymemcache.client.base import Client
+
+from tests.conftest import MemcachedServer
+from tui.clock import FakeClock
+from tui.distinct import hll_format
+from tui.distinct import sketch as sk
+from tui.distinct import value as vl
+from tui.distinct.batch import SIGNUPS, DistinctBatch
+from tui.ingest.decode import Decoder, hash_email
+from tui.visitors import Visitors
+
+LG_K = sk.DEFAULT_LG_K
+NOW = 1_700_000_000.0
+
+
+def content(data: bytes) -> tuple[int, object]:
+    """What a sketch holds, independent of the order a hash table lists its coupons in:
+    (mode, sorted coupons) or (mode, registers and aux entries)."""
+    assert hll_format.problem(data, LG_K) is None
+    mode = data[7]
+    if mode == hll_format.HLL_MODE:
+        end = hll_format.HLL_START + (1 << LG_K) // 2
+        return mode, (data[6], data[hll_format.HLL_START : end], sorted(hll_format._u32s(data[end:])))
+    start = hll_format.LIST_START if mode == hll_format.LIST_MODE else hll_format.SET_START
+    return mode, sorted(hll_format._u32s(data[start:]))
+
+
+def visitors_of(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [f"{rng.getrandbits(128):032x}" for _ in range(n)]
+
+
+# -- accuracy ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("distinct", [100, 10_000])
+def test_a_window_estimate_is_within_the_sketchs_own_error_bound(distinct: int) -> None:
+    """Six blocks that share visitors (sessions cross block edges), united as a window read unites
+    them, against the exact number of distinct visitors, over several seeds."""
+    bound3 = abs(ds.hll_sketch.get_rel_err(True, True, LG_K, 3))
+    errors = []
+    for seed in range(5):
+        visitors = visitors_of(distinct, seed)
+        rng = random.Random(seed)
+        blocks = [[v for v in visitors if rng.random() < 0.4] for _ in range(6)]
+        exact = len({v for block in blocks for v in block})
+        got = sk.estimate([sk.sketch_of(block) for block in blocks])
+        error = abs(got.value - exact) / exact
+        assert error <= bound3, f"seed {seed}: {got.value:.0f} for {exact}, {error:.2%} > {bound3:.2%}"
+        assert got.lower <= got.value <= got.upper
+        errors.append(error)
+    assert sum(errors) / len(errors) <= sk.relative_error_bound() / 2  # the mean is within one standard deviation
+
+
+def test_lg_k_is_checked() -> None:
+    assert sk.check_lg_k(13) == 13
+    for bad in (7, 17, 13.0, True):
+        with pytest.raises(ValueError, match="lg_k"):
+            sk.check_lg_k(bad)  # type: ignore[arg-type]
+
+
+# -- merging through memcached ---------------------------------------------------------------------
+
+
+def cas_merge(client: Client, key: str, delta: dict[str, bytes]) -> vl.Merged:
+    """What a Store v2 writer does: gets, merge, cas (add when missing), until it wins."""
+    for _ in range(1000):
+        stored, token = client.gets(key)
+        merged = vl.merge(stored, delta, LG_K)
+        if stored is None:
+            if client.add(key, merged.value, noreply=False):
+                return merged
+        elif client.cas(key, merged.value, token, noreply=False):
+            return merged
+    raise AssertionError("cas never won")
+
+
+@pytest.fixture
+def client(memcached: MemcachedServer) -> Iterator[Client]:
+    c = Client(("127.0.0.1", memcached.port), connect_timeout=2, timeout=5)
+    yield c
+    c.close()
+
+
+def test_writing_the_same_sketch_twice_changes_nothing(client: Client) -> None:
+    delta = {"INF-small": sk.sketch_of(visitors_of(5, 1)), "INF-set": sk.sketch_of(visitors_of(300, 2)), "INF-big": sk.sketch_of(visitors_of(20_000, 3))}
+    cas_merge(client, "d1:0:user-event:0", delta)
+    once = client.get("d1:0:user-event:0")
+    cas_merge(client, "d1:0:user-event:0", delta)
+    cas_merge(client, "d1:0:user-event:0", delta)
+    twice = client.get("d1:0:user-event:0")
+    first, again = vl.decode(once, LG_K), vl.decode(twice, LG_K)
+    assert first.keys() == again.keys() == delta.keys()
+    for tid in delta:
+        assert content(first[tid]) == content(again[tid]), tid
+        assert sk.estimate([first[tid]]) == sk.estimate([again[tid]]), tid
+
+
+def test_eight_writers_of_the_same_visitors_give_one_writers_estimate(client: Client) -> None:
+    """Each of 8 threads (own client, real cas races) sees a random part of the same events of
+    3 ids and merges its per-flush sketches; the result equals one sketch of all the visitors."""
+    tids = ["INF-a", "INF-b", "INF-c"]
+    visitors = {tid: visitors_of(3_000 * (i + 1), i) for i, tid in enumerate(tids)}
+    lost: list[BaseException] = []
+    conflicts = [0]
+
+    def writer(w: int) -> None:
+        rng = random.Random(w)
+        c = Client(("127.0.0.1", client.server[1]), connect_timeout=2, timeout=5)
+        try:
+            for flush in range(6):
+                batch = DistinctBatch(10, LG_K)
+                for tid, vs in visitors.items():
+                    part = vs[flush::6]
+                    batch.record([_Ev("user-event", tid, 0, v, None) for v in part if rng.random() < 0.5 or w == flush % 8])
+                for (_, series, tid), s in batch.take().items():
+                    stored, token = c.gets("d1:0:user-event:7")
+                    while True:
+                        merged = vl.merge(stored, {tid: s}, LG_K)
+                        ok = c.add("d1:0:user-event:7", merged.value, noreply=False) if stored is None else c.cas("d1:0:user-event:7", merged.value, token, noreply=False)
+                        if ok:
+                            break
+                        conflicts[0] += 1
+                        stored, token = c.gets("d1:0:user-event:7")
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            lost.append(error)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not lost
+    stored = vl.decode(client.get("d1:0:user-event:7"), LG_K)
+    for tid, vs in visitors.items():
+        covered = {v for f in range(6) for v in vs[f::6]}
+        one = sk.estimate([sk.union([sk.sketch_of(covered)])])
+        eight = sk.estimate([stored[tid]])
+        assert eight.value == pytest.approx(one.value, rel=1e-9), tid  # the same registers: the same estimate
+        assert abs(eight.value - len(covered)) <= sk.relative_error_bound() * len(covered) * 1.5
+
+
+class _Ev:
+    """A minimal event as the batch reads it."""
+
+    def __init__(self, type: str, tracking_id: str, ts_ms: int, visitor_id: str | None, email_hash: int | None) -> None:
+        self.type, self.tracking_id, self.ts_ms, self.visitor_id, self.email_hash = type, tracking_id, ts_ms, visitor_id, email_hash
+
+
+# -- the batch ---------------------------------------------------------------------------------------
+
+
+def test_a_batch_makes_one_sketch_per_bucket_series_and_id() -> None:
+    batch = DistinctBatch(10, LG_K)
+    batch.record(
+        [
+            _Ev("user-event", "INF-a", 1_000, "v1", None),
+            _Ev("user-event", "INF-a", 2_000, "v1", None),  # the same visitor again: one
+            _Ev("user-event", "INF-a", 11_000, "v1", None),  # next bucket
+            _Ev("signup", "INF-a", 3_000, "v2", 42),
+            _Ev("signup", "INF-a", 4_000, "v3", 42),  # the same e-mail from another visitor
+            _Ev("review", "INF-b", 5_000, None, None),  # no visitor id: nothing
+        ]
+    )
+    taken = batch.take()
+    counts = {key: round(sk.estimate([s]).value) for key, s in taken.items()}
+    assert counts == {(0, "user-event", "INF-a"): 1, (1, "user-event", "INF-a"): 1, (0, "signup", "INF-a"): 2, (0, SIGNUPS, "INF-a"): 1}
+    assert len(batch) == 0 and batch.take() == {}
+
+
+# -- round trips and corrupt bytes -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 100, 767, 768, 769, 5_000, 100_000])
+def test_every_sketch_and_union_we_write_passes_the_strict_check(n: int) -> None:
+    one = sk.sketch_of(visitors_of(n, n))
+    both = sk.union([one, sk.sketch_of(visitors_of(n // 2, -n))])
+    for data in (one, both):
+        assert hll_format.problem(data, LG_K) is None
+        again = bytes(sk.load(data).serialize_compact())
+        assert sk.estimate([again]) == sk.estimate([data])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.from_regex(r"INF-[a-z0-9]{1,20}", fullmatch=True), st.integers(0, 2_000), max_size=20))
+def test_a_value_round_trips(sizes: dict[str, int]) -> None:
+    entries = {tid: sk.sketch_of(visitors_of(n, len(tid))) for tid, n in sizes.items()}
+    data = vl.encode(entries, LG_K)
+    assert len(data) == vl.encoded_size(entries)
+    assert vl.decode(data, LG_K) == entries
+    for tid, s in entries.items():
+        assert vl.find(data, tid, LG_K) == s
+    assert vl.find(data, "INF-absent", LG_K) is None
+
+
+VALID = [sk.sketch_of(visitors_of(n, n)) for n in (0, 3, 7, 8, 300, 700, 2_000, 60_000)]
+VALID += [sk.union([a, b]) for a, b in pairwise(VALID)]
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    """A valid sketch with a few bytes changed, cut or added: what gets past a naive length check."""
+    data = bytearray(draw(st.sampled_from(VALID)))
+    for _ in range(draw(st.integers(1, 4))):
+        what = draw(st.sampled_from(["byte", "word", "cut", "grow"]))
+        if what == "byte" and data:
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+        elif what == "word" and len(data) >= 4:
+            at = draw(st.integers(0, len(data) - 4))
+            data[at : at + 4] = draw(st.sampled_from([0, 1, 8, 255, 1 << 26, 1 << 31, (1 << 32) - 1])).to_bytes(4, "little")
+        elif what == "cut":
+            data = data[: draw(st.integers(0, len(data)))]
+        else:
+            data += draw(st.binary(min_size=1, max_size=16))
+    return bytes(data)
+
+
+def _use(data: bytes) -> None:
+    """Everything a reader or writer does with stored sketch bytes; only CorruptSketch may come out."""
+    try:
+        loaded = sk.load(data)
+    except sk.CorruptSketch as error:
+        assert str(error)
+        return
+    assert loaded.get_estimate() >= 0
+    sk.union([data, data, VALID[4]])
+    sk.estimate([data, VALID[6]])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.binary(max_size=64), st.binary(min_size=4136, max_size=4200), mutated()))
+def test_corrupt_sketch_bytes_are_refused_and_never_crash(data: bytes) -> None:
+    _use(data)
+
+
+def test_inputs_that_crash_the_raw_decoder_are_refused() -> None:
+    """Each of these, given straight to ``hll_sketch.deserialize`` (datasketches 5.2.0), was seen to
+    crash or corrupt the process (run alone in a subprocess): a segfault (exit 139), or a heap
+    overflow that returned a wrong sketch once and aborted with "corrupted size vs. prev_size" in
+    another run. The check refuses each with a reason, before DataSketches sees it."""
+    hll_head = bytes([10, 1, 7, 13, 0, 8, 0, 0x0A]) + struct.pack("<3d", 1.0, 8192.0, 0.0) + struct.pack("<2I", 8192, 1)
+    crashers = {
+        "segfault: HLL_8 mode byte with an aux entry": hll_head + bytes(8192) + struct.pack("<I", (20 << 26) | 5),
+        "heap overflow: 48 coupons in an 8-slot list": bytes.fromhex("0201070d03083000") + bytes(4 * 48),
+        "heap overflow: 255 coupons in an 8-slot list": bytes.fromhex("0201070d0308ff00") + bytes(4 * 255),
+        "accepted as lg_k 0": bytes.fromhex("0201070003080100") + struct.pack("<I", (1 << 26) | 3),
+    }
+    for name, data in crashers.items():
+        reason = hll_format.problem(data, LG_K)
+        assert reason, name
+        with pytest.raises(sk.CorruptSketch, match=re.escape(reason)):
+            sk.load(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=200), st.builds(lambda d, cut: d[:cut], st.just(vl.encode({"INF-a": VALID[3], "INF-b": VALID[5]}, LG_K)), st.integers(0, 4000))))
+def test_corrupt_values_are_reported_and_repaired_never_a_crash(data: bytes) -> None:
+    found = vl.collect({"k": data}, "INF-a", LG_K)
+    assert len(found.sketches) + len(found.corrupt) + len(found.spilled) <= 1
+    merged = vl.merge(data, {"INF-a": VALID[2]}, LG_K)
+    repaired = vl.decode(merged.value, LG_K)
+    assert "INF-a" in repaired
+    if merged.problems:
+        assert all(p for p in merged.problems)
+
+
+def test_a_corrupt_entry_is_named_and_replaced_by_the_delta() -> None:
+    value = vl.encode({"INF-a": b"\x02\x01\x07\x0d\x03\x08\x09\x00" + bytes(36), "INF-b": VALID[3]}, LG_K)
+    found = vl.collect({"k": value}, "INF-a", LG_K)
+    assert not found.sketches and "list of 9 coupons" in found.corrupt["k"]
+    merged = vl.merge(value, {"INF-a": VALID[2]}, LG_K)
+    assert merged.problems == ["INF-a: stored sketch replaced: list of 9 coupons; a list holds at most 7"]
+    repaired = vl.decode(merged.value, LG_K)
+    assert repaired.keys() == {"INF-a", "INF-b"}
+    assert content(repaired["INF-a"]) == content(VALID[2]) and content(repaired["INF-b"]) == content(VALID[3])
+
+
+# -- size ---------------------------------------------------------------------------------------------
+
+
+def test_a_value_stays_within_its_budget_and_spilled_ids_are_found_in_their_own_keys() -> None:
+    delta = {f"INF-{i:04d}": sk.sketch_of(visitors_of(10 + i * 7, i)) for i in range(300)}
+    merged = vl.merge(None, delta, LG_K, budget=64 * 1024)
+    assert len(merged.value) <= 64 * 1024
+    assert merged.spilled and not merged.problems
+    entries = vl.decode(merged.value, LG_K)
+    for tid, s in delta.items():
+        held = entries[tid]
+        got = merged.spilled[tid] if held == vl.SPILLED else held
+        assert content(got) == content(s)
+    again = vl.merge(merged.value, {tid: delta[tid] for tid in list(merged.spilled)[:3]}, LG_K, budget=64 * 1024)
+    assert set(again.spilled) == set(list(merged.spilled)[:3])  # a spilled id stays in its own key
+    with pytest.raises(vl.ValueTooLarge):
+        vl.merge(None, {f"INF-{i:05d}": VALID[1] for i in range(2_000)}, LG_K, budget=8 * 1024)
+
+
+# -- no PII -----------------------------------------------------------------------------------------
+
+
+def test_no_email_ip_or_visitor_id_reaches_a_stored_value(client: Client) -> None:
+    """Real bodies through the ingest decoder, the batch and cas merges into memcached: no stored
+    byte holds an e-mail, an IP or a visitor id that the events carried."""
+    visitors = Visitors(3, 50, seed=9)
+    rng = random.Random(9)
+    docs, secrets = [], set()
+    for i in range(600):
+        visit = visitors.visit(i % 3)
+        ip = f"103.83.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        doc = {"trackingId": f"INF-{i % 3}", "event": "formsubmit" if i % 4 == 0 else "click", "timestamp": "2023-11-14T22:13:10.000Z",
+               "visitorId": visit.visitor_id, "sessionId": visit.session_id, "geo": {"ip": ip}, "form": {"email": visit.email}}  # fmt: skip
+        docs.append(doc)
+        secrets.update({visit.email, visit.email.split("@")[0], ip, visit.visitor_id, visit.visitor_id.replace("-", "")})
+    decoder = Decoder(FakeClock(NOW), 3600, email_key=b"salt from the settings")
+    events = decoder.decode("\n".join(json.dumps(d) for d in docs).encode(), "application/x-ndjson").events
+    assert len(events) == 600 and sum(e.email_hash is not None for e in events) == 600
+    batch = DistinctBatch(10, LG_K)
+    batch.record(events)
+    for (bucket, series, tid), s in batch.take().items():
+        cas_merge(client, f"d1:{bucket}:{series}:0", {tid: s})
+    keys = [f"d1:{bucket}:{series}:0" for bucket in {e.ts_ms // 10_000 for e in events} for series in ("signup", "user-event", SIGNUPS)]
+    stored = {k: v for k, v in client.get_many(keys).items()}
+    assert stored
+    blob = b"".join(k.encode() + v for k, v in stored.items())
+    for secret in secrets:
+        assert secret.encode() not in blob and secret.upper().encode() not in blob
+
+
+def test_hash_email_is_keyed_and_case_blind() -> None:
+    assert hash_email(" A@Example.com", b"k") == hash_email("a@example.com", b"k") != hash_email("a@example.com", b"other")
+
+
+# -- the generator's visitors ----------------------------------------------------------------------------
+
+
+def test_visitors_are_seeded_make_sessions_and_scale_with_traffic() -> None:
+    a, b = (Visitors(4, 400, seed=3, weights=[8, 4, 2, 1], pool_seconds=60) for _ in range(2))
+    picks = [i % 4 for i in range(40_000)]
+    visits = [a.visit(i) for i in picks]
+    assert visits == [b.visit(i) for i in picks]
+    other = Visitors(4, 400, seed=4, weights=[8, 4, 2, 1], pool_seconds=60)
+    assert [other.visit(i) for i in picks[:50]] != visits[:50]
+    assert a.pool_sizes == (2_560, 1_280, 640, 320)  # sessions in a minute: share × 400/s ÷ 5 × 60
+    assert Visitors(4, 400, weights=[8, 4, 2, 1]).pool_sizes[0] == 153_600  # in an hour, the default
+    per_site = [[v for v, i in zip(visits, picks) if i == site] for site in range(4)]
+    sessions = [len({v.session_id for v in vs}) for vs in per_site]
+    distinct = [len({v.visitor_id for v in vs}) for vs in per_site]
+    for site in range(4):
+        assert 4.0 <= 10_000 / sessions[site] <= 6.0  # about 5 events per session
+        assert distinct[site] < sessions[site] < 10_000  # visitors come back; sessions hold several events
+        assert len({v.email for v in per_site[site]}) == distinct[site]  # one e-mail per visitor
+    assert distinct[3] <= 320 < distinct[0]  # the small site's pool is used up: its visitors come back more
+    assert not {v.visitor_id for v in per_site[0]} & {v.visitor_id for v in per_site[1]}
+    with pytest.raises(ValueError, match="weights"):
+        Visitors(2, 10, weights=[1])
