@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,14 @@ class AnomalySettings:
     season_seconds: int = 86_400
     #: An alert firing this long makes its level the new normal and resolves ("relearned").
     relearn_after_seconds: int = 86_400
+    #: Optional: POST each alert that fires or resolves to this http(s) URL ("" for none).
+    webhook_url: str = ""
+    #: Seconds one webhook request may take before it is abandoned and retried.
+    webhook_timeout_seconds: float = 5.0
+    #: Retries after a failed delivery, with exponential backoff and jitter; then it is given up.
+    webhook_retries: int = 5
+    #: Alerts waiting for delivery, at most; beyond it the oldest is dropped and counted.
+    webhook_queue: int = 1000
 
     def buckets(self, seconds: int, bucket_seconds: int) -> int:
         """``seconds`` as a whole number of buckets, at least one."""
@@ -84,6 +93,24 @@ def _ranged(low: float, high: float, unit: str, whole: bool, low_open: bool = Fa
     return check
 
 
+def _url(value: Any, label: str) -> str:
+    """An http(s) URL with a host, or "" for none; one line, so a header cannot be smuggled in."""
+    if not isinstance(value, str):
+        raise SettingsError(f"{label}: expected a URL string, got {_show(value)}")
+    if value == "":
+        return value
+    if len(value) > 2000 or not value.isprintable() or " " in value:
+        raise SettingsError(f"{label}: {_show(value)} is not a usable URL (printable, no spaces, at most 2000 characters)")
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018  (reading it raises ValueError for a port that is not 0-65535)
+    except ValueError as exc:
+        raise SettingsError(f"{label}: {_show(value)} is not a usable URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"{label}: {_show(value)} must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:9000/hook")
+    return value
+
+
 CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "enabled": _bool,
     "k": _ranged(1.0, 1000.0, "", whole=False, low_open=True),
@@ -96,6 +123,10 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "warmup_seconds": _ranged(0, WEEK, " seconds", whole=True),
     "season_seconds": _ranged(SEASON_SLOTS, 30 * 86_400, " seconds", whole=True),
     "relearn_after_seconds": _ranged(HOUR // 60, 365 * 86_400, " seconds", whole=True),
+    "webhook_url": _url,
+    "webhook_timeout_seconds": _ranged(0.05, 120, " seconds", whole=False),
+    "webhook_retries": _ranged(0, 100, " retries", whole=True),
+    "webhook_queue": _ranged(1, 1_000_000, " alerts", whole=True),
 }
 
 
