@@ -6,9 +6,22 @@ each refresh; :mod:`.webhook` posts what fires and resolves. README "Anomalies" 
 detected and how to read an alert.
 """
 
-from tui.anomaly.alerts import DROP, FIRING, INACTIVE, PENDING, RESOLVED, SPIKE, Alert, SeriesKey
+from tui.anomaly.alerts import (
+    DROP,
+    FIRING,
+    INACTIVE,
+    PENDING,
+    RESOLVED,
+    SPIKE,
+    Alert,
+    SeriesKey,
+)
 from tui.anomaly.detect import Detector
-from tui.anomaly.settings import AnomalySettings, build_anomaly_settings, check_anomaly_settings
+from tui.anomaly.settings import (
+    AnomalySettings,
+    build_anomaly_settings,
+    check_anomaly_settings,
+)
 
 __all__ = [
     "DROP", "FIRING", "INACTIVE", "PENDING", "RESOLVED", "SPIKE",

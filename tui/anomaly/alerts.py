@@ -80,7 +80,7 @@ def _iso(ms: int | None) -> str | None:
 class AlertTrack:
     """One series' alert state. Slotted and mutable: the detector keeps one per series, 100,000s of them."""
 
-    __slots__ = ("state", "direction", "since", "streak", "quiet", "fired_at", "resolved_at", "observed", "expected")
+    __slots__ = ("direction", "expected", "fired_at", "observed", "quiet", "resolved_at", "since", "state", "streak")
 
     def __init__(self) -> None:
         self.state = INACTIVE

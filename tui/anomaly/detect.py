@@ -12,6 +12,9 @@ the shape the store already keeps; the detector judges every series against two 
 * **seasonal**, once a whole season (a day) of the series has been seen: the mean count per bucket
   in the same slot (hour of the day) on previous days, averaged over up to a week. A deviation must
   then hold against both, so a daily rush or a nightly lull that happens every day is not flagged.
+  It learns every bucket as it was, anomalies included (one anomalous hour weighs half on the next
+  day, a seventh after a week): otherwise a change that repeats daily and fired once would be kept
+  out of it and fire every day.
 
 The cost is incremental and sparse. A series costs O(1) per bucket in which it has events (no ring
 of counts, no sort); a series too quiet to drop below its floor is not touched while it has no
@@ -27,7 +30,17 @@ from array import array
 from collections import deque
 from collections.abc import Mapping
 
-from tui.anomaly.alerts import DROP, FIRING, INACTIVE, PENDING, RESOLVED, SPIKE, Alert, AlertTrack, SeriesKey
+from tui.anomaly.alerts import (
+    DROP,
+    FIRING,
+    INACTIVE,
+    PENDING,
+    RESOLVED,
+    SPIKE,
+    Alert,
+    AlertTrack,
+    SeriesKey,
+)
 from tui.anomaly.settings import SEASON_SLOTS, AnomalySettings
 
 #: A full sweep that forgets quiet series runs once per this many buckets.
@@ -42,8 +55,20 @@ class Series(AlertTrack):
     """A series' baseline and alert state. Slotted: a reader may hold 100,000s."""
 
     __slots__ = (
-        "key", "level", "n", "last", "skips", "watched", "pinned",
-        "slot_abs", "slot_sum", "slot_n", "first_slot", "profile", "fire_sum", "fire_n",
+        "fire_n",
+        "fire_sum",
+        "first_slot",
+        "key",
+        "last",
+        "level",
+        "n",
+        "pinned",
+        "profile",
+        "skips",
+        "slot_abs",
+        "slot_n",
+        "slot_sum",
+        "watched",
     )
 
     def __init__(self, key: SeriesKey, bucket: int, slot: int, skips: int, pinned: bool) -> None:
@@ -70,11 +95,11 @@ class Detector:
     def __init__(self, settings: AnomalySettings, bucket_seconds: int) -> None:
         self.settings = settings
         self.bucket_seconds = bucket_seconds
-        buckets = lambda seconds: settings.buckets(seconds, bucket_seconds)  # noqa: E731
+        buckets = lambda seconds: settings.buckets(seconds, bucket_seconds)
         span = buckets(settings.baseline_seconds)
         self._alpha = 2.0 / (span + 1)
         self._cumulative_until = math.ceil(1 / self._alpha)
-        self._warm = buckets(settings.warmup_seconds) if settings.warmup_seconds else 0
+        self._warm = buckets(settings.warmup_seconds) if settings.warmup_seconds else 1  # a first bucket has nothing to be judged by
         self._relearn = buckets(settings.relearn_after_seconds)
         self._slot_seconds = settings.season_seconds // SEASON_SLOTS
         self.series: dict[SeriesKey, Series] = {}
@@ -193,13 +218,12 @@ class Detector:
             state = s.state
         elif state is RESOLVED:
             s.state = state = INACTIVE
-        if state is PENDING or state is FIRING:
-            s.slot_sum += level  # the anomaly is kept out of the baseline
-        else:
+        if state is not PENDING and state is not FIRING:  # an anomaly is kept out of the recent baseline
             n = s.n + 1
             s.n = n
+            level = s.level  # as the step left it: relearning sets it
             s.level = level + (count - level) * (1.0 / n if n < self._cumulative_until else self._alpha)
-            s.slot_sum += count
+        s.slot_sum += count  # the seasonal one learns every day as it was, so a daily change is learned
         s.slot_n += 1
         keep = s.pinned or state is PENDING or state is FIRING or s.level >= floor
         if keep is not s.watched:
@@ -234,13 +258,17 @@ class Detector:
 
     def _fill_zeros(self, s: Series, gap: int) -> None:
         """Apply ``gap`` buckets of zero in closed form: what ``gap`` calls of the update would do."""
-        n = s.n
+        s.level = self._decayed(s.level, s.n, gap)
+        s.n += gap
+
+    def _decayed(self, level: float, n: int, gap: int) -> float:
+        """``level`` after ``gap`` zeros: the cumulative mean's part, then the exponential one."""
         cumulative = min(gap, max(0, self._cumulative_until - 1 - n))
         if cumulative:
-            s.level *= n / (n + cumulative) if n else 0.0
+            level *= n / (n + cumulative) if n else 0.0
         if gap > cumulative:
-            s.level *= (1.0 - self._alpha) ** (gap - cumulative)
-        s.n = n + gap
+            level *= (1.0 - self._alpha) ** (gap - cumulative)
+        return level
 
     def _first_bucket(self, slot: int) -> int:
         return -(-slot * self._slot_seconds // self.bucket_seconds)
@@ -270,10 +298,11 @@ class Detector:
         """Forget (type, id) series whose baseline has decayed below ``id_floor``: memory stays
         bounded by the ids that had traffic in the last hours, not by every id ever seen."""
         floor = self.settings.id_floor
-        decay = 1.0 - self._alpha
+        skips = self._skips
         gone = [
             key for key, s in self.series.items()
-            if not s.watched and s.n >= self._warm and s.level * decay ** (bucket - s.last) < floor
+            if not s.watched and s.n >= self._warm
+            and self._decayed(s.level, s.n, bucket - s.last - (skips - s.skips)) < floor
         ]
         for key in gone:
             del self.series[key]
