@@ -34,7 +34,7 @@ class Sim:
     hours: float = 6.0
     bucket_seconds: int = 10
     #: The compressed day: the diurnal wave's period and the detector's season.
-    season_seconds: int = 7200
+    season_seconds: int = 86_400
     #: Events per bucket of the largest id at the wave's mean; id of rank r gets top / r ** zipf.
     top: float = 2000.0
     zipf: float = 1.0

@@ -6,7 +6,7 @@ the shape the store already keeps; the detector judges every series against two 
 
 * **recent**: an exponentially weighted mean of the series' counts with a span of
   ``baseline_seconds`` (a cumulative mean while it is younger than that). It is robust because the
-  buckets of a pending or firing alert are left out of it, so an anomaly never teaches the
+  buckets of a firing alert are left out of it, so an anomaly never teaches the
   baseline that it is normal; a change that lasts ``relearn_after_seconds`` is taken as the new
   normal and its alert resolves as "relearned";
 * **seasonal**, once a whole season (a day) of the series has been seen: the mean count per bucket
@@ -218,7 +218,7 @@ class Detector:
             state = s.state
         elif state is RESOLVED:
             s.state = state = INACTIVE
-        if state is not PENDING and state is not FIRING:  # an anomaly is kept out of the recent baseline
+        if state is not FIRING:  # a firing anomaly is kept out of the recent baseline
             n = s.n + 1
             s.n = n
             level = s.level  # as the step left it: relearning sets it
