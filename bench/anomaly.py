@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psutil  # noqa: E402
+import psutil
 
-from tests.anomaly_sim import Sim, run  # noqa: E402
-from tui.anomaly.alerts import DROP, FIRING, PENDING, SPIKE, Alert, AlertTrack  # noqa: E402
-from tui.anomaly.detect import Detector  # noqa: E402
-from tui.anomaly.settings import AnomalySettings  # noqa: E402
+from tests.anomaly_sim import Sim, run
+from tui.anomaly.alerts import DROP, FIRING, PENDING, SPIKE, Alert, AlertTrack
+from tui.anomaly.detect import Detector
+from tui.anomaly.settings import AnomalySettings
 
 
 class MedianSeries(AlertTrack):
