@@ -154,7 +154,9 @@ def test_one_server_of_two_down_is_named_and_its_counts_come_back(
     wait_until(lambda: len(single_buckets(a, "half:")) + len(single_buckets(b, "half:")) >= 10, what="10 buckets stored")
     killed = time.monotonic()
     b.stop()
-    each_reports(writers, f"down: {b.address}", killed, OUTAGE_DETECTED_WITHIN, "down server named")
+    # one of two servers is noticed at the first flush that touches one of its keys: a second or so
+    # later than a lone server, whose every flush fails (2.06 s was seen on a loaded CI machine)
+    each_reports(writers, f"down: {b.address}", killed, OUTAGE_DETECTED_WITHIN + 1.0, "down server named")
     for writer in writers:  # the line naming the down server does not name the live one
         assert a.address not in writer.text("stderr").split(f"down: {b.address}")[0].splitlines()[-1]
     time.sleep(1.0)  # an outage of a while (a whole 1 s bucket): a scenario, not a sync
