@@ -1,5 +1,5 @@
 """Issue 10's dashboard goals at 100,000 tracking ids, each against the same at 10 ids in the same
-run: the per-bucket series read (``engine.read_view(series=True, ids=False)``, every refresh) under
+run: the per-bucket series read (``pipeline.reader.read_view(series=True, ids=False)``, every refresh) under
 50 ms, the by-id read of the window (repeated at 5 % of the time when slow), the top-N ranking
 the read worker does, and the dashboard process under 10 % of a core at 100 events/s
 (``--tracking-ids N --zipf 1.1``), all against one real memcached.
@@ -28,8 +28,8 @@ import psutil  # noqa: E402
 
 from tests.conftest import MemcachedServer  # noqa: E402
 from tui.components.ranking import rank  # noqa: E402
-from tui.engine import Engine  # noqa: E402
 from tui.events import EventFactory, generated_ids  # noqa: E402
+from tui.pipeline import Pipeline  # noqa: E402
 from tui.settings import MemcachedSettings, Server, Settings  # noqa: E402
 from tui.store import MemcachedStore  # noqa: E402
 
@@ -42,16 +42,16 @@ UI_SCRIPT = """
 import sys
 sys.path.insert(0, {repo!r})
 from tui.app import EventDashApp
-from tui.engine import Engine
+from tui.pipeline import Pipeline
 from tui.settings import MemcachedSettings, Server, Settings
 from tui.store import MemcachedStore
 settings = Settings(events_per_second=100, generated_ids={ids}, zipf={zipf}, backend="memcached",
                     memcached=MemcachedSettings((Server("127.0.0.1", {port}),), {prefix!r}))
-engine = Engine(settings, MemcachedStore(settings.memcached.servers, {prefix!r}), seed=7)
-app = EventDashApp(engine, duration={seconds})
-engine.start()
+pipeline = Pipeline(settings, MemcachedStore(settings.memcached.servers, {prefix!r}), seed=7)
+app = EventDashApp(pipeline, duration={seconds})
+pipeline.start()
 app.run(headless=True, size=(120, 40))
-engine.stop()
+pipeline.stop()
 """
 
 
@@ -60,28 +60,28 @@ def settings_for(port: int, prefix: str, ids: int) -> Settings:
                     memcached=MemcachedSettings((Server("127.0.0.1", port),), prefix))
 
 
-def prefill(port: int, prefix: str, ids: int) -> Engine:
+def prefill(port: int, prefix: str, ids: int) -> Pipeline:
     """Count PREFILL events over every id (uniform, so all of them are in the window) into the prefix."""
     settings = settings_for(port, prefix, ids)
-    engine = Engine(settings, MemcachedStore(settings.memcached.servers, prefix), generate=False, seed=1)
+    pipeline = Pipeline(settings, MemcachedStore(settings.memcached.servers, prefix), generate=False, seed=1)
     factory = EventFactory(generated_ids(ids), seed=1)
     end_ms = int(time.time() * 1000)
-    engine.ingest(factory.make(end_ms - 60_000 + i * 60_000 // PREFILL) for i in range(PREFILL))
-    assert engine.flush(everything=True), "the prefill was not written"
-    return engine
+    pipeline.writer.ingest(factory.make(end_ms - 60_000 + i * 60_000 // PREFILL) for i in range(PREFILL))
+    assert pipeline.writer.flush(everything=True), "the prefill was not written"
+    return pipeline
 
 
-def timings(engine: Engine, reads: int) -> dict[str, Any]:
+def timings(pipeline: Pipeline, reads: int) -> dict[str, Any]:
     """Milliseconds of the dashboard's two reads: the per-bucket series alone (``ids=False``, every
     refresh) and the whole window by id (repeated at 5 % of the time when slow); and of ranking the
     top ids of a type and of all types."""
     series, full, top, top_all = [], [], [], []
-    view = engine.read_view(series=True)
+    view = pipeline.reader.read_view(series=True)
     for _ in range(reads):
         t0 = time.perf_counter()
-        engine.read_view(series=True, ids=False)
+        pipeline.reader.read_view(series=True, ids=False)
         t1 = time.perf_counter()
-        view = engine.read_view(series=True)
+        view = pipeline.reader.read_view(series=True)
         t2 = time.perf_counter()
         rank(view, "user-event")
         t3 = time.perf_counter()
@@ -115,8 +115,8 @@ def bench_dashboard(port: int, seconds: float = 10.0, reads: int = 20) -> dict[s
     out: dict[str, Any] = {}
     for ids in SIZES:
         prefix = f"dash{ids}:"
-        engine = prefill(port, prefix, ids)
-        figures = timings(engine, reads)
+        pipeline = prefill(port, prefix, ids)
+        figures = timings(pipeline, reads)
         figures["cpu_percent_of_one_core"] = ui_cpu(port, prefix, ids, seconds)
         out[str(ids)] = figures
         print(f"dashboard at {ids:,} ids: {figures}", file=sys.stderr, flush=True)

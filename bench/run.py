@@ -36,15 +36,14 @@ sys.path.insert(0, str(REPO))
 import psutil  # noqa: E402
 from pymemcache.client.base import Client  # noqa: E402
 
+from bench.store_v2 import run as run_store_v2  # noqa: E402
 from tests.conftest import MemcachedServer  # noqa: E402  (the same loopback server the tests use)
 from tui import EVENT_TYPES  # noqa: E402
-from tui.engine import Engine  # noqa: E402
 from tui.events import Event  # noqa: E402
+from tui.pipeline import Pipeline, Reader  # noqa: E402
 from tui.settings import DEFAULT_TRACKING_IDS, MemcachedSettings, Server, Settings  # noqa: E402
 from tui.store import MemcachedStore  # noqa: E402
 from tui.window import BucketCounts, Ledger, cover, merge_into  # noqa: E402
-
-from bench.store_v2 import run as run_store_v2  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,8 @@ def expected_counts(events: list[Event]) -> Counter[tuple[str, str]]:
     return Counter((e.type, e.tracking_id) for e in events)
 
 
-def store_counts(engine: Engine) -> Counter[tuple[str, str]]:
-    view = engine.read_view()
+def store_counts(pipeline: Pipeline) -> Counter[tuple[str, str]]:
+    view = pipeline.reader.read_view()
     return Counter({(t, tid): n for t in EVENT_TYPES for tid, n in view.summary[t].by_tracking_id.items()})
 
 
@@ -118,17 +117,17 @@ def store_counts(engine: Engine) -> Counter[tuple[str, str]]:
 
 def ingest_eventdash(port: int, events: list[Event], prefix: str) -> float:
     """Events/s counted and flushed into memcached by one writer, one flush a second as live."""
-    engine = Engine(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix), generate=False)
+    pipeline = Pipeline(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix), generate=False)
     started = last_flush = time.perf_counter()
     for start in range(0, len(events), 10_000):
-        engine.ingest(events[start : start + 10_000])
+        pipeline.writer.ingest(events[start : start + 10_000])
         if time.perf_counter() - last_flush >= 1.0:
-            assert engine.flush()
+            assert pipeline.writer.flush()
             last_flush = time.perf_counter()
-    assert engine.flush(everything=True)  # as at exit: coarse blocks too
+    assert pipeline.writer.flush(everything=True)  # as at exit: coarse blocks too
     elapsed = time.perf_counter() - started
-    assert store_counts(engine) == expected_counts(events), "eventdash ingest counts are not exact"
-    engine.store.close()
+    assert store_counts(pipeline) == expected_counts(events), "eventdash ingest counts are not exact"
+    pipeline.store.close()
     return len(events) / elapsed
 
 
@@ -239,13 +238,13 @@ def bench_reads(port: int, mode: Mode) -> dict[str, Any]:
     db.execute("CREATE INDEX events_ts ON events (ts)")
     writers = 4  # the bucket values hold one entry per writer, as with four live writers
     for w in range(writers):
-        engine = Engine(settings_for(port, "rd:", 1440), MemcachedStore([Server("127.0.0.1", port)], "rd:"), generate=False)
-        engine.ingest(events[w::writers])
-        assert engine.flush(everything=True)
-        engine.store.close()
+        pipeline = Pipeline(settings_for(port, "rd:", 1440), MemcachedStore([Server("127.0.0.1", port)], "rd:"), generate=False)
+        pipeline.writer.ingest(events[w::writers])
+        assert pipeline.writer.flush(everything=True)
+        pipeline.store.close()
     results: dict[str, Any] = {}
     for minutes in (5, 60, 1440):
-        reader = Engine(settings_for(port, "rd:", minutes), MemcachedStore([Server("127.0.0.1", port)], "rd:"), generate=False)
+        reader = Reader(settings_for(port, "rd:", minutes), MemcachedStore([Server("127.0.0.1", port)], "rd:"))
         view = reader.read_view()
         since = int(view.buckets.start * BUCKET * 1000)
         rows = db.execute("SELECT type, tracking_id, count(*) FROM events WHERE ts >= ? GROUP BY 1, 2", (since,)).fetchall()
@@ -303,7 +302,7 @@ def scale_worker(port: int | None, prefix: str, seconds: float, seed: int, start
     per_loop: BucketCounts = {}
     for e in pool:
         merge_into(per_loop, {e.type: {e.tracking_id: 1}})
-    engine = None if port is None else Engine(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix), generate=False)
+    pipeline = None if port is None else Pipeline(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix), generate=False)
     ledger = Ledger(BUCKET)
     out.put("ready")
     start.wait()
@@ -311,16 +310,16 @@ def scale_worker(port: int | None, prefix: str, seconds: float, seed: int, start
     fed = 0
     while time.perf_counter() - began < seconds:
         for offset in range(0, len(pool), 10_000):
-            if engine is not None:
-                engine.ingest(pool[offset : offset + 10_000])
+            if pipeline is not None:
+                pipeline.writer.ingest(pool[offset : offset + 10_000])
             else:
                 ledger.record(pool[offset : offset + 10_000])
             fed += 10_000
-        if engine is not None and time.perf_counter() - last_flush >= 1.0:
-            assert engine.flush()
+        if pipeline is not None and time.perf_counter() - last_flush >= 1.0:
+            assert pipeline.writer.flush()
             last_flush = time.perf_counter()
-    if engine is not None:
-        assert engine.flush(everything=True)  # as at exit: coarse blocks too
+    if pipeline is not None:
+        assert pipeline.writer.flush(everything=True)  # as at exit: coarse blocks too
     out.put((fed, time.perf_counter() - began, {t: {k: v * fed // len(pool) for k, v in c.items()} for t, c in per_loop.items()}))
 
 
@@ -341,7 +340,7 @@ def scale_run(port: int | None, processes: int, seconds: float, prefix: str) -> 
         expected: BucketCounts = {}
         for _, _, counts in results:
             merge_into(expected, counts)
-        reader = Engine(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix), generate=False)
+        reader = Reader(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix))
         view = reader.read_view()
         assert {t: dict(view.summary[t].by_tracking_id) for t in EVENT_TYPES} == {t: dict(sorted(expected[t].items())) for t in EVENT_TYPES}, "scale-out counts not exact"
         reader.store.close()
@@ -371,16 +370,16 @@ UI_SCRIPT = """
 import sys
 sys.path.insert(0, {repo!r})
 from tui.app import EventDashApp
-from tui.engine import Engine
+from tui.pipeline import Pipeline
 from tui.settings import MemcachedSettings, Server, Settings
 from tui.store import MemcachedStore
 port, seconds = {port}, {seconds}
 settings = Settings(backend="memcached", memcached=MemcachedSettings((Server("127.0.0.1", port),), "ui:"))
-engine = Engine(settings, MemcachedStore(settings.memcached.servers, "ui:"))
-app = EventDashApp(engine, duration=seconds)
-engine.start()
+pipeline = Pipeline(settings, MemcachedStore(settings.memcached.servers, "ui:"))
+app = EventDashApp(pipeline, duration=seconds)
+pipeline.start()
 app.run(headless=True, size=(120, 40))
-engine.stop()
+pipeline.stop()
 """
 
 

@@ -4,7 +4,7 @@ writer memory. Run by ``bench/run.py`` (section ``store_v2``) or alone:
     python bench/store_v2.py [--seconds 60] [--churn 1000]
 
 Each writer process makes Zipf traffic over the same 100,000 ids from its own seed, counts it into
-an Engine (flush once a second, as live) and into a plain Counter, the recount the store must equal.
+a pipeline's writer (flush once a second, as live) and into a plain Counter, the recount the store must equal.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from pymemcache.client.base import Client
 
 from tests.conftest import MemcachedServer, all_keys
 from tui import EVENT_TYPES
-from tui.engine import Engine
 from tui.events import TYPE_WEIGHTS, generated_ids, zipf_cdf
+from tui.pipeline import Pipeline, Reader
 from tui.settings import MemcachedSettings, Server, Settings
 from tui.store import MemcachedStore
 from tui.window import plan_window, window_range
@@ -56,7 +56,7 @@ def writer(port: int, prefix: str, seconds: float, rate: float, seed: int, out: 
     ids = generated_ids(IDS)
     cdf = zipf_cdf(IDS, ZIPF)
     rng = random.Random(seed)
-    engine = Engine(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix), generate=False)
+    pipeline = Pipeline(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix), generate=False)
     own: Counter[tuple[str, str]] = Counter()
     flush_ms: list[float] = []
     began = time.monotonic()
@@ -66,13 +66,13 @@ def writer(port: int, prefix: str, seconds: float, rate: float, seed: int, out: 
         now_ms = int(time.time() * 1000)
         batch = [(TYPES[int(rng.random() * 10)], ids[min(bisect.bisect_right(cdf, rng.random()), IDS - 1)], now_ms, None) for _ in range(max(0, due))]
         made += len(batch)
-        engine.ingest(batch)  # type: ignore[arg-type]
+        pipeline.writer.ingest(batch)  # type: ignore[arg-type]
         own.update((e[0], e[1]) for e in batch)
         started = time.perf_counter()
-        assert engine.flush(), engine.status().store_error
+        assert pipeline.writer.flush(), pipeline.status().store_error
         flush_ms.append((time.perf_counter() - started) * 1000)
         time.sleep(max(0.0, 1.0 - (time.monotonic() - began - elapsed)))
-    assert engine.flush(everything=True)
+    assert pipeline.writer.flush(everything=True)
     out.put((made, time.monotonic() - began, flush_ms, dict(own)))
 
 
@@ -88,7 +88,7 @@ def scale_run(port: int, writers: int, seconds: float, total_rate: float, prefix
     expected: Counter[tuple[str, str]] = Counter()
     for *_, own in results:
         expected.update(own)
-    reader = Engine(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix), generate=False)
+    reader = Reader(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix))
     view = reader.refresh()
     got = Counter({(t, tid): n for t in EVENT_TYPES for tid, n in view.summary[t].by_tracking_id.items()})
     flushes = [ms for _, _, f, _ in results for ms in f]
@@ -110,7 +110,7 @@ def reads(port: int, prefix: str, iterations: int) -> dict[str, Any]:
     """At 100,000 ids, after the scale run on ``prefix``: one id (5 min: its shard's summary key;
     24 h: recomputed from the blocks), a type's published summary, and the full recompute."""
     store = MemcachedStore([Server("127.0.0.1", port)], prefix)
-    reader = Engine(settings_for(port, prefix), store, generate=False)
+    reader = Reader(settings_for(port, prefix), store)
     view = reader.refresh()
     layout = reader.layout()
     tids = list(view.summary["user-event"].by_tracking_id)[:iterations]
@@ -146,14 +146,14 @@ def churn(port: int, writers: int) -> dict[str, Any]:
     rng = random.Random(7)
     started = time.monotonic()
     for _ in range(writers):
-        engine = Engine(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix), generate=False)
+        pipeline = Pipeline(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix), generate=False)
         now_ms = int(time.time() * 1000)
         batch = [(TYPES[int(rng.random() * 10)], ids[int(rng.random() * 100)], now_ms, None) for _ in range(100)]
-        engine.ingest(batch)  # type: ignore[arg-type]
+        pipeline.writer.ingest(batch)  # type: ignore[arg-type]
         expected.update((e[0], e[1]) for e in batch)
-        assert engine.flush(everything=True)
-        engine.store.close()
-    reader = Engine(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix), generate=False)
+        assert pipeline.writer.flush(everything=True)
+        pipeline.store.close()
+    reader = Reader(settings_for(port, prefix), MemcachedStore([Server("127.0.0.1", port)], prefix))
     view = reader.read_view()
     got = Counter({(t, tid): n for t in EVENT_TYPES for tid, n in view.summary[t].by_tracking_id.items()})
     values = {k: v for k, v in all_keys(port).items() if k.startswith(prefix)}

@@ -8,7 +8,6 @@ Update the SVGs after an intended change with ``pytest tests/test_app.py --snaps
 from __future__ import annotations
 
 import math
-
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,12 @@ from tui.app import EventDashApp
 from tui.clock import FakeClock
 from tui.components.ranking import TOP_N
 from tui.components.sparklines import ZeroBasedBars, bucket_columns
-from tui.engine import Engine
+from tui.pipeline import Pipeline
 from tui.screens.help import HelpScreen
 from tui.screens.incomplete import IncompleteScreen
-from tui.window import OTHER_ID
 from tui.settings import MemcachedSettings, Server, Settings
 from tui.store import MemcachedStore, MemoryStore
+from tui.window import OTHER_ID
 
 START = 1_795_435_200.0  # 2026-11-23T08:00:00Z
 IDS = ("INF-yj562hjojbtez", "INF-3gbfcjjdsd6vhvo", "INF-ixpktk3itsk86", "INF-1bi5qk0zocqcz", "INF-8d1ovm2tx0kqe")
@@ -38,13 +37,13 @@ def make_app(history_seconds: int = 290, settings_path: Path | None = None, **op
     ``options`` change the settings (e.g. ``generated_ids``, ``max_tracking_ids``)."""
     clock = FakeClock(START)
     settings = Settings(events_per_second=40, tracking_ids=IDS, backend="memory", **options)
-    engine = Engine(settings, MemoryStore(clock), clock=clock, seed=42, writer_id="writer-a", writer_name="demo-host-4242")
+    pipeline = Pipeline(settings, MemoryStore(clock), clock=clock, seed=42, writer_id="writer-a", writer_name="demo-host-4242")
     for second in range(history_seconds):
         clock.advance(1.0 + (second % 7) * 0.1)  # an uneven history, so the sparklines have shape
-        engine.step()
-    engine.flush()
+        pipeline.step()
+    pipeline.writer.flush()
     # by-id reads are never deferred here, however slow a loaded machine makes them: snapshots stay exact
-    return EventDashApp(engine, clock=clock, live=False, settings_path=settings_path, by_id_fast_seconds=math.inf)
+    return EventDashApp(pipeline, clock=clock, live=False, settings_path=settings_path, by_id_fast_seconds=math.inf)
 
 
 async def shown(pilot) -> None:  # type: ignore[no-untyped-def]
@@ -56,8 +55,8 @@ def run_for(app: EventDashApp, seconds: int) -> None:
     """Generate, flush and refresh once a second for ``seconds`` on the frozen clock."""
     for _ in range(seconds):
         app.clock.advance(1.0)  # type: ignore[attr-defined]
-        app.engine.step()
-        app.engine.flush()
+        app.pipeline.step()
+        app.pipeline.writer.flush()
         app.refresh_now()
 
 
@@ -85,10 +84,10 @@ async def test_plus_and_minus_change_the_generators_rate() -> None:
     async with app.run_test() as pilot:
         await shown(pilot)
         await pilot.press("plus")
-        assert app.engine.settings.events_per_second == 80
-        assert app.engine._pacer.rate == 80
+        assert app.pipeline.settings.events_per_second == 80
+        assert app.pipeline.generator._pacer.rate == 80
         await pilot.press("minus", "minus")
-        assert app.engine.settings.events_per_second == 20
+        assert app.pipeline.settings.events_per_second == 20
 
 
 async def test_a_rate_out_of_range_is_refused_with_a_notice_not_a_crash() -> None:
@@ -96,7 +95,7 @@ async def test_a_rate_out_of_range_is_refused_with_a_notice_not_a_crash() -> Non
     async with app.run_test() as pilot:
         for _ in range(15):  # 40 * 2**15 is over the 200,000 events/s limit
             await pilot.press("plus")
-        assert app.engine.settings.events_per_second == 40 * 2**12
+        assert app.pipeline.settings.events_per_second == 40 * 2**12
         assert any("at most 200,000" in n.message for n in app._notifications)
 
 
@@ -106,7 +105,7 @@ async def test_window_keys_change_the_window_of_the_summary_at_once() -> None:
         await shown(pilot)
         before = int(cell(app, "types", "all", "events").replace(",", ""))
         await pilot.press("left_square_bracket")
-        assert app.engine.settings.window_minutes == 4
+        assert app.pipeline.settings.window_minutes == 4
         assert app.last is not None and app.last.view is not None
         assert app.last.view.window_seconds == 240
         after = int(cell(app, "types", "all", "events").replace(",", ""))
@@ -115,7 +114,7 @@ async def test_window_keys_change_the_window_of_the_summary_at_once() -> None:
         assert app.last.view.window_seconds == 360
         for _ in range(6):
             await pilot.press("left_square_bracket")
-        assert app.engine.settings.window_minutes == 1  # 0 is refused
+        assert app.pipeline.settings.window_minutes == 1  # 0 is refused
         assert any("must be more than 0 minutes" in n.message for n in app._notifications)
 
 
@@ -124,30 +123,30 @@ async def test_space_pauses_generation_and_resumes_it() -> None:
     clock: FakeClock = app.clock  # type: ignore[assignment]
     async with app.run_test() as pilot:
         await pilot.press("space")
-        generated = app.engine.status().generated
+        generated = app.pipeline.status().generated
         clock.advance(5)
-        app.engine.step()
-        assert app.engine.status().generated == generated
-        assert app.engine.paused
+        app.pipeline.step()
+        assert app.pipeline.status().generated == generated
+        assert app.pipeline.paused
         await pilot.press("p")
         clock.advance(5)
-        app.engine.step()
-        assert app.engine.status().generated == generated + 200
+        app.pipeline.step()
+        assert app.pipeline.status().generated == generated + 200
 
 
 async def test_quit_stops_the_generator_flushes_everything_and_exits_zero() -> None:
     app = make_app(10)
     clock: FakeClock = app.clock  # type: ignore[assignment]
     clock.advance(3)
-    app.engine.step()  # counted, not yet flushed
-    generated = app.engine.status().generated
+    app.pipeline.step()  # counted, not yet flushed
+    generated = app.pipeline.status().generated
     async with app.run_test() as pilot:
         await pilot.press("q")
         await app.workers.wait_for_complete()
         await pilot.pause()
     assert app.return_code == 0
-    assert app.engine.paused
-    assert app.engine.read_view().total == generated
+    assert app.pipeline.paused
+    assert app.pipeline.reader.read_view().total == generated
 
 
 async def test_type_selection_follows_the_key_and_the_type_table() -> None:
@@ -176,8 +175,8 @@ async def test_refresh_updates_cells_in_place_and_keeps_the_cursor() -> None:
         await pilot.press("down", "down")
         key = tids.ordered_rows[tids.cursor_row].key
         app.clock.advance(20)  # type: ignore[attr-defined]
-        app.engine.step()
-        app.engine.flush()
+        app.pipeline.step()
+        app.pipeline.writer.flush()
         await shown(pilot)
         assert tids.row_count == len(IDS)
         assert tids.ordered_rows[tids.cursor_row].key == key
@@ -489,7 +488,7 @@ async def test_other_is_a_distinct_row_and_the_status_line_says_why() -> None:
         assert OTHER_ID in row_ids(tids)
         name = tids.get_cell(OTHER_ID, "tid")
         assert "dim" in str(name.style) and "italic" in str(name.style)  # type: ignore[union-attr]
-        other = app.engine.status().other_events
+        other = app.pipeline.status().other_events
         assert other > 0
         assert f"{other:,} events under (other): more than max_tracking_ids ids" in str(app.query_one("#status").render())
 
@@ -577,8 +576,8 @@ def test_snapshot_backend_down_header(snap_compare) -> None:  # type: ignore[no-
     clock = FakeClock(START)
     down = Server("127.0.0.1", 1)  # nothing listens on port 1 of loopback: refused at once
     settings = Settings(tracking_ids=IDS, backend="memcached", memcached=MemcachedSettings((down,)))
-    engine = Engine(settings, MemcachedStore([down], "x:"), clock=clock, seed=1, writer_id="writer-b", writer_name="writer-b")
-    assert snap_compare(EventDashApp(engine, clock=clock, live=False), terminal_size=(100, 30), run_before=_ready)
+    pipeline = Pipeline(settings, MemcachedStore([down], "x:"), clock=clock, seed=1, writer_id="writer-b", writer_name="writer-b")
+    assert snap_compare(EventDashApp(pipeline, clock=clock, live=False), terminal_size=(100, 30), run_before=_ready)
 
 
 def test_snapshot_filter_in_use_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
@@ -600,13 +599,13 @@ async def test_slow_by_id_reads_are_deferred_while_the_series_stays_live() -> No
     only as often as keeps it to 5 % of the time, and refreshes the series every time."""
     app = make_app(60)
     app.by_id_fast_seconds = 0.0  # every by-id read counts as slow
-    engine, clock = app.engine, app.clock
+    pipeline, clock = app.pipeline, app.clock
     async with app.run_test(size=(120, 40)) as pilot:
         await shown(pilot)
         before = app.last.view.summary["signup"].total
         now_ms = int(clock.time() * 1000)
-        engine.ingest([("signup", IDS[0], now_ms)] * 50)  # new events, the clock frozen
-        engine.flush()
+        pipeline.writer.ingest([("signup", IDS[0], now_ms)] * 50)  # new events, the clock frozen
+        pipeline.writer.flush()
         await shown(pilot)
         view = app.last.view
         assert view.summary["signup"].total == before  # the counts by id kept from the last by-id read

@@ -19,8 +19,8 @@ from tests.conftest import MemcachedServer, free_port
 from tests.oracle import read_log, recount, rows
 from tests.proc import REPO, Eventdash
 from tui.clock import FakeClock
-from tui.engine import MAX_BATCH, Engine
 from tui.headless import BehindWatch
+from tui.pipeline import MAX_BATCH, Pipeline
 from tui.settings import Settings
 from tui.store import MemoryStore
 
@@ -122,33 +122,33 @@ def test_every_stop_signal_flushes_every_count_and_the_whole_log(signum: int, tm
 
 def test_the_engine_says_it_is_behind_when_more_is_due_than_it_can_make() -> None:
     clock = FakeClock()
-    engine = Engine(Settings(events_per_second=200_000, backend="memory"), MemoryStore(clock), clock=clock, seed=1)
-    engine.step()
-    assert engine.status().behind is False
+    pipeline = Pipeline(Settings(events_per_second=200_000, backend="memory"), MemoryStore(clock), clock=clock, seed=1)
+    pipeline.step()
+    assert pipeline.status().behind is False
     clock.advance(1.0)  # 200,000 due at once; one step makes MAX_BATCH
-    engine.step()
-    status = engine.status()
+    pipeline.step()
+    status = pipeline.status()
     assert status.behind is True and status.generated == MAX_BATCH
-    assert engine.stop(at=clock.monotonic()) is True
-    assert engine.missed_events == 200_000 - MAX_BATCH
+    assert pipeline.stop(at=clock.monotonic()) is True
+    assert pipeline.missed_events == 200_000 - MAX_BATCH
 
 
 def test_the_behind_notice_names_both_rates_once_and_says_when_it_caught_up() -> None:
     clock = FakeClock()
-    engine = Engine(Settings(events_per_second=20_000, backend="memory"), MemoryStore(clock), clock=clock, seed=1)
+    pipeline = Pipeline(Settings(events_per_second=20_000, backend="memory"), MemoryStore(clock), clock=clock, seed=1)
     watch = BehindWatch()
     for _ in range(12):
         clock.advance(0.25)
-        engine.step()  # 5,000 due each time: on time
-    assert watch.observe(engine.status()) is None
+        pipeline.step()  # 5,000 due each time: on time
+    assert watch.observe(pipeline.status()) is None
     clock.advance(3.0)
-    engine.step()  # 60,000 due, 10,000 made
-    text = watch.observe(engine.status())
+    pipeline.step()  # 60,000 due, 10,000 made
+    text = watch.observe(pipeline.status())
     assert text is not None and text.startswith("behind: producing ") and "of the configured 20,000/s" in text
-    assert watch.observe(engine.status()) is None  # said once
+    assert watch.observe(pipeline.status()) is None  # said once
     for _ in range(8):
-        engine.step()  # the backlog is made up
-    assert (watch.observe(engine.status()) or "").startswith("caught up")
+        pipeline.step()  # the backlog is made up
+    assert (watch.observe(pipeline.status()) or "").startswith("caught up")
 
 
 def test_a_dashboard_whose_writer_fails_closes_flushes_and_names_the_failure(tmp_path: Path, memcached: MemcachedServer) -> None:
@@ -180,11 +180,11 @@ def test_an_unexpected_failure_in_the_writer_thread_is_one_line_with_the_traceba
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     failed = threading.Event()
     reasons: list[str] = []
-    engine = Engine(Settings(events_per_second=100, backend="memory"), BrokenStore(), seed=1, flush_interval=0.05)
-    engine.on_fatal = lambda reason: (reasons.append(reason), failed.set())
-    engine.start()
+    pipeline = Pipeline(Settings(events_per_second=100, backend="memory"), BrokenStore(), seed=1, flush_interval=0.05)
+    pipeline.on_fatal = lambda reason: (reasons.append(reason), failed.set())
+    pipeline.start()
     assert failed.wait(10), "the writer thread never reported its failure"
-    engine.stop(flush_timeout=0.1)
+    pipeline.stop(flush_timeout=0.1)
     [reason] = reasons
     assert reason == f"the writer stopped: RuntimeError: boom (details in {crash_log_path()})"
     assert "\n" not in reason
@@ -204,8 +204,8 @@ async def test_a_dashboard_that_fails_inside_names_the_failure_in_one_line_witho
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     clock = FakeClock()
-    engine = Engine(Settings(backend="memory"), BrokenReads(clock), clock=clock, seed=1)
-    app = EventDashApp(engine, clock=clock, live=False)
+    pipeline = Pipeline(Settings(backend="memory"), BrokenReads(clock), clock=clock, seed=1)
+    app = EventDashApp(pipeline, clock=clock, live=False)
     with pytest.raises(RuntimeError, match="bad read"):  # run_test re-raises it for the test
         async with app.run_test() as pilot:
             app.call_later(app.refresh_now)

@@ -1,4 +1,4 @@
-"""The domain never imports the UI: generator, window math, stores, engine and settings work and
+"""The domain never imports the UI: generator, window math, stores, pipeline and settings work and
 are tested without a screen, and the headless mode does not pay for loading Textual.
 
 The contract is declared for import-linter in pyproject.toml (``[tool.importlinter]``); import-linter
@@ -73,7 +73,7 @@ def test_every_module_is_named_by_the_contract_as_domain_ui_or_cli() -> None:
 
 def test_importing_the_domain_and_the_cli_loads_no_textual() -> None:
     code = (
-        "import sys, tui.cli, tui.engine, tui.events, tui.window, tui.settings, tui.store;"
+        "import sys, tui.cli, tui.pipeline, tui.events, tui.window, tui.settings, tui.store;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent)

@@ -18,7 +18,7 @@ from tests.oracle import read_log, recount, rows
 from tests.proc import Eventdash
 from tui import EVENT_TYPES
 from tui.clock import FakeClock
-from tui.engine import Engine
+from tui.pipeline import Pipeline, Reader
 from tui.settings import MemcachedSettings, Settings
 from tui.store import MemcachedStore
 from tui.window import WindowView
@@ -28,7 +28,7 @@ def reader_view(servers: list[MemcachedServer], prefix: str, window_minutes: flo
     settings = Settings(window_minutes=window_minutes, backend="memcached", memcached=MemcachedSettings(tuple(s.server for s in servers), prefix))
     store = MemcachedStore(settings.memcached.servers, prefix)
     try:
-        return Engine(settings, store, generate=False).read_view()
+        return Reader(settings, store).read_view()
     finally:
         store.close()
 
@@ -78,7 +78,7 @@ def test_evictions_are_restored_or_flagged_incomplete_never_silently_low(memcach
         clock = FakeClock(time.time())
         ids = tuple(f"INF-{i:05d}" for i in range(3_000))
         settings = Settings(events_per_second=3_000, tracking_ids=ids, backend="memcached", memcached=MemcachedSettings((server.server,), "ev:"))
-        engine = Engine(settings, MemcachedStore([server.server], "ev:"), clock=clock, seed=5)
+        pipeline = Pipeline(settings, MemcachedStore([server.server], "ev:"), clock=clock, seed=5)
         filler = Client(("127.0.0.1", server.port))
         rng = random.Random(1)
         flagged = exact = 0
@@ -86,13 +86,13 @@ def test_evictions_are_restored_or_flagged_incomplete_never_silently_low(memcach
         while flagged == 0 or exact == 0:  # until a read caught a loss, and one was exact
             assert time.monotonic() < deadline, f"no loss caught: {exact} exact reads, evictions {filler.stats()[b'evictions']}"
             clock.advance(1.0)
-            engine.step()
-            assert engine.flush(), engine.status().store_error
+            pipeline.step()
+            assert pipeline.writer.flush(), pipeline.status().store_error
             # Someone else's data, of the same sizes as ours (so in the same slab classes): 6 MB a
             # second, more than the server holds, so even values read a moment ago are evicted.
             filler.set_many({f"filler:{clock.time()}:{i}": rng.randbytes(rng.randrange(50, 3_000)) for i in range(4_000)}, noreply=False)
-            view = engine.read_view()
-            mine = {t: dict(c) for t, c in engine._ledger.totals().items()}
+            view = pipeline.reader.read_view()
+            mine = {t: dict(c) for t, c in pipeline.writer._ledger.totals().items()}
             got = {t: dict(view.summary[t].by_tracking_id) for t in EVENT_TYPES}
             if view.incomplete:
                 flagged += 1
@@ -104,10 +104,10 @@ def test_evictions_are_restored_or_flagged_incomplete_never_silently_low(memcach
         # puts back what was lost, round after round, until the window reads exact again.
         for _ in range(60):
             clock.advance(6.0)
-            engine.step()
-            assert engine.flush()
-            view = engine.read_view()
-            mine = {t: dict(sorted(c.items())) for t, c in engine._ledger.totals().items()}
+            pipeline.step()
+            assert pipeline.writer.flush()
+            view = pipeline.reader.read_view()
+            mine = {t: dict(sorted(c.items())) for t, c in pipeline.writer._ledger.totals().items()}
             if {t: dict(view.summary[t].by_tracking_id) for t in EVENT_TYPES} == {t: mine.get(t, {}) for t in EVENT_TYPES}:
                 break
         else:
@@ -150,12 +150,12 @@ def test_a_cluster_writer_that_cannot_write_counts_exactly_what_it_holds_back(
     """Every server gone at exit: the figure the CLI prints is exactly the events not confirmed."""
     a, b = memcached_factory(), memcached_factory()
     settings = Settings(tracking_ids=("INF-a", "INF-b", "INF-c"), backend="memcached", memcached=MemcachedSettings((a.server, b.server), "cx:"))
-    engine = Engine(settings, MemcachedStore(settings.memcached.servers, "cx:"), generate=False)  # stop() waits on real time
+    pipeline = Pipeline(settings, MemcachedStore(settings.memcached.servers, "cx:"), generate=False)  # stop() waits on real time
     now_ms = int(time.time() * 1000)
-    engine.ingest([("signup", "INF-a", now_ms, None)] * 50)
-    assert engine.flush(everything=True) and engine.unwritten_events() == 0
+    pipeline.writer.ingest([("signup", "INF-a", now_ms, None)] * 50)
+    assert pipeline.writer.flush(everything=True) and pipeline.writer.unwritten_events() == 0
     a.stop()
     b.stop()
-    engine.ingest([("review", tid, now_ms + i, None) for i, tid in enumerate(("INF-a", "INF-b", "INF-c") * 7)])
-    assert not engine.stop(flush_timeout=0.5)
-    assert engine.unwritten_events() == 21
+    pipeline.writer.ingest([("review", tid, now_ms + i, None) for i, tid in enumerate(("INF-a", "INF-b", "INF-c") * 7)])
+    assert not pipeline.stop(flush_timeout=0.5)
+    assert pipeline.writer.unwritten_events() == 21

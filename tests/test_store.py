@@ -17,7 +17,7 @@ from tests import writer_proc
 from tests.conftest import MemcachedServer, free_port, ttl
 from tui import EVENT_TYPES
 from tui.clock import FakeClock
-from tui.engine import Engine
+from tui.pipeline import Pipeline, Reader
 from tui.settings import MemcachedSettings, Server, Settings
 from tui.store import (
     MemcachedStore,
@@ -112,13 +112,13 @@ def test_summary_keys_are_readable_by_a_plain_client_with_one_get(memcached: Mem
 def test_every_count_key_expires_at_its_block_end_plus_its_levels_retention(memcached: MemcachedServer) -> None:
     settings = Settings(window_minutes=2, bucket_seconds=10, backend="memcached", memcached=MemcachedSettings((memcached.server,), "ttl:"))
     store = MemcachedStore([memcached.server], "ttl:")
-    engine = Engine(settings, store, seed=1, generate=False)
-    engine.ingest([("signup", "INF-a", int(engine.clock.time() * 1000), None)])
-    assert engine.flush(everything=True)  # coarse blocks too, not only their slice of the second
-    engine.publish(engine.read_view())
-    layout = engine.layout()
-    now = engine.clock.time()
-    current = engine.read_view().buckets[-1]
+    pipeline = Pipeline(settings, store, seed=1, generate=False)
+    pipeline.writer.ingest([("signup", "INF-a", int(pipeline.clock.time() * 1000), None)])
+    assert pipeline.writer.flush(everything=True)  # coarse blocks too, not only their slice of the second
+    pipeline.reader.publish(pipeline.reader.read_view())
+    layout = pipeline.prefix.get()
+    now = pipeline.clock.time()
+    current = pipeline.reader.read_view().buckets[-1]
     for span in (1, 6, 60, 360):
         block = (span, current // span)
         left = layout.expires_at(block) - now
@@ -131,11 +131,11 @@ def test_every_count_key_expires_at_its_block_end_plus_its_levels_retention(memc
 def test_only_counts_under_the_prefix_are_written_never_raw_events(memcached: MemcachedServer) -> None:
     settings = Settings(events_per_second=1_000, backend="memcached", memcached=MemcachedSettings((memcached.server,), "pii:"))
     clock = FakeClock(1_700_000_000.0)
-    engine = Engine(settings, MemcachedStore([memcached.server], "pii:"), clock=clock, seed=3)
+    pipeline = Pipeline(settings, MemcachedStore([memcached.server], "pii:"), clock=clock, seed=3)
     clock.advance(2.0)
-    engine.step()
-    assert engine.flush()
-    engine.publish(engine.read_view())
+    pipeline.step()
+    assert pipeline.writer.flush()
+    pipeline.reader.publish(pipeline.reader.read_view())
     stored = memcached.stored()
     assert stored and all(key.startswith("pii:") for key in stored)
     for value in stored.values():
@@ -207,7 +207,7 @@ def test_four_writer_processes_colliding_on_every_flush_give_exact_totals(memcac
     assert failed_adds >= MIN_FAILED_ADDS, "the writers did not race to create keys: the test proves nothing"
 
     settings = writer_proc.settings(memcached.port, "mw:")
-    reader = Engine(settings, MemcachedStore([memcached.server], "mw:"), clock=FakeClock(start + BATCHES + 0.5), generate=False)
+    reader = Reader(settings, MemcachedStore([memcached.server], "mw:"), clock=FakeClock(start + BATCHES + 0.5))
     view = reader.read_view()
     assert {span for span, _ in plan_window(view.buckets, lambda _: True)[0]} >= {1, 6, 60}  # the window spans shared blocks
     reader.publish(view)
@@ -221,21 +221,21 @@ def test_four_writer_processes_colliding_on_every_flush_give_exact_totals(memcac
 
 def test_a_restarted_server_gets_each_writers_buckets_back_once(memcached: MemcachedServer, clock: FakeClock) -> None:
     settings = Settings(events_per_second=100, tracking_ids=("INF-a", "INF-b"), backend="memcached", memcached=MemcachedSettings((memcached.server,), "rs:"))
-    writers = [Engine(settings, MemcachedStore([memcached.server], "rs:"), clock=clock, seed=s) for s in (1, 2)]
+    writers = [Pipeline(settings, MemcachedStore([memcached.server], "rs:"), clock=clock, seed=s) for s in (1, 2)]
     for _ in range(3):
         clock.advance(10.0)
         for writer in writers:
             writer.step()
-            assert writer.flush()
-    before = writers[0].read_view().summary_json()
-    assert writers[0].read_view().total == 2 * 3_000
+            assert writer.writer.flush()
+    before = writers[0].reader.read_view().summary_json()
+    assert writers[0].reader.read_view().total == 2 * 3_000
     memcached.stop()
     memcached.start()
     for writer in writers:
-        assert writer.flush()  # a new generation: each writes back what it holds
-        assert writer.flush()  # and only once
+        assert writer.writer.flush()  # a new generation: each writes back what it holds
+        assert writer.writer.flush()  # and only once
         assert writer.status().restores == 1
-    assert writers[1].read_view().summary_json() == before
+    assert writers[1].reader.read_view().summary_json() == before
 
 
 def test_unreachable_server_is_reported_by_address() -> None:

@@ -20,7 +20,7 @@ from pymemcache.client.base import Client
 from tests.conftest import MemcachedServer, all_keys, ttl
 from tui import EVENT_TYPES
 from tui.clock import FakeClock, SystemClock
-from tui.engine import Engine
+from tui.pipeline import Pipeline, Reader
 from tui.settings import MemcachedSettings, Settings
 from tui.store import MemcachedStore, MemoryStore, Store
 from tui.store.codec import (
@@ -41,27 +41,32 @@ def settings_for(prefix: str = "t:", **changes: object) -> Settings:
     return Settings(tracking_ids=IDS, backend="memory", memcached=MemcachedSettings(key_prefix=prefix), **changes)  # type: ignore[arg-type]
 
 
-def writer(store: Store, clock: FakeClock, seed: int, **changes: object) -> Engine:
-    return Engine(settings_for(**changes), store, clock=clock, seed=seed, writer_id=f"w{seed}")
+def writer(store: Store, clock: FakeClock, seed: int, **changes: object) -> Pipeline:
+    return Pipeline(settings_for(**changes), store, clock=clock, seed=seed, writer_id=f"w{seed}")
 
 
-def run(engines: list[Engine], clock: FakeClock, seconds: int) -> None:
+def reader_of(store: Store, clock: FakeClock, **changes: object) -> Reader:
+    """A reader in a process of its own: it agrees with the prefix's meta key afresh."""
+    return Reader(settings_for(**changes), store, clock=clock)
+
+
+def run(engines: list[Pipeline], clock: FakeClock, seconds: int) -> None:
     for _ in range(seconds):
         clock.advance(1.0)
-        for engine in engines:
-            engine.step()
-            assert engine.flush(), engine.status().store_error
+        for pipeline in engines:
+            pipeline.step()
+            assert pipeline.writer.flush(), pipeline.status().store_error
 
 
-def by_id(engine: Engine) -> dict[str, dict[str, int]]:
-    view = engine.read_view()
+def by_id(pipeline: Pipeline) -> dict[str, dict[str, int]]:
+    view = pipeline.reader.read_view()
     return {t: dict(view.summary[t].by_tracking_id) for t in EVENT_TYPES}
 
 
-def expected(engines: list[Engine]) -> dict[str, dict[str, int]]:
+def expected(engines: list[Pipeline]) -> dict[str, dict[str, int]]:
     total: dict[str, dict[str, int]] = {t: {} for t in EVENT_TYPES}
-    for engine in engines:
-        for etype, counts in engine._ledger.totals().items():
+    for pipeline in engines:
+        for etype, counts in pipeline.writer._ledger.totals().items():
             for tid, n in counts.items():
                 total[etype][tid] = total[etype].get(tid, 0) + n
     return {t: dict(sorted(c.items())) for t, c in total.items()}
@@ -77,13 +82,13 @@ def keys_of(store: Store) -> dict[str, bytes]:
 def test_many_writers_with_rate_and_churn_stay_exact_and_small(store: Store, clock: FakeClock) -> None:
     """200 short-lived writers (a new writer id each) over one window: exact, every value small,
     and a value's writer entries bounded by the writers of its block."""
-    done: list[Engine] = []
+    done: list[Pipeline] = []
     for seed in range(200):
-        engine = writer(store, clock, seed, events_per_second=50)
-        run([engine], clock, 1)
-        assert engine.stop(flush_timeout=1.0)
-        assert engine.unwritten_events() == 0
-        done.append(engine)
+        pipeline = writer(store, clock, seed, events_per_second=50)
+        run([pipeline], clock, 1)
+        assert pipeline.stop(flush_timeout=1.0)
+        assert pipeline.writer.unwritten_events() == 0
+        done.append(pipeline)
     reader = writer(store, clock, 999, events_per_second=1)
     assert by_id(reader) == expected(done)
     sizes = {k: len(v) for k, v in keys_of(store).items()}
@@ -94,7 +99,7 @@ def test_many_writers_with_rate_and_churn_stay_exact_and_small(store: Store, clo
 def test_a_lost_shard_is_reported_then_restored_by_its_writers(store: Store, clock: FakeClock) -> None:
     engines = [writer(store, clock, s, events_per_second=200) for s in (1, 2)]
     run(engines, clock, 12)
-    reader = writer(store, clock, 9, events_per_second=1)
+    reader = reader_of(store, clock)
     layout = reader.layout()
     current = reader.read_view().buckets[-1]
     block: Block = (1, current)
@@ -104,9 +109,9 @@ def test_a_lost_shard_is_reported_then_restored_by_its_writers(store: Store, clo
     view = reader.read_view()
     assert any(victim in gap.why for gap in view.incomplete), view.incomplete  # never silently low
     clock.advance(6.0)  # the writers' periodic verification finds the block lost its entry
-    for engine in engines:
-        engine.step()
-        assert engine.flush()
+    for pipeline in engines:
+        pipeline.step()
+        assert pipeline.writer.flush()
     view = reader.read_view()
     assert {t: dict(view.summary[t].by_tracking_id) for t in EVENT_TYPES} == expected(engines)
     assert all("restored" in gap.why for gap in view.incomplete)  # complete now, and still honest
@@ -122,13 +127,13 @@ def _evict(store: Store, key: str) -> None:
 def test_a_value_that_lost_our_entry_is_restored_without_double_counting(store: Store, clock: FakeClock) -> None:
     engines = [writer(store, clock, s, events_per_second=100) for s in (1, 2)]
     run(engines, clock, 5)
-    layout = engines[0].layout()
+    layout = engines[0].prefix.get()
     for key in [k for k in keys_of(store) if k.startswith(("t:h", "t:s"))]:
         _evict(store, key)  # everything lost, as after an eviction storm
     clock.advance(6.0)
-    for engine in engines:
-        engine.step()
-        assert engine.flush()
+    for pipeline in engines:
+        pipeline.step()
+        assert pipeline.writer.flush()
     assert by_id(engines[0]) == expected(engines)
     assert layout.shards == 64
 
@@ -137,23 +142,23 @@ def test_two_windows_on_one_prefix_never_shorten_each_other_and_only_the_first_p
     short = writer(store, clock, 1, window_minutes=5)
     long = writer(store, clock, 2, window_minutes=60)
     run([short, long], clock, 20)
-    assert short.publish(short.read_view()) is True
-    assert long.publish(long.read_view()) is False  # its window is not the prefix's published one
+    assert short.reader.publish(short.reader.read_view()) is True
+    assert long.reader.publish(long.reader.read_view()) is False  # its window is not the prefix's published one
     published = store.read_summaries(["t:signup"])["t:signup"]
     assert published is not None and published["windowMinutes"] == 5
     # A key's expiry follows its block and level, never a writer's window: both writers agree.
-    assert short.layout() == long.layout()
+    assert short.prefix.get() == long.prefix.get()
     assert short.stop() and long.stop()  # they exit; the data stays for its retention
     clock.advance(30 * 60)  # half an hour later the short window is empty, the long one still exact
-    assert short.read_view().total == 0
-    assert long.read_view().summary_json() == {t: {"totalEventsCaptured": sum(c.values()), "eventsCapturedByTrackingIds": c} for t, c in expected([short, long]).items()}
+    assert short.reader.read_view().total == 0
+    assert long.reader.read_view().summary_json() == {t: {"totalEventsCaptured": sum(c.values()), "eventsCapturedByTrackingIds": c} for t, c in expected([short, long]).items()}
 
 
 def test_a_window_older_than_the_finest_retention_rounds_its_edge_and_says_so(clock: FakeClock) -> None:
     store = MemoryStore(clock, key_prefix="t:")
-    engine = writer(store, clock, 1, events_per_second=2, window_minutes=120)
-    run([engine], clock, 2)
-    view = engine.read_view()
+    pipeline = writer(store, clock, 1, events_per_second=2, window_minutes=120)
+    run([pipeline], clock, 2)
+    view = pipeline.reader.read_view()
     assert view.bound_seconds > view.bucket_seconds  # 2 h window, single buckets kept 1 h
     assert view.label.startswith("last 120 min ±") and view.label != "last 120 min ±10 s"
 
@@ -166,16 +171,16 @@ def test_a_31_day_window_stores_and_reads_with_absolute_expiry(memcached: Memcac
         memcached=MemcachedSettings((memcached.server,), "month:"),
     )
     assert settings.to_raw()["retention_hours"] == hours
-    engine = Engine(settings, MemcachedStore([memcached.server], "month:"), clock=SystemClock(), generate=False)
+    pipeline = Pipeline(settings, MemcachedStore([memcached.server], "month:"), clock=SystemClock(), generate=False)
     now_ms = int(time.time() * 1000)
     old_ms = now_ms - 30 * 86_400_000
-    engine.ingest([("signup", "INF-00001", now_ms, None), ("signup", "INF-00002", old_ms, None), ("review", "INF-00001", old_ms, None)])
-    assert engine.flush()
-    layout = engine.layout()
+    pipeline.writer.ingest([("signup", "INF-00001", now_ms, None), ("signup", "INF-00002", old_ms, None), ("review", "INF-00001", old_ms, None)])
+    assert pipeline.writer.flush()
+    layout = pipeline.prefix.get()
     top: Block = (360, now_ms // 10_000 // 360)
     assert layout.expire(top, time.time()) > RELATIVE_EXPIRY_LIMIT  # sent as an absolute Unix time
     assert ttl(memcached.port, layout.head_key(top)) > 31 * 86_400  # and memcached keeps it
-    view = engine.read_view()
+    view = pipeline.reader.read_view()
     assert view.summary["signup"].by_tracking_id == {"INF-00001": 1, "INF-00002": 1}
     assert view.summary["review"].total == 1
     assert view.window_minutes == 31 * 1440 and view.incomplete == ()
@@ -205,9 +210,9 @@ garbage_json = st.recursive(
 garbage = st.binary(max_size=40) | garbage_json.map(lambda v: json.dumps(v).encode())
 
 
-def key_of_kind(kind: str, engine: Engine) -> str:
-    layout: Layout = engine.layout()
-    view = engine.read_view()
+def key_of_kind(kind: str, pipeline: Pipeline) -> str:
+    layout: Layout = pipeline.prefix.get()
+    view = pipeline.reader.read_view()
     current = view.buckets[-1]
     tid = next(iter(view.summary["user-event"].by_tracking_id))
     return {
@@ -224,13 +229,13 @@ def key_of_kind(kind: str, engine: Engine) -> str:
 def test_corrupt_values_never_crash_are_reported_and_repaired(kind: str, raw: bytes) -> None:
     clock = FakeClock()
     store = MemoryStore(clock, key_prefix="t:")
-    engine = writer(store, clock, 1, events_per_second=100)
-    run([engine], clock, 3)
-    engine.refresh()
-    key = key_of_kind(kind, engine)
+    pipeline = writer(store, clock, 1, events_per_second=100)
+    run([pipeline], clock, 3)
+    pipeline.reader.refresh()
+    key = key_of_kind(kind, pipeline)
     store.set(key, raw, 0)
-    decodes = _decodes(store, engine, key)
-    reader = writer(store, clock, 2, events_per_second=1)  # a new process: it reads the meta afresh
+    decodes = _decodes(store, pipeline, key)
+    reader = reader_of(store, clock)  # a new process: it reads the meta afresh
     view = reader.refresh(series=True)  # no exception: corrupt values are read around
     reports = store.health().corrupt
     if not decodes:
@@ -239,22 +244,22 @@ def test_corrupt_values_never_crash_are_reported_and_repaired(kind: str, raw: by
             assert view.incomplete  # never a silently low number
     for _ in range(7):  # the writer's next flushes and refreshes overwrite what it cannot read
         clock.advance(1.0)
-        engine.step()
-        assert engine.flush()
-        engine.refresh()
-    assert _decodes(store, engine, key)
+        pipeline.step()
+        assert pipeline.writer.flush()
+        pipeline.reader.refresh()
+    assert _decodes(store, pipeline, key)
     final = reader.read_view()
     counts = {t: dict(final.summary[t].by_tracking_id) for t in EVENT_TYPES}
-    assert counts == expected([engine])  # the only writer put back all its counts
+    assert counts == expected([pipeline])  # the only writer put back all its counts
     assert all("restored" in gap.why for gap in final.incomplete)
 
 
-def _decodes(store: Store, engine: Engine, key: str) -> bool:
+def _decodes(store: Store, pipeline: Pipeline, key: str) -> bool:
     raw = store.get_many([key]).get(key)
     if raw is None:
         return True  # absent is not corrupt
-    layout = engine.layout()
-    now_ms = int(engine.clock.time() * 1000)
+    layout = pipeline.prefix.get()
+    now_ms = int(pipeline.clock.time() * 1000)
     try:
         if key == layout.meta_key:
             decode_meta(raw, now_ms, 4096)
@@ -291,21 +296,21 @@ def test_the_shard_decoder_names_why_a_value_is_corrupt(raw: bytes, why: str) ->
 
 
 def test_a_far_future_summary_is_corrupt_not_fresher(store: Store, clock: FakeClock) -> None:
-    engine = writer(store, clock, 1, events_per_second=50)
-    run([engine], clock, 2)
+    pipeline = writer(store, clock, 1, events_per_second=50)
+    run([pipeline], clock, 2)
     future = {"totalEventsCaptured": 1, "eventsCapturedByTrackingIds": {"INF-a": 1}, "windowMinutes": 5, "bucketSeconds": 10,
               "asOf": "x", "asOfMs": 10**15, "incomplete": []}
     store.set("t:signup", json.dumps(future).encode(), 0)
-    engine.refresh()
+    pipeline.reader.refresh()
     assert store.read_summaries(["t:signup"])["t:signup"]["asOfMs"] == int(clock.time() * 1000)  # type: ignore[index]
     assert any("asOfMs" in r for r in store.health().corrupt)
 
 
 def test_one_ids_count_is_one_get_of_its_shard_summary_key(memcached: MemcachedServer, clock: FakeClock) -> None:
     store = MemcachedStore([memcached.server], "t:")
-    engine = writer(store, clock, 1, events_per_second=300)
-    run([engine], clock, 4)
-    view = engine.refresh()
+    pipeline = writer(store, clock, 1, events_per_second=300)
+    run([pipeline], clock, 4)
+    view = pipeline.reader.refresh()
     plain = Client(("127.0.0.1", memcached.port))
     for tid, n in list(view.summary["review"].by_tracking_id.items())[:20]:
         key = f"t:review:s{zlib.crc32(tid.encode()) % 64}"
@@ -315,11 +320,11 @@ def test_one_ids_count_is_one_get_of_its_shard_summary_key(memcached: MemcachedS
 def test_a_writer_that_dies_before_writing_a_coarse_block_whole_is_reported_not_hidden(store: Store, clock: FakeClock) -> None:
     """Coarse blocks are written a slice a second; a writer killed meanwhile leaves a block whose
     head counts more than its shards hold. Readers say so instead of printing the lower number."""
-    engine = writer(store, clock, 1, events_per_second=200)
-    run([engine], clock, 25)  # dies here: no stop(), the last slices of its open blocks never go out
+    pipeline = writer(store, clock, 1, events_per_second=200)
+    run([pipeline], clock, 25)  # dies here: no stop(), the last slices of its open blocks never go out
     clock.advance(60.0)
-    reader = writer(store, clock, 2, events_per_second=1, window_minutes=10)
+    reader = reader_of(store, clock, window_minutes=10)
     view = reader.read_view()
     assert any("not fully written" in gap.why for gap in view.incomplete), view.incomplete
-    survivor = writer(store, clock, 3, events_per_second=1)
-    assert survivor.read_view().total <= engine.status().generated  # low, but said so above
+    survivor = reader_of(store, clock)
+    assert survivor.read_view().total <= pipeline.status().generated  # low, but said so above

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.conftest import MemcachedServer
 from tests.oracle import Row, assert_window_bound, rows
 from tui.clock import FakeClock
-from tui.engine import Engine
+from tui.pipeline import Pipeline
 from tui.settings import Settings
 from tui.store import MemcachedStore, MemoryStore, Store
 from tui.window import Ledger, bucket_of, cover, key_ttl, summarize, window_range
@@ -89,7 +89,7 @@ def test_ids_past_the_cap_count_under_other_and_are_reported() -> None:
 
 
 def run_and_check(store: Store, clock: FakeClock, seed: int, bucket_seconds: int, window_buckets: int, per_bucket: float, steps: list[float]) -> int:
-    """Drive an engine on a fake clock; after every flush, judge its summary against the README's
+    """Drive an pipeline on a fake clock; after every flush, judge its summary against the README's
     bound, recounted from the raw timestamps in its own events log (see ``assert_window_bound``).
 
     ``per_bucket`` is the rate in events per bucket, ``steps`` the clock advances in buckets, so a
@@ -103,16 +103,16 @@ def run_and_check(store: Store, clock: FakeClock, seed: int, bucket_seconds: int
         backend="memory",
     )
     log = io.StringIO()
-    engine = Engine(settings, store, clock=clock, seed=seed, events_log=log)
+    pipeline = Pipeline(settings, store, clock=clock, seed=seed, events_log=log)
     checked = 0
     events: list[Row] = []
     for step in steps:
         clock.advance(step * bucket_seconds)
-        while engine.step() == 0.0:  # a long step makes more than one batch of events
+        while pipeline.step() == 0.0:  # a long step makes more than one batch of events
             pass
-        assert engine.flush()
-        view = engine.read_view()
-        assert engine.read_view(series=True).summary == view.summary  # buckets and blocks agree
+        assert pipeline.writer.flush()
+        view = pipeline.reader.read_view()
+        assert pipeline.reader.read_view(series=True).summary == view.summary  # buckets and blocks agree
         events.extend(rows(json.loads(line) for line in log.getvalue().splitlines()))
         log.seek(0)
         log.truncate()
@@ -185,11 +185,11 @@ def test_every_summary_keeps_the_documented_bound_in_memcached(
 def test_a_long_run_keeps_memory_bounded_by_the_window() -> None:
     clock = FakeClock()
     settings = Settings(events_per_second=200, window_minutes=1, bucket_seconds=10, tracking_ids=("INF-a", "INF-b"), backend="memory")
-    engine = Engine(settings, MemoryStore(clock), clock=clock, seed=1)
+    pipeline = Pipeline(settings, MemoryStore(clock), clock=clock, seed=1)
     for _ in range(60):  # ten minutes, 120,000 events
         clock.advance(10.0)
-        engine.step()
-    engine.flush()
-    assert engine.status().generated == 120_000
-    assert engine._ledger.bucket_count() <= settings.window_buckets + 2
-    assert engine.read_view().total <= 200 * (60 + 10)
+        pipeline.step()
+    pipeline.writer.flush()
+    assert pipeline.status().generated == 120_000
+    assert pipeline.writer._ledger.bucket_count() <= settings.window_buckets + 2
+    assert pipeline.reader.read_view().total <= 200 * (60 + 10)

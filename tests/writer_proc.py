@@ -14,8 +14,8 @@ import json
 import sys
 
 from tui.clock import FakeClock
-from tui.engine import Engine
 from tui.events import EventFactory
+from tui.pipeline import Pipeline
 from tui.settings import MemcachedSettings, Server, Settings
 from tui.store import MemcachedStore
 from tui.window import merge_into
@@ -40,10 +40,10 @@ def settings(port: int, prefix: str) -> Settings:
 def main(port: int, seed: int, batches: int, prefix: str, start: float) -> None:
     config = settings(port, prefix)
     clock = FakeClock(start)
-    engine = Engine(config, MemcachedStore(config.memcached.servers, prefix), clock=clock, seed=seed, generate=False)
+    pipeline = Pipeline(config, MemcachedStore(config.memcached.servers, prefix), clock=clock, seed=seed, generate=False)
     factory = EventFactory(IDS, seed)
-    if not engine.flush():  # connect and read the generation marker before the race starts
-        raise SystemExit(f"first flush failed: {engine.status().store_error}")
+    if not pipeline.writer.flush():  # connect and read the generation marker before the race starts
+        raise SystemExit(f"first flush failed: {pipeline.status().store_error}")
     print("ready", flush=True)
     totals: dict[str, dict[str, int]] = {}
     for _ in range(batches):
@@ -51,11 +51,11 @@ def main(port: int, seed: int, batches: int, prefix: str, start: float) -> None:
         clock.advance(BUCKET_SECONDS)  # a new bucket on every flush: every writer adds the same key
         now_ms = int(clock.time() * 1000)
         batch = [factory.make(now_ms) for _ in range(BATCH)]
-        engine.ingest(batch)
+        pipeline.writer.ingest(batch)
         for event in batch:
             merge_into(totals, {event.type: {event.tracking_id: 1}})
-        if not engine.flush():
-            raise SystemExit(f"flush failed: {engine.status().store_error}")
+        if not pipeline.writer.flush():
+            raise SystemExit(f"flush failed: {pipeline.status().store_error}")
         print("flushed", flush=True)
     print(json.dumps(totals), flush=True)
 

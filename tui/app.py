@@ -1,7 +1,7 @@
-"""The Textual dashboard: the app holds the engine, the keys and the refresh loop; the widgets in
+"""The Textual dashboard: the app holds the pipeline, the keys and the refresh loop; the widgets in
 ``tui.components`` each show their part of a :class:`~tui.components.snapshot.Snapshot`.
 
-The engine's writer thread generates and flushes; a thread worker reads the window and the last
+The pipeline's writer thread generates and flushes; a thread worker reads the window and the last
 few buckets, publishes the summary keys and probes the store once per refresh, then posts an
 immutable snapshot as a message. The UI thread only applies snapshots, so it never waits on
 memcached. Tables are updated cell by cell inside ``batch_update()`` and never cleared on a
@@ -39,7 +39,7 @@ from tui.components.status import StatusLine
 from tui.components.store_panel import StorePanel
 from tui.components.tids_table import TidsTable
 from tui.components.types_table import ALL, TypesTable
-from tui.engine import Engine
+from tui.pipeline import Pipeline
 from tui.rates import RATE_SPAN_SECONDS, RateMeter
 from tui.screens.help import HelpScreen
 from tui.screens.incomplete import IncompleteScreen
@@ -110,7 +110,7 @@ class EventDashApp(App[int]):
 
     def __init__(
         self,
-        engine: Engine,
+        pipeline: Pipeline,
         *,
         clock: Clock | None = None,
         settings_path: Path | None = None,
@@ -119,8 +119,8 @@ class EventDashApp(App[int]):
         by_id_fast_seconds: float = BY_ID_FAST_SECONDS,
     ) -> None:
         super().__init__()
-        self.engine = engine
-        self.store: Store = engine.store
+        self.pipeline = pipeline
+        self.store: Store = pipeline.store
         self.clock = clock or SystemClock()
         self.settings_path = settings_path
         self.live = live
@@ -163,7 +163,7 @@ class EventDashApp(App[int]):
     @property
     def configured_ids(self) -> tuple[str, ...]:
         """Ids listed at zero before their first event: the generator's list, unless it makes its own."""
-        settings = self.engine.settings
+        settings = self.pipeline.settings
         return () if settings.generated_ids else settings.tracking_ids
 
     @property
@@ -174,8 +174,8 @@ class EventDashApp(App[int]):
         self._tids = self.query_one(TidsTable)  # read by the worker thread: selection and filter
         self._fit(self.size.width, self.size.height)
         if self.live:
-            self.set_interval(self.engine.settings.refresh_seconds, self.refresh_data)
-            self.engine.on_store_change = lambda: self.post_message(StoreChanged())  # thread-safe
+            self.set_interval(self.pipeline.settings.refresh_seconds, self.refresh_data)
+            self.pipeline.writer.on_store_change = lambda: self.post_message(StoreChanged())  # thread-safe
             self.refresh_data()
         if self.duration is not None:
             self.set_timer(self.duration, lambda: self.exit(0))
@@ -225,7 +225,7 @@ class EventDashApp(App[int]):
             if self._ranked is None or self._ranked[0] != wanted or not self._ids_kept:
                 self._ranked = (wanted, rank(view, self._tids.selected, self._tids.needle, self.configured_ids))
             ranking = self._ranked[1]
-        return Snapshot(self.clock.time(), view, recent, self.engine.status(), health, error, ranking)
+        return Snapshot(self.clock.time(), view, recent, self.pipeline.status(), health, error, ranking)
 
     def _read_window(self) -> WindowView:
         """The window by id, and its per-bucket series. Reading by id grows with the ids in the
@@ -234,9 +234,9 @@ class EventDashApp(App[int]):
         refreshes in between read the series alone and keep the last counts by id (their time is
         on the tracking-id table). Below ``by_id_fast_seconds`` every refresh reads both."""
         now = self.clock.monotonic()
-        if self._by_id is None or now >= self._by_id_due or self._by_id[0].window_seconds != self.engine.settings.window_seconds:
+        if self._by_id is None or now >= self._by_id_due or self._by_id[0].window_seconds != self.pipeline.settings.window_seconds:
             started = time.perf_counter()
-            full = self.engine.refresh(series=True)
+            full = self.pipeline.reader.refresh(series=True)
             took = time.perf_counter() - started
             self._by_id = (full, self.clock.time())
             self._by_id_due = now + (took / BY_ID_SHARE if took > self.by_id_fast_seconds else 0.0)
@@ -244,7 +244,7 @@ class EventDashApp(App[int]):
             return full
         self._ids_kept = True
         cached, _ = self._by_id
-        fresh = self.engine.read_view(series=True, ids=False)
+        fresh = self.pipeline.reader.read_view(series=True, ids=False)
         gaps = tuple(sorted(set(cached.incomplete) | set(fresh.incomplete), key=lambda g: (g.first, g.why)))
         return dataclasses.replace(cached, as_of=fresh.as_of, buckets=fresh.buckets, series=fresh.series, incomplete=gaps)
 
@@ -258,7 +258,7 @@ class EventDashApp(App[int]):
         cover the last rate span, one spare for a late flush, and the current one."""
         current = bucket_of(int(now * 1000), bucket_seconds)
         buckets = range(current - ceil(RATE_SPAN_SECONDS / bucket_seconds) - 1, current + 1)
-        counts = self.engine.read_buckets(buckets)
+        counts = self.pipeline.reader.read_buckets(buckets)
         return {
             b: {(t, tid): n for t, by_tid in counts.get(b, {}).items() for tid, n in by_tid.items()}
             for b in buckets
@@ -297,7 +297,7 @@ class EventDashApp(App[int]):
             self.notify(notice.text, severity=notice.severity, timeout=8)
         with self.batch_update():
             self.query_one(Header).show(snap)
-            self.query_one(StorePanel).show(snap, self.engine)
+            self.query_one(StorePanel).show(snap, self.pipeline)
             if snap.view is not None:
                 self.query_one(TypesTable).show(snap.view, self.meter)
                 tids = self.query_one(TidsTable)
@@ -312,9 +312,9 @@ class EventDashApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Offer pause or resume, whichever applies, so the footer names what space does now."""
         if action == "pause":
-            return not self.engine.paused
+            return not self.pipeline.paused
         if action == "resume":
-            return self.engine.paused
+            return self.pipeline.paused
         if action == "clear_filter":
             return bool(self._tids.needle)
         if action == "incomplete":
@@ -335,26 +335,26 @@ class EventDashApp(App[int]):
             self.refresh_now()
 
     def action_faster(self) -> None:
-        self._change("Rate", lambda: self.engine.set_rate(self.engine.settings.events_per_second * 2))
+        self._change("Rate", lambda: self.pipeline.set_rate(self.pipeline.settings.events_per_second * 2))
 
     def action_slower(self) -> None:
-        self._change("Rate", lambda: self.engine.set_rate(self.engine.settings.events_per_second / 2))
+        self._change("Rate", lambda: self.pipeline.set_rate(self.pipeline.settings.events_per_second / 2))
 
     def action_wider(self) -> None:
-        self._change("Window", lambda: self.engine.set_window(self.engine.settings.window_minutes + 1))
+        self._change("Window", lambda: self.pipeline.set_window(self.pipeline.settings.window_minutes + 1))
 
     def action_narrower(self) -> None:
-        self._change("Window", lambda: self.engine.set_window(self.engine.settings.window_minutes - 1))
+        self._change("Window", lambda: self.pipeline.set_window(self.pipeline.settings.window_minutes - 1))
 
     def action_pause(self) -> None:
-        self._change("Generator", self.engine.pause)
+        self._change("Generator", self.pipeline.pause)
 
     def action_resume(self) -> None:
-        self._change("Generator", self.engine.resume)
+        self._change("Generator", self.pipeline.resume)
 
     def action_toggle_pause(self) -> None:
         """The palette's single entry for both."""
-        self._change("Generator", self.engine.resume if self.engine.paused else self.engine.pause)
+        self._change("Generator", self.pipeline.resume if self.pipeline.paused else self.pipeline.pause)
 
     def action_next_type(self) -> None:
         choices = (*EVENT_TYPES, ALL)
@@ -414,11 +414,11 @@ class EventDashApp(App[int]):
             self.notify("No settings file to save to", severity="warning")
             return
         try:
-            save_settings(self.engine.settings, self.settings_path)
+            save_settings(self.pipeline.settings, self.settings_path)
         except (SettingsError, OSError) as exc:
             self.notify(str(exc), title="Not saved", severity="error")
             return
-        settings = self.engine.settings
+        settings = self.pipeline.settings
         self.notify(
             f"rate {rate(settings.events_per_second)}/s and window {settings.window_minutes:g} min saved to {self.settings_path}",
             title="Settings saved",
@@ -431,7 +431,7 @@ class EventDashApp(App[int]):
 
     @work(thread=True, exclusive=True, group="quit")
     def _shut_down(self) -> None:
-        flushed = self.engine.stop()
+        flushed = self.pipeline.stop()
         self.call_from_thread(self.exit, 0 if flushed else 1)
 
     def _handle_exception(self, error: Exception) -> None:
@@ -443,7 +443,7 @@ class EventDashApp(App[int]):
         self._exit_renderables.clear()
 
     def action_help(self) -> None:
-        settings = self.engine.settings
+        settings = self.pipeline.settings
         view = self.last.view if self.last is not None else None
         if view is not None and view.window_seconds == settings.window_seconds:
             label = view.label  # the true ±, wider where the old edge rounds to a coarser level

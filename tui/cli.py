@@ -31,10 +31,17 @@ from tui.settings import (
     user_settings_path,
 )
 from tui.shutdown import on_stop_signals, on_thread_failure
-from tui.web import Listen, WebUsageError, add_web_command, dashboard_command, listen_from, serve_web
+from tui.web import (
+    Listen,
+    WebUsageError,
+    add_web_command,
+    dashboard_command,
+    listen_from,
+    serve_web,
+)
 
 if TYPE_CHECKING:
-    from tui.engine import Engine
+    from tui.pipeline import Pipeline
     from tui.service.config import IngestOptions, ServeOptions
     from tui.store import OpenedStore
 
@@ -333,8 +340,8 @@ def _refuse_embedded_reader(command: str, opened: OpenedStore, settings: Setting
 
 def run_headless(settings: Settings, options: RunOptions) -> int:
     """Generate (unless ``--no-generate``), print one JSON line per refresh, flush and print at exit."""
-    from tui.engine import Engine
     from tui.headless import run_headless as run
+    from tui.pipeline import Pipeline
     from tui.store import open_store
 
     opened = open_store(settings, chosen_by=settings.origin_of("backend"))
@@ -342,12 +349,12 @@ def run_headless(settings: Settings, options: RunOptions) -> int:
         opened.store.close()
         return refused
     _err(opened.reason)
-    engine = Engine(
+    pipeline = Pipeline(
         settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate,
         writer_name=options.writer_name,
     )
-    flushed, fatal = run(engine, opened, options.duration)
-    return _finish(engine, options, flushed, fatal)
+    flushed, fatal = run(pipeline, opened, options.duration)
+    return _finish(pipeline, options, flushed, fatal)
 
 
 def run_dashboard(settings: Settings, options: RunOptions) -> int:
@@ -356,48 +363,48 @@ def run_dashboard(settings: Settings, options: RunOptions) -> int:
     A failure in any thread closes the dashboard, flushes what was counted and exits 1 naming it.
     """
     from tui.app import EventDashApp  # Textual is imported only for the dashboard
-    from tui.engine import Engine
+    from tui.pipeline import Pipeline
     from tui.store import StoreUnavailable, open_store
 
     opened = open_store(settings, chosen_by=settings.origin_of("backend"))
     if not options.generate and (refused := _refuse_embedded_reader("--no-generate", opened, settings)) is not None:
         opened.store.close()
         return refused
-    engine = Engine(
+    pipeline = Pipeline(
         settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate,
         writer_name=options.writer_name,
     )
-    app = EventDashApp(engine, settings_path=options.settings_path, duration=options.duration)
+    app = EventDashApp(pipeline, settings_path=options.settings_path, duration=options.duration)
     fatal: list[str] = []
 
     def fail(reason: str) -> None:
         fatal.append(reason)
         app.call_from_thread(app.exit, 1)
 
-    engine.on_fatal = fail
+    pipeline.on_fatal = fail
     on_thread_failure(fail)
     on_stop_signals(lambda _: app.call_later(app.action_quit))  # like q: stop, flush, exit 0
-    engine.start()
+    pipeline.start()
     app.run()
-    flushed = engine.stop()  # also after a crash: what was counted is written
+    flushed = pipeline.stop()  # also after a crash: what was counted is written
     try:
-        engine.refresh()
+        pipeline.reader.refresh()
     except StoreUnavailable:
         pass  # the flush failure is reported below
-    reason = fatal[0] if fatal else (app.failure or engine.fatal)
-    return _finish(engine, options, flushed, reason) or (app.return_code or 0)
+    reason = fatal[0] if fatal else (app.failure or pipeline.fatal)
+    return _finish(pipeline, options, flushed, reason) or (app.return_code or 0)
 
 
-def _finish(engine: Engine, options: RunOptions, flushed: bool, fatal: str | None = None) -> int:
+def _finish(pipeline: Pipeline, options: RunOptions, flushed: bool, fatal: str | None = None) -> int:
     """Close the log and the store; say what failed and how many counts never reached the store."""
     if options.events_log is not None:
         try:
             options.events_log.close()
         except OSError as exc:
             fatal = fatal or f"the events log could not be closed: {exc.strerror or exc}"
-    engine.store.close()
+    pipeline.store.close()
     if fatal is not None:
-        unwritten = engine.unwritten_events()
+        unwritten = pipeline.writer.unwritten_events()
         lost = f"; {unwritten:,} counted events could not be written to the store" if unwritten else "; every counted event was written"
         _err(f"error: {fatal}{lost}")
         return EXIT_RUNTIME
@@ -405,8 +412,8 @@ def _finish(engine: Engine, options: RunOptions, flushed: bool, fatal: str | Non
         return EXIT_OK
     log = " (every event is in the events log)" if options.events_log is not None else ""
     _err(
-        f"the last counts could not be written ({engine.status().store_error}); "
-        f"{engine.unwritten_events():,} counted events are missing from the store{log}"
+        f"the last counts could not be written ({pipeline.status().store_error}); "
+        f"{pipeline.writer.unwritten_events():,} counted events are missing from the store{log}"
     )
     return EXIT_RUNTIME
 
@@ -414,8 +421,8 @@ def _finish(engine: Engine, options: RunOptions, flushed: bool, fatal: str | Non
 def run_summary(settings: Settings, as_json: bool, top: int = SUMMARY_TOP) -> int:
     """``eventdash summary``: read the window once, refresh the summary keys, print. Parts of the
     window that could not be read whole are said on stderr (and in the JSON), never hidden."""
-    from tui.engine import Engine
     from tui.headless import headless_line
+    from tui.pipeline import Reader
     from tui.store import StoreUnavailable, open_store
 
     opened = open_store(settings, chosen_by=settings.origin_of("backend"))
@@ -423,9 +430,8 @@ def run_summary(settings: Settings, as_json: bool, top: int = SUMMARY_TOP) -> in
         opened.store.close()
         return refused
     _err(opened.reason)
-    engine = Engine(settings, opened.store, generate=False)
     try:
-        view = engine.refresh()
+        view = Reader(settings, opened.store).refresh()
     except StoreUnavailable as exc:
         _err(f"error: {exc}")
         return EXIT_RUNTIME

@@ -15,8 +15,8 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from tui.engine import Engine, EngineStatus
 from tui.events import iso_ms
+from tui.pipeline import Pipeline, PipelineStatus
 from tui.settings import Settings
 from tui.shutdown import describe_crash, on_stop_signals, on_thread_failure
 from tui.store import OpenedStore, StoreUnavailable
@@ -27,7 +27,7 @@ from tui.window import WindowView
 def headless_line(
     view: WindowView | None,
     backend: str,
-    status: EngineStatus | None,
+    status: PipelineStatus | None,
     *,
     now: float,
     settings: Settings,
@@ -94,7 +94,7 @@ class BehindWatch:
     def __init__(self) -> None:
         self.behind = False
 
-    def observe(self, status: EngineStatus) -> str | None:
+    def observe(self, status: PipelineStatus) -> str | None:
         if status.behind == self.behind:
             return None
         self.behind = status.behind
@@ -110,12 +110,12 @@ def err(message: str) -> None:
     print(f"eventdash: {message}", file=sys.stderr, flush=True)
 
 
-def run_headless(engine: Engine, opened: OpenedStore, duration: float | None) -> tuple[bool, str | None]:
+def run_headless(pipeline: Pipeline, opened: OpenedStore, duration: float | None) -> tuple[bool, str | None]:
     """Run until ``duration`` ends, a stop signal, stdout closing or a failure; then stop and flush.
 
     Returns (flushed, fatal): whether the store took every count, and why the run failed, if it did.
     """
-    settings = engine.settings
+    settings = pipeline.settings
     wake = threading.Event()  # a signal, a failure, or the writer finding the store lost or back
     stopping = threading.Event()
     fatal: list[str] = []
@@ -128,8 +128,8 @@ def run_headless(engine: Engine, opened: OpenedStore, duration: float | None) ->
         fatal.append(reason)
         stop_now()
 
-    engine.on_store_change = wake.set
-    engine.on_fatal = fail
+    pipeline.writer.on_store_change = wake.set
+    pipeline.on_fatal = fail
     on_stop_signals(stop_now)
     on_thread_failure(fail)
     out = LineWriter(sys.stdout)
@@ -139,11 +139,11 @@ def run_headless(engine: Engine, opened: OpenedStore, duration: float | None) ->
     def report(final: bool = False) -> None:
         view, failure = None, None
         try:
-            view = engine.refresh()
+            view = pipeline.reader.refresh()
         except StoreUnavailable as exc:
             failure = str(exc)
-        status = engine.status()
-        for notice in watch.observe(opened.store.health(), status.store_error or failure, engine.clock.monotonic()):
+        status = pipeline.status()
+        for notice in watch.observe(opened.store.health(), status.store_error or failure, pipeline.clock.monotonic()):
             err(notice.text)
         if not final and (text := behind.observe(status)) is not None:  # stopped is not "caught up"
             err(text)
@@ -153,15 +153,15 @@ def run_headless(engine: Engine, opened: OpenedStore, duration: float | None) ->
                 f"{status.other_events:,} events counted under the id (other): a type had more than "
                 f"max_tracking_ids ({settings.max_tracking_ids:,}) ids in the window, or ids off the allow-list"
             )
-        line = headless_line(view, opened.store.backend, status, now=engine.clock.time(), settings=settings, error=failure, final=final)
+        line = headless_line(view, opened.store.backend, status, now=pipeline.clock.time(), settings=settings, error=failure, final=final)
         if final:
-            line["store"]["unwritten_events"] = engine.unwritten_events()  # every level, after the last flush
+            line["store"]["unwritten_events"] = pipeline.writer.unwritten_events()  # every level, after the last flush
             if status.generating:
-                line["rate"]["missed"] = engine.missed_events  # due by the end but never made: behind
+                line["rate"]["missed"] = pipeline.missed_events  # due by the end but never made: behind
         if not out.write(line):
             stop_now()
 
-    started = engine.start()
+    started = pipeline.start()
     end = started + duration if duration is not None else None
     ticks = 1
     try:
@@ -169,28 +169,28 @@ def run_headless(engine: Engine, opened: OpenedStore, duration: float | None) ->
             deadline = started + ticks * settings.refresh_seconds
             if end is not None:
                 deadline = min(deadline, end)
-            woken = wake.wait(max(0.0, deadline - engine.clock.monotonic()))
+            woken = wake.wait(max(0.0, deadline - pipeline.clock.monotonic()))
             wake.clear()
             if stopping.is_set():
                 end = None  # a signal, a failure or a closed stdout: stop now
                 break
-            if end is not None and engine.clock.monotonic() >= end:
+            if end is not None and pipeline.clock.monotonic() >= end:
                 break
             report()  # on the refresh tick, or at once when the store went away or came back
             if not woken:
                 ticks += 1
     except Exception as exc:  # noqa: BLE001 - the reader failed: stop counting loudly, after the flush below
         fail(describe_crash("the reader", exc))
-    flushed = engine.stop(at=end)
-    if engine.fatal and engine.fatal not in fatal:
-        fatal.append(engine.fatal)
+    flushed = pipeline.stop(at=end)
+    if pipeline.fatal and pipeline.fatal not in fatal:
+        fatal.append(pipeline.fatal)
     try:
         report(final=True)
     except Exception as exc:  # noqa: BLE001 - the counts are flushed; the last line is a courtesy
         fatal.append(describe_crash("the last line", exc))
-    if engine.missed_events and not fatal:
+    if pipeline.missed_events and not fatal:
         err(
-            f"generated {engine.status().generated:,} events, {engine.missed_events:,} fewer than the configured rate "
+            f"generated {pipeline.status().generated:,} events, {pipeline.missed_events:,} fewer than the configured rate "
             "asked for: the generator was behind"
         )
     return flushed, (fatal[0] if fatal else None)

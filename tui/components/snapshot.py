@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tui.components.ranking import Ranking
-from tui.engine import EngineStatus
+from tui.pipeline import PipelineStatus
 from tui.store import Health
 from tui.window import WindowView
 
@@ -21,7 +21,7 @@ class Snapshot:
     now: float
     view: WindowView | None
     recent: Recent | None
-    status: EngineStatus
+    status: PipelineStatus
     health: Health
     read_error: str | None
     #: The tracking-id table's rows for the selection and filter at the time of the read.

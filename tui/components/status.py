@@ -7,7 +7,7 @@ from textual.widgets import Static
 
 from tui.components.format import rate
 from tui.components.snapshot import Snapshot
-from tui.engine import RATE_SAMPLE_SECONDS
+from tui.pipeline.generator import RATE_SAMPLE_SECONDS
 
 
 class StatusLine(Static):

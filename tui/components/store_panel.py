@@ -6,18 +6,18 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui.components.snapshot import Snapshot
-from tui.engine import Engine
+from tui.pipeline import Pipeline
 
 #: Two hints a line: (key, what) pairs.
 HINTS = ((("tab", "next table"), ("s", "sort ids")), (("↑↓", "rows"), ("w", "save settings")), (("^p", "all commands"), None))
 
 
 class StorePanel(Static):
-    def show(self, snap: Snapshot, engine: Engine) -> None:
+    def show(self, snap: Snapshot, pipeline: Pipeline) -> None:
         rows = [("store", "embedded store" if snap.health.backend == "memory" else "memcached")]
         if snap.health.backend == "memcached":
-            rows.append(("prefix", engine.settings.memcached.key_prefix))
-        rows.append(("writer", engine.writer_name if snap.status.generating else "none (read-only)"))
+            rows.append(("prefix", pipeline.settings.memcached.key_prefix))
+        rows.append(("writer", pipeline.writer.writer_name if snap.status.generating else "none (read-only)"))
         if snap.status.restores:
             rows.append(("restores", f"{snap.status.restores}: the store lost its data; buckets written back"))
         text = Text("\n").join(Text.assemble((f"{label:<9}", "bold"), value) for label, value in rows)

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from tui.clock import Clock
-from tui.engine import Engine
 from tui.events import iso_ms
+from tui.pipeline import Reader, Writer
 from tui.service.ports import QueryError, ReadAnswer, ReadUnavailable, SpoolSink
 from tui.service.spool import Position, Spool
 from tui.service.state import StateDir
@@ -32,47 +32,47 @@ class WriterSink(SpoolSink):
     """Spool first (the 202 waits for it), then the writer's inbox. While the store is unreachable
     it stays ready (the spool keeps accepting until it is full) and its readiness text says so."""
 
-    def __init__(self, spool: Spool, engine: Engine, clock: Clock) -> None:
-        super().__init__(spool, clock, [engine.submit])
-        self.engine = engine
+    def __init__(self, spool: Spool, writer: Writer, clock: Clock) -> None:
+        super().__init__(spool, clock, [writer.submit])
+        self.writer = writer
 
     def ready(self) -> tuple[bool, str]:
         ready, why = super().ready()
-        if ready and self.engine.status().store_error is not None:
+        if ready and self.writer.status().store_error is not None:
             return True, "spool accepting; the store is unreachable, counts wait in the spool"
         return ready, why
 
 
-def take_up(engine: Engine, spool: Spool, state: StateDir) -> None:
+def take_up(writer: Writer, spool: Spool, state: StateDir) -> None:
     """Restore the writer from its last checkpoint and replay the spool after it; from now on save a
     checkpoint at every flush and release the spool behind it (see the module's docstring)."""
     saved = state.load_checkpoint()
     after = None
     if isinstance(saved, Mapping) and "state" in saved:
-        engine.restore(saved["state"])
+        writer.restore(saved["state"])
         after = Position(*saved["position"])
     for record in spool.records(after=after):
-        engine.submit(record.events, record.end)
+        writer.submit(record.events, record.end)
 
     def checkpoint(position: Any) -> None:
         if position is None:
             return
-        state.save_checkpoint({"position": position.to_json(), "state": engine.writer_state()})
+        state.save_checkpoint({"position": position.to_json(), "state": writer.writer_state()})
         spool.release(position)
 
-    engine.on_staged = checkpoint
+    writer.on_staged = checkpoint
 
 
 class StoreReader:
-    """Answers from the store through a read-only use of the writer's engine (its layout and clock)."""
+    """Answers from the store through this process's reader (it shares the writer's layout and clock)."""
 
-    def __init__(self, engine: Engine, retention_seconds: int) -> None:
-        self.engine = engine
+    def __init__(self, reader: Reader, retention_seconds: int) -> None:
+        self.reader = reader
         self.retention_seconds = retention_seconds
 
     def _seconds(self, minutes: float) -> int:
         try:
-            seconds = round(check_window(minutes, self.engine.settings.bucket_seconds, "minutes") * 60)
+            seconds = round(check_window(minutes, self.reader.settings.bucket_seconds, "minutes") * 60)
         except SettingsError as exc:
             raise QueryError("minutes", str(exc).partition(": ")[2]) from None
         if seconds > self.retention_seconds:
@@ -99,25 +99,25 @@ class StoreReader:
 
     async def summary(self, minutes: float) -> ReadAnswer:
         seconds = self._seconds(minutes)
-        view = await self._read(lambda: self.engine.read_view(series=True, window_seconds=seconds))
+        view = await self._read(lambda: self.reader.read_view(series=True, window_seconds=seconds))
         return self._answer(view, {"summary": view.summary_json()})
 
     async def summary_for(self, etype: str, tracking_id: str, minutes: float) -> ReadAnswer:
         seconds = self._seconds(minutes)
-        view = await self._read(lambda: self.engine.read_one(etype, tracking_id, seconds))
+        view = await self._read(lambda: self.reader.read_one(etype, tracking_id, seconds))
         count = view.summary[etype].by_tracking_id.get(tracking_id, 0)
         return self._answer(view, {"type": etype, "trackingId": tracking_id, "count": count}, lag=False)
 
     async def series(self, etype: str, tracking_id: str | None, minutes: float, step_seconds: int) -> ReadAnswer:
-        bucket = self.engine.settings.bucket_seconds
+        bucket = self.reader.settings.bucket_seconds
         if step_seconds % bucket:
             raise QueryError("step", f"must be a whole number of {bucket} s buckets, got {step_seconds} s")
         seconds = self._seconds(minutes)
-        view = await self._read(lambda: self.engine.read_view(series=True, window_seconds=seconds))
+        view = await self._read(lambda: self.reader.read_view(series=True, window_seconds=seconds))
         if tracking_id is None:
             per_bucket = dict(zip(view.buckets, view.series[etype]))
         else:
-            per_bucket = await self._read(lambda: self.engine.read_id_series(etype, tracking_id, view.buckets))
+            per_bucket = await self._read(lambda: self.reader.read_id_series(etype, tracking_id, view.buckets))
         per_step = step_seconds // bucket
         points: dict[int, int] = {}
         for index in view.buckets:
@@ -131,5 +131,5 @@ class StoreReader:
         return self._answer(view, data)
 
     def ready(self) -> tuple[bool, str]:
-        health = self.engine.store.health()
+        health = self.reader.store.health()
         return (True, health.detail) if health.ok else (False, health.unreachable() or health.detail)

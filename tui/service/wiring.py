@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.clock import Clock
+from tui.pipeline import Pipeline
 from tui.service.config import retention_seconds
 from tui.service.metrics import Metrics
 from tui.service.ports import Reader, Sink
-from tui.service.store_ports import StoreReader, WriterSink, take_up
 from tui.service.spool import Spool
 from tui.service.state import StateDir
-from tui.engine import Engine
+from tui.service.store_ports import StoreReader, WriterSink, take_up
 from tui.settings import Settings
 from tui.store import StoreUnavailable, open_store
 
@@ -45,9 +45,9 @@ def build(settings: Settings, state: StateDir, clock: Clock, metrics: Metrics, s
     opened = open_store(settings, clock, chosen_by=settings.origin_of("backend"))
     print(f"eventdash: {opened.reason}", file=sys.stderr, flush=True)
     spool = Spool(state.spool_path, capacity_bytes=spool_bytes)
-    engine = Engine(settings, opened.store, clock=clock, generate=False, writer_id=state.writer_id)
-    take_up(engine, spool, state)
-    engine.start()
+    pipeline = Pipeline(settings, opened.store, clock=clock, generate=False, writer_id=state.writer_id)
+    take_up(pipeline.writer, spool, state)
+    pipeline.start()
     seen: dict[str, Any] = {"flush_at": None, "error": None}
 
     publishing = threading.Lock()
@@ -55,7 +55,7 @@ def build(settings: Settings, state: StateDir, clock: Clock, metrics: Metrics, s
     def publish() -> None:
         """The per-type summary keys, as the dashboard and headless keep them fresh (off the loop)."""
         try:
-            engine.refresh()
+            pipeline.reader.refresh()
         except StoreUnavailable:
             pass  # the writer's flush reports the outage
         finally:
@@ -64,28 +64,28 @@ def build(settings: Settings, state: StateDir, clock: Clock, metrics: Metrics, s
     def tick() -> None:
         if publishing.acquire(blocking=False):
             threading.Thread(target=publish, name="eventdash-publish", daemon=True).start()
-        status = engine.status()
+        status = pipeline.status()
         if status.last_flush_at != seen["flush_at"] and status.last_flush_ms is not None:
             seen["flush_at"] = status.last_flush_at
             metrics.flush_seconds.observe(status.last_flush_ms / 1000)
         if status.store_error is not None and status.store_error != seen["error"]:
             metrics.store_errors.labels("store").inc()
         seen["error"] = status.store_error
-        if engine.fatal is not None and not seen.get("fatal"):
+        if pipeline.fatal is not None and not seen.get("fatal"):
             seen["fatal"] = True  # the writer can no longer count: say so and stop like SIGTERM
-            print(f"eventdash: error: {engine.fatal}; stopping", file=sys.stderr, flush=True)
+            print(f"eventdash: error: {pipeline.fatal}; stopping", file=sys.stderr, flush=True)
             os.kill(os.getpid(), signal.SIGTERM)
 
     def close() -> None:
         try:
-            if not engine.stop():
+            if not pipeline.stop():
                 print(
-                    f"eventdash: {engine.unwritten_events():,} accepted events are not in the store yet "
-                    f"({engine.status().store_error}); they stay in the spool and are written at the next start",
+                    f"eventdash: {pipeline.writer.unwritten_events():,} accepted events are not in the store yet "
+                    f"({pipeline.status().store_error}); they stay in the spool and are written at the next start",
                     file=sys.stderr, flush=True,
                 )
         finally:
             spool.close()
             opened.store.close()
 
-    return Service(WriterSink(spool, engine, clock), StoreReader(engine, retention_seconds(settings)), spool, tick, close)
+    return Service(WriterSink(spool, pipeline.writer, clock), StoreReader(pipeline.reader, retention_seconds(settings)), spool, tick, close)

@@ -39,7 +39,7 @@ def open_store(settings: Settings, clock: Clock | None = None, chosen_by: str = 
     """The store the settings ask for. ``auto`` probes memcached once and falls back to the
     embedded store; ``chosen_by`` names where the backend was chosen (a flag, a file), for the line.
 
-    ``memcached`` never falls back: the engine keeps counting locally and retries until it answers.
+    ``memcached`` never falls back: the writer keeps counting locally and retries until it answers.
     A reachable memcached whose prefix metadata conflicts with the settings raises
     :class:`PrefixConflict` (a SettingsError: exit 2, both values named).
     """
@@ -56,7 +56,7 @@ def open_store(settings: Settings, clock: Clock | None = None, chosen_by: str = 
             store.close()
             raise
         except StoreUnavailable:
-            pass  # it went away meanwhile: the engine agrees on the prefix when it answers
+            pass  # it went away meanwhile: the writer agrees on the prefix when it answers
     if settings.backend == "memcached":
         return OpenedStore(store, f"memcached {servers} (chosen by {chosen_by})")
     if health.ok:

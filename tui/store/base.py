@@ -1,4 +1,4 @@
-"""The one small storage interface that the engine talks to, with memory and memcached behind it.
+"""The one small storage interface that the writer and the reader talk to, with memory and memcached behind it.
 
 Both stores keep the same values under the same keys (:mod:`tui.store.layout`), written and read by
 the same code (:mod:`tui.store.merge`, :mod:`tui.store.reads`); a store only provides memcached's

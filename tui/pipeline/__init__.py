@@ -1,0 +1,188 @@
+"""The data's path through one process, stage by stage:
+
+- sources hand events to the writer: the generator (:mod:`tui.pipeline.generator`), ``serve``'s HTTP
+  ingest and ``ingest``'s NDJSON (:mod:`tui.service`, through :meth:`Writer.submit`);
+- the writer (:mod:`tui.pipeline.writer`) owns the ledger, the writer state and the flushes;
+- the reader (:mod:`tui.pipeline.reader`) reads windows, summarizes and publishes them;
+- both share the prefix's layout (:mod:`tui.pipeline.prefix`).
+
+:class:`Pipeline` builds them from the settings and a store, runs the writer's thread (stepping the
+generator, if any, in it) and gives the faces (dashboard, headless, ``serve``) one status.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from tui.clock import Clock, SystemClock
+from tui.pipeline.generator import MAX_BATCH, EventsLogError, Generator, GeneratorStatus
+from tui.pipeline.prefix import PrefixLayout
+from tui.pipeline.reader import Reader
+from tui.pipeline.writer import Writer, WriterStatus
+from tui.settings import Settings, SettingsError
+from tui.shutdown import describe_crash
+from tui.store import Store
+
+TICK_SECONDS = 0.05  # events are made in batches at most this far apart: 20 wake-ups a second
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineStatus(WriterStatus, GeneratorStatus):
+    """The generator's and the writer's readings together, as the faces show them."""
+
+
+class Pipeline:
+    """Generator (optional), writer and reader over one store, for one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        seed: int | None = None,
+        events_log: TextIO | None = None,
+        generate: bool = True,
+        flush_interval: float = 1.0,
+        writer_id: str | None = None,
+        writer_name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.prefix = PrefixLayout(store, settings)
+        self.generator = Generator(settings, self.clock, seed, events_log) if generate else None
+        self.writer = Writer(
+            settings, store, self.prefix, clock=self.clock, flush_interval=flush_interval, writer_id=writer_id, writer_name=writer_name
+        )
+        self.reader = Reader(settings, store, self.prefix, self.clock)
+        self._lock = threading.Lock()  # serializes the settings changes
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Why the writer thread died (None while it runs): a process that can no longer count must
+        #: stop, so :attr:`on_fatal` is called with the one-line reason and the caller ends the run.
+        self.fatal: str | None = None
+        self.on_fatal: Callable[[str], None] | None = None
+        self.missed_events = 0  # due by the end of the run but never made (set by stop)
+
+    # -- controls (any thread) -------------------------------------------------------------------
+
+    def set_rate(self, rate: float) -> None:
+        """Change the rate (checked like the settings file); takes effect at the next step."""
+        with self._lock:
+            self.settings = self.settings.with_rate(rate)
+            if self.generator is not None:
+                self.generator.set_rate(self.settings.events_per_second)
+        self._wake.set()
+
+    def set_window(self, minutes: float) -> None:
+        """Change the window (checked like the settings file); the next read uses it, and the writer
+        keeps (and repairs) the buckets of the new window."""
+        with self._lock:
+            self.settings = self.settings.with_window(minutes)
+            self.prefix.settings = self.writer.settings = self.reader.settings = self.settings
+
+    def pause(self) -> None:
+        if self.generator is not None:
+            self.generator.pause()
+
+    def resume(self) -> None:
+        if self.generator is not None:
+            self.generator.resume()
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self.generator is not None and self.generator.paused
+
+    # -- the writer's thread ---------------------------------------------------------------------
+
+    def start(self) -> float:
+        """Run the writer's thread until :meth:`stop`; returns the monotonic start, from which the
+        generator counts (so a run of D seconds at R/s makes exactly D x R events)."""
+        started = self.clock.monotonic()
+        if self.generator is not None:
+            self.generator.start(started)
+        self._thread = threading.Thread(target=self._run, name="eventdash-writer", daemon=True)
+        self._thread.start()
+        return started
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                wait = self.step()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    self._wake.clear()
+        except (EventsLogError, SettingsError) as exc:  # a full disk; the prefix now set up otherwise
+            self.fatal = f"the writer stopped: {exc}"
+        except Exception as exc:  # noqa: BLE001 - any failure ends counting: say so, never go on silently
+            self.fatal = describe_crash("the writer", exc)
+        if self.fatal is not None and self.on_fatal is not None:
+            self.on_fatal(self.fatal)
+
+    def step(self, until: float | None = None) -> float:
+        """Generate what is due (up to the monotonic time ``until``, default now) and flush if it is
+        time; returns how long the caller may wait."""
+        now = self.clock.monotonic() if until is None else min(until, self.clock.monotonic())
+        behind = False
+        if self.generator is not None:
+            events, behind = self.generator.make(now)
+            if events:
+                self.writer.ingest(events)
+        self.writer.tick(now)
+        if behind:
+            return 0.0
+        until_event = self.generator.seconds_until_next() if self.generator is not None else self.writer.flush_interval
+        return max(TICK_SECONDS, min(until_event, self.writer.seconds_until_flush()))
+
+    def stop(self, at: float | None = None, flush_timeout: float = 5.0) -> bool:
+        """Stop generating (after the events due by the monotonic time ``at``, default now), then
+        flush everything, retrying for up to ``flush_timeout`` seconds.
+
+        Returns False if the store never took the last counts (they are reported, not silently lost).
+        """
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        generator = self.generator
+        if generator is not None:
+            end = at if at is not None else self.clock.monotonic()
+            if not generator.paused:
+                # Due by the end but more than one last batch: the generator was behind. Reported, not made.
+                due = generator.due(end)
+                self.missed_events = due if due > MAX_BATCH else 0
+            if self.fatal is None and generator.due(end) <= MAX_BATCH:  # the last tick's events, not a backlog
+                try:
+                    self.step(until=end)
+                except EventsLogError as exc:
+                    self.fatal = f"the writer stopped: {exc}"
+            generator.pause()  # stopped for good: a second stop only retries the flush
+            try:
+                generator.flush_log()
+            except EventsLogError as exc:  # e.g. a full disk: the counts still go to the store below
+                self.fatal = self.fatal or f"the writer stopped: {exc}"
+        try:
+            return self.writer.flush_all(flush_timeout)
+        except Exception as exc:  # noqa: BLE001 - stopping ends with a one-line message, not a traceback
+            self.fatal = self.fatal or describe_crash("the last flush", exc)
+            return False
+
+    # -- status (any thread) ---------------------------------------------------------------------
+
+    def status(self) -> PipelineStatus:
+        if self.generator is not None:
+            made = self.generator.status()
+        else:
+            rate = self.settings.events_per_second
+            made = GeneratorStatus(configured_rate=rate, measured_rate=0.0, generated=0, paused=False, generating=False, behind=False)
+        return PipelineStatus(**vars(made), **vars(self.writer.status()))
+
+
+__all__ = ["EventsLogError", "Generator", "Pipeline", "PipelineStatus", "PrefixLayout", "Reader", "Writer"]

@@ -1,0 +1,166 @@
+"""The generator, one of the writer's sources: it makes the events that are due at the configured
+rate, writes them to the events log and hands them over; it measures the rate it achieves and says
+when it falls behind.
+
+It is stepped in the writer's thread (see :class:`tui.pipeline.Pipeline`); its controls (rate,
+pause) may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import TextIO
+
+from tui.clock import Clock
+from tui.events import Event, EventFactory, Pacer, generated_ids
+from tui.settings import Settings
+
+MAX_BATCH = 10_000  # events built per step at most, so stop and flush stay responsive
+RATE_SAMPLE_SECONDS = 2.0  # measured rate: events over about this long
+BEHIND_RATIO = 0.95  # measured below this share of the configured rate over a full sample: behind
+BEHIND_BACKLOG_SECONDS = 0.25  # or more than this much of the rate's events due and not yet made
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeneratorStatus:
+    """An immutable reading of the generator, for the status line and the headless stderr."""
+
+    configured_rate: float
+    measured_rate: float
+    generated: int
+    paused: bool
+    generating: bool
+    #: The generator cannot keep up: ``measured_rate`` is well below ``configured_rate`` (see
+    #: :data:`BEHIND_RATIO`), so a run makes fewer events than asked. Shown, never hidden.
+    behind: bool
+
+
+class EventsLogError(Exception):
+    """The events log could not be written (full disk, closed pipe): the run must stop."""
+
+
+class Generator:
+    """Events at a rate, stamped evenly between steps, from a seeded factory."""
+
+    def __init__(self, settings: Settings, clock: Clock, seed: int | None = None, events_log: TextIO | None = None) -> None:
+        self.clock = clock
+        ids = generated_ids(settings.generated_ids) if settings.generated_ids else settings.tracking_ids
+        self._factory = EventFactory(ids, seed, settings.zipf)
+        self._events_log = events_log
+        self._rate = settings.events_per_second
+        self._pacer = Pacer(self._rate, clock.monotonic())
+        self._lock = threading.Lock()  # guards the pacer against the control methods
+        self._last_wall_ms = int(clock.time() * 1000)
+        self._samples: deque[tuple[float, int]] = deque()
+        self._rate_since = clock.monotonic()  # when the rate last changed or the generator resumed
+        self._backlog = 0  # events due but not yet made after the last step: the generator is behind
+
+    # -- controls (any thread) -------------------------------------------------------------------
+
+    def set_rate(self, rate: float) -> None:
+        """Take up a rate already checked by the settings; takes effect at the next step."""
+        with self._lock:
+            self._rate = rate
+            self._pacer.set_rate(rate, self.clock.monotonic())
+            self._rate_since = self.clock.monotonic()
+
+    def pause(self) -> None:
+        with self._lock:
+            self._pacer.pause(self.clock.monotonic())
+
+    def resume(self) -> None:
+        with self._lock:
+            self._pacer.resume(self.clock.monotonic())
+            self._rate_since = self.clock.monotonic()
+
+    @property
+    def paused(self) -> bool:
+        return self._pacer.paused
+
+    # -- the writer's thread ---------------------------------------------------------------------
+
+    def start(self, started: float) -> None:
+        """Count from the monotonic ``started`` on (a run of D seconds at R/s makes D x R events)."""
+        with self._lock:
+            paused = self._pacer.paused
+            self._pacer = Pacer(self._rate, started)
+            if paused:
+                self._pacer.pause(started)
+
+    def make(self, now: float) -> tuple[list[Event], bool]:
+        """The events due by the monotonic ``now`` (at most :data:`MAX_BATCH`), logged; and whether
+        more are due (then the caller steps again at once)."""
+        with self._lock:
+            due = self._pacer.due(now)
+            count = min(due, MAX_BATCH)
+            self._pacer.taken(count)
+            self._backlog = due - count
+        events = self._emit(count) if count else []
+        self._sample(now)
+        return events, due > count
+
+    def seconds_until_next(self) -> float:
+        with self._lock:
+            return self._pacer.seconds_until_next(self.clock.monotonic())
+
+    def due(self, end: float) -> int:
+        """Events due by the monotonic ``end`` and not yet made."""
+        return self._pacer.due(end)
+
+    def flush_log(self) -> None:
+        """Push the events log to its file; raises EventsLogError (the counts still go to the store)."""
+        if self._events_log is not None:
+            try:
+                self._events_log.flush()
+            except OSError as exc:
+                raise EventsLogError(f"events log: {exc.strerror or exc}") from exc
+
+    def _emit(self, count: int) -> list[Event]:
+        """Build ``count`` events stamped evenly since the last batch and log them."""
+        end_ms = int(self.clock.time() * 1000)
+        start_ms = min(self._last_wall_ms, end_ms)
+        span = end_ms - start_ms
+        make = self._factory.make
+        events: list[Event] = [make(start_ms + (span * (i + 1)) // count) for i in range(count)]
+        self._last_wall_ms = end_ms
+        if self._events_log is not None:
+            dumps = json.dumps
+            try:
+                self._events_log.write("".join(dumps(e.doc, separators=(",", ":")) + "\n" for e in events))
+            except OSError as exc:
+                raise EventsLogError(f"events log {getattr(self._events_log, 'name', '')}: {exc.strerror or exc}") from exc
+        return events
+
+    def _sample(self, now: float) -> None:
+        samples = self._samples
+        samples.append((now, self._pacer.emitted))
+        while len(samples) > 2 and samples[1][0] <= now - RATE_SAMPLE_SECONDS:
+            samples.popleft()
+
+    # -- status (any thread) ---------------------------------------------------------------------
+
+    def _short_of_rate(self, samples: list[tuple[float, int]], rate: float, since: float, paused: bool) -> bool:
+        """Made well under the rate over a whole sample taken since the rate last changed (right
+        after ``+`` the old rate is still in the sample, which is not being behind)."""
+        recent = [s for s in samples if s[0] >= since]
+        if paused or len(recent) < 2:
+            return False
+        span = recent[-1][0] - recent[0][0]
+        return span >= RATE_SAMPLE_SECONDS * 0.9 and (recent[-1][1] - recent[0][1]) / span < BEHIND_RATIO * rate
+
+    def status(self) -> GeneratorStatus:
+        with self._lock:
+            samples = list(self._samples)
+            rate = self._rate
+            paused = self._pacer.paused
+            generated = self._pacer.emitted
+            backlog = 0 if paused else self._backlog
+            since = self._rate_since
+        measured = 0.0
+        if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
+            measured = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
+        behind = backlog > max(1.0, rate * BEHIND_BACKLOG_SECONDS) or self._short_of_rate(samples, rate, since, paused)
+        return GeneratorStatus(configured_rate=rate, measured_rate=measured, generated=generated, paused=paused, generating=True, behind=behind)

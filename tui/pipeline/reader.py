@@ -1,0 +1,112 @@
+"""The reader: window reads from the store, their summaries, and publishing the summary keys.
+
+It reads what every writer of the prefix wrote (not only this process's writer), so it may run on any
+thread and in a process with no writer at all (``summary``, ``serve``'s read API). It shares the
+prefix's :class:`~tui.pipeline.prefix.PrefixLayout` with this process's writer, if any.
+"""
+
+from __future__ import annotations
+
+from tui.clock import Clock, SystemClock
+from tui.pipeline.prefix import PrefixLayout
+from tui.settings import Settings
+from tui.store import Store
+from tui.store.layout import Layout
+from tui.store.publishing import summary_documents
+from tui.store.reads import BlocksRead
+from tui.window import (
+    BucketCounts,
+    WindowView,
+    key_ttl,
+    plan_window,
+    summarize,
+    window_range,
+)
+
+MAX_SERIES_BUCKETS = 8_640  # the per-bucket series covers at most the newest day of 10 s buckets
+
+
+class Reader:
+    """Reads and publishes the window of ``settings`` (its window changes with ``set_window``)."""
+
+    def __init__(self, settings: Settings, store: Store, prefix: PrefixLayout | None = None, clock: Clock | None = None) -> None:
+        #: The pipeline keeps them current (``set_window``): the next read uses the new window.
+        self.settings = settings
+        self.store = store
+        self.prefix = prefix or PrefixLayout(store, settings)
+        self.clock = clock or SystemClock()
+
+    def layout(self) -> Layout:
+        """The prefix's layout (agreed with its meta key on first use)."""
+        return self.prefix.get("reading buckets")
+
+    def read_view(self, series: bool = False, window_seconds: int | None = None, ids: bool = True) -> WindowView:
+        """Read the current window from the store and summarize it. Raises StoreUnavailable.
+
+        The counts by id come from the fewest kept blocks that tile the window; ``series=True`` also
+        reads the heads of the single buckets (per-type totals only: small, fast at any number of
+        ids) for the dashboard's per-bucket sparklines. Parts that could not be read whole are in
+        ``view.incomplete``; the old edge's rounding, if any, is in ``view.bound_seconds``.
+        ``ids=False`` skips the counts by id (the view's summary is then empty): the series alone
+        costs the same at 10 and at 100,000 ids.
+        """
+        settings = self.settings
+        seconds = settings.window_seconds if window_seconds is None else window_seconds
+        layout = self.layout()
+        now = self.clock.time()
+        buckets = window_range(now, seconds, settings.bucket_seconds)
+        blocks, rounded = plan_window(buckets, layout.usable(now))
+        found = self.store.read(layout, blocks) if ids else BlocksRead()
+        gaps = list(found.gaps)
+        totals = None
+        if series:
+            usable = layout.usable(now)
+            singles = [(1, i) for i in buckets[-MAX_SERIES_BUCKETS:] if usable((1, i))]
+            heads = self.store.read(layout, singles, ids=False)
+            totals = {index: t for (_, index), t in heads.totals.items()}
+            gaps.extend(g for g in heads.gaps if g not in gaps)
+        gaps.sort(key=lambda g: (g.first, g.why))
+        return summarize(now, seconds, settings.bucket_seconds, found.counts, series_totals=totals, incomplete=gaps, rounded=rounded)
+
+    def read_one(self, etype: str, tracking_id: str, window_seconds: int) -> WindowView:
+        """One id's count of one type over a window: the heads and that id's one shard per block,
+        so the cost does not grow with the number of ids. Raises StoreUnavailable."""
+        layout = self.layout()
+        now = self.clock.time()
+        buckets = window_range(now, window_seconds, self.settings.bucket_seconds)
+        blocks, rounded = plan_window(buckets, layout.usable(now))
+        found = self.store.read(layout, blocks, only=(etype, tracking_id))
+        return summarize(now, window_seconds, self.settings.bucket_seconds, found.counts, incomplete=sorted(found.gaps, key=lambda g: (g.first, g.why)), rounded=rounded)
+
+    def read_id_series(self, etype: str, tracking_id: str, buckets: range) -> dict[int, int]:
+        """One id's count per single bucket (those still kept): its heads and one shard each."""
+        layout = self.layout()
+        usable = layout.usable(self.clock.time())
+        found = self.store.read(layout, [(1, b) for b in buckets if usable((1, b))], only=(etype, tracking_id))
+        return {index: counts.get(etype, {}).get(tracking_id, 0) for (_, index), counts in found.counts.items()}
+
+    def read_buckets(self, buckets: range) -> dict[int, BucketCounts]:
+        """Every writer's counts by id in these single buckets (the dashboard's 5 s rates compare
+        the last few). Raises StoreUnavailable."""
+        found = self.store.read(self.layout(), [(1, b) for b in buckets])
+        return {index: counts for (_, index), counts in found.counts.items()}
+
+    def publish(self, view: WindowView) -> bool:
+        """Store the per-type and per-shard summary keys (only if fresher than what is there).
+
+        Only a process whose window is the prefix's published window publishes (returns False
+        otherwise), so two dashboards with different windows never flip the shared keys. Raises
+        StoreUnavailable."""
+        layout = self.prefix.get()
+        meta = self.store.meta
+        if meta is None or meta.window_minutes != view.window_minutes:
+            return False
+        documents = summary_documents(view, layout)
+        self.store.publish(documents, key_ttl(view.window_seconds, view.bucket_seconds))
+        return True
+
+    def refresh(self, series: bool = False) -> WindowView:
+        """What every refresh does: read the window, then publish it to the summary keys."""
+        view = self.read_view(series)
+        self.publish(view)
+        return view
