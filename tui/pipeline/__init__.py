@@ -33,6 +33,9 @@ TICK_SECONDS = 0.05  # events are made in batches at most this far apart: 20 wak
 class PipelineStatus(WriterStatus, GeneratorStatus):
     """The generator's and the writer's readings together, as the faces show them."""
 
+    #: This process writes counts: its generator runs, or another source hands its writer events.
+    writing: bool
+
 
 class Pipeline:
     """Generator (optional), writer and reader over one store, for one process."""
@@ -68,6 +71,8 @@ class Pipeline:
         self.fatal: str | None = None
         self.on_fatal: Callable[[str], None] | None = None
         self.missed_events = 0  # due by the end of the run but never made (set by stop)
+        #: Another source (the spool of ``serve``'s HTTP ingest) hands this writer events.
+        self.accepts_events = False
 
     # -- controls (any thread) -------------------------------------------------------------------
 
@@ -182,7 +187,8 @@ class Pipeline:
         else:
             rate = self.settings.events_per_second
             made = GeneratorStatus(configured_rate=rate, measured_rate=0.0, generated=0, paused=False, generating=False, behind=False)
-        return PipelineStatus(**vars(made), **vars(self.writer.status()))
+        writing = self.generator is not None or self.accepts_events
+        return PipelineStatus(**vars(made), **vars(self.writer.status()), writing=writing)
 
 
 __all__ = ["EventsLogError", "Generator", "Pipeline", "PipelineStatus", "PrefixLayout", "Reader", "Writer"]

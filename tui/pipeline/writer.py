@@ -101,6 +101,9 @@ class Writer:
         #: Called in the writer thread after a flush staged its deltas and before it writes them, with
         #: the spool position they cover: ``serve`` saves its checkpoint there (tui.service.store_ports).
         self.on_staged: Callable[[Any], None] | None = None
+        #: Called in the writer thread once the store took that flush's write, with the same position:
+        #: ``serve`` releases its spool behind it there.
+        self.on_written: Callable[[Any], None] | None = None
         self._unflushed = 0  # buffered_events() after the last flush; the writer's state is its thread's alone
 
     # -- sources hand in events ------------------------------------------------------------------
@@ -133,6 +136,7 @@ class Writer:
         state = WriterState.from_plain(plain)
         if state.writer_id != self.writer_id:
             raise ValueError(f"saved writer state is writer {state.writer_id}'s, not {self.writer_id}'s")
+        state.assume_tried()  # saved before its write, which may have reached the store
         self._state = state
 
     def writer_state(self) -> dict[str, Any]:
@@ -175,10 +179,13 @@ class Writer:
                 damaged, self._verify_cursor = verify(self.store, layout, self._state, self._verify_cursor)
                 self._state.check.update(damaged)
             self._state.stage(deltas_by_key(self._ledger.take_deltas(), layout))
+            staged = self._inbox_position
             if self.on_staged is not None:
-                self.on_staged(self._inbox_position)
+                self.on_staged(staged)
             started = self.clock.monotonic()
             self.store.write(layout, self._state, lambda ident: absolute_counts(self._ledger, layout, ident, self._state.confirmed), now, everything)
+            if self.on_written is not None:
+                self.on_written(staged)
         except StoreUnavailable as exc:
             self._unflushed = self.buffered_events()
             self._set_store_error(str(exc))

@@ -6,7 +6,9 @@ Exactly once across ``kill -9``: the writer stages its deltas (each with a seque
 before it writes them, saves a checkpoint: the spool position the deltas cover and its state (the
 staged, unconfirmed deltas). A restart takes up that state, re-sends what is pending (the store skips
 a sequence number it already applied) and replays the spool after the position. Events after the
-last checkpoint were never staged, so they cannot be in the store yet.
+last checkpoint were never staged, so they cannot be in the store yet. The spool is released
+behind a position only once the store took the write that covers it. ``EVENTDASH_FAULT``
+(:mod:`tui.service.faults`) kills the process at either step, for the tests that prove this.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 from tui.clock import Clock
 from tui.events import iso_ms
 from tui.pipeline import Reader, Writer
+from tui.service.faults import Fault
 from tui.service.ports import QueryError, ReadAnswer, ReadUnavailable, SpoolSink
 from tui.service.spool import Position, Spool
 from tui.service.state import StateDir
@@ -43,9 +46,10 @@ class WriterSink(SpoolSink):
         return ready, why
 
 
-def take_up(writer: Writer, spool: Spool, state: StateDir) -> None:
+def take_up(writer: Writer, spool: Spool, state: StateDir, fault: Fault | None = None) -> None:
     """Restore the writer from its last checkpoint and replay the spool after it; from now on save a
-    checkpoint at every flush and release the spool behind it (see the module's docstring)."""
+    checkpoint at every flush, and release the spool behind it once written (see the module's
+    docstring)."""
     saved = state.load_checkpoint()
     after = None
     if isinstance(saved, Mapping) and "state" in saved:
@@ -58,9 +62,18 @@ def take_up(writer: Writer, spool: Spool, state: StateDir) -> None:
         if position is None:
             return
         state.save_checkpoint({"position": position.to_json(), "state": writer.writer_state()})
+        if fault is not None:
+            fault.reached("after-stage")
+
+    def release(position: Any) -> None:
+        if position is None:
+            return
+        if fault is not None:
+            fault.reached("after-write")
         spool.release(position)
 
     writer.on_staged = checkpoint
+    writer.on_written = release
 
 
 class StoreReader:

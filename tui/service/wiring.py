@@ -17,13 +17,35 @@ from typing import Any
 from tui.clock import Clock
 from tui.pipeline import Pipeline
 from tui.service.config import retention_seconds
+from tui.service.faults import fault_from_env
 from tui.service.metrics import Metrics
 from tui.service.ports import Reader, Sink
 from tui.service.spool import Spool
 from tui.service.state import StateDir
 from tui.service.store_ports import StoreReader, WriterSink, take_up
-from tui.settings import Settings
+from tui.settings import Settings, SettingsError
 from tui.store import StoreUnavailable, open_store
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """The spool that feeds a pipeline's writer, the sink the HTTP layer accepts into, and the read
+    API over the pipeline's reader."""
+
+    spool: Spool
+    sink: WriterSink
+    reader: StoreReader
+
+
+def spool_into(pipeline: Pipeline, state: StateDir, clock: Clock, spool_bytes: int) -> Spooled:
+    """Open the spool over ``state`` in front of ``pipeline``'s writer: the writer takes up its
+    checkpoint and the spool after it is replayed (call before the pipeline starts)."""
+    fault = fault_from_env(os.environ)  # tests only; a malformed value is a usage error
+    spool = Spool(state.spool_path, capacity_bytes=spool_bytes)
+    take_up(pipeline.writer, spool, state, fault)
+    pipeline.accepts_events = True
+    reader = StoreReader(pipeline.reader, retention_seconds(pipeline.settings))
+    return Spooled(spool, WriterSink(spool, pipeline.writer, clock), reader)
 
 
 @dataclass
@@ -44,9 +66,13 @@ def build(settings: Settings, state: StateDir, clock: Clock, metrics: Metrics, s
     replays the spool after it before the first request is answered."""
     opened = open_store(settings, clock, chosen_by=settings.origin_of("backend"))
     print(f"eventdash: {opened.reason}", file=sys.stderr, flush=True)
-    spool = Spool(state.spool_path, capacity_bytes=spool_bytes)
     pipeline = Pipeline(settings, opened.store, clock=clock, generate=False, writer_id=state.writer_id)
-    take_up(pipeline.writer, spool, state)
+    try:
+        spooled = spool_into(pipeline, state, clock, spool_bytes)
+    except SettingsError:
+        opened.store.close()
+        raise
+    spool = spooled.spool
     pipeline.start()
     seen: dict[str, Any] = {"flush_at": None, "error": None}
 
@@ -88,4 +114,4 @@ def build(settings: Settings, state: StateDir, clock: Clock, metrics: Metrics, s
             spool.close()
             opened.store.close()
 
-    return Service(WriterSink(spool, pipeline.writer, clock), StoreReader(pipeline.reader, retention_seconds(settings)), spool, tick, close)
+    return Service(spooled.sink, spooled.reader, spool, tick, close)

@@ -105,6 +105,14 @@ class WriterState:
             else:
                 entries.append((self.seq, delta))
 
+    def assume_tried(self) -> None:
+        """Treat every pending entry as possibly applied already. A saved state is saved before its
+        write (the checkpoint), so after a restart the store may hold an entry this state still has
+        pending: a new delta merged into it under a new number would be applied with it, counted
+        twice. It gets an entry of its own instead; the old one is re-sent and skipped."""
+        for ident, entries in self.pending.items():
+            self.tried[ident] = max(self.tried.get(ident, 0), entries[-1][0])
+
     def to_check(self) -> Iterator[Ident]:
         """Every key the next flush must read: pending ones and ones to verify."""
         yield from self.pending
