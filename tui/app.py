@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from math import ceil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -32,6 +32,7 @@ from tui.clock import Clock, SystemClock
 from tui.components.filter_input import FilterInput
 from tui.components.format import rate
 from tui.components.header import Header
+from tui.components.ingest_panel import IngestPanel
 from tui.components.ranking import Ranking, rank
 from tui.components.snapshot import Recent, Snapshot
 from tui.components.sparklines import Sparks
@@ -48,6 +49,9 @@ from tui.shutdown import describe_crash
 from tui.store import Store, StoreUnavailable
 from tui.watch import StoreWatch
 from tui.window import WindowView, bucket_of, window_label
+
+if TYPE_CHECKING:  # aiohttp is loaded only with --listen
+    from tui.service.embedded import EmbeddedServer
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 #: Textual's own palette entry that opens its key panel; ours ("Help") already lists every key.
@@ -117,9 +121,12 @@ class EventDashApp(App[int]):
         live: bool = True,
         duration: float | None = None,
         by_id_fast_seconds: float = BY_ID_FAST_SECONDS,
+        ingest: EmbeddedServer | None = None,
     ) -> None:
         super().__init__()
         self.pipeline = pipeline
+        #: ``--listen``: the in-process server feeding the same writer (its panel shows what it takes in).
+        self.ingest = ingest
         self.store: Store = pipeline.store
         self.clock = clock or SystemClock()
         self.settings_path = settings_path
@@ -147,6 +154,8 @@ class EventDashApp(App[int]):
                 with Vertical(id="left"):
                     yield TypesTable(id="types", cursor_type="row")
                     yield StorePanel("", id="details")
+                    if self.ingest is not None:
+                        yield IngestPanel("", id="ingest")
                 with Vertical(id="right"):
                     yield FilterInput(placeholder="part of a tracking id (enter: keep, escape: clear)", id="filter", compact=True)
                     yield TidsTable(id="tids")
@@ -176,6 +185,8 @@ class EventDashApp(App[int]):
         if self.live:
             self.set_interval(self.pipeline.settings.refresh_seconds, self.refresh_data)
             self.pipeline.writer.on_store_change = lambda: self.post_message(StoreChanged())  # thread-safe
+            if self.ingest is not None:
+                self.set_interval(self.pipeline.settings.refresh_seconds, self.show_ingest)
             self.refresh_data()
         if self.duration is not None:
             self.set_timer(self.duration, lambda: self.exit(0))
@@ -429,8 +440,16 @@ class EventDashApp(App[int]):
         self.query_one(StatusLine).update(Text("stopping: flushing every pending count…", style="bold"))
         self._shut_down()
 
+    def show_ingest(self) -> None:
+        """The ingest panel: the server's counters now (no I/O) and the lag from the last read."""
+        if self.ingest is not None:
+            view = self.last.view if self.last is not None else None
+            self.query_one(IngestPanel).show(self.ingest.reading(), None if view is None else view.lag_seconds)
+
     @work(thread=True, exclusive=True, group="quit")
     def _shut_down(self) -> None:
+        if self.ingest is not None:
+            self.ingest.stop()  # 503 from now on, requests in flight finish: nothing after the last flush
         flushed = self.pipeline.stop()
         self.call_from_thread(self.exit, 0 if flushed else 1)
 

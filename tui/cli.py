@@ -15,7 +15,7 @@ import gc
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TextIO
@@ -43,6 +43,7 @@ from tui.web import (
 if TYPE_CHECKING:
     from tui.pipeline import Pipeline
     from tui.service.config import IngestOptions, ServeOptions
+    from tui.service.state import StateDir
     from tui.store import OpenedStore
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
@@ -143,6 +144,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--zipf", metavar="S", type=_number, default=s, help="Zipf exponent of the id choice, e.g. 1.1: a few large sites, many small (default 0: uniform)")
     parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
     parser.add_argument("--writer-name", metavar="NAME", default=s, help="this writer's name as shown beside its counts (default: host and pid)")
+    parser.add_argument("--listen", metavar="HOST:PORT", default=s, help="also run serve's HTTP ingest and read API in the dashboard, e.g. 127.0.0.1:8080 (the generator is then off unless --generate)")
+    parser.add_argument("--generate", action="store_true", default=s, help="with --listen: generate events beside the ones posted")
+    parser.add_argument("--state-dir", metavar="DIR", default=s, help=f"with --listen: spool, writer id and checkpoints (default {service_options.default_state_dir('dashboard')})")
     _store_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="{summary,web,send,serve,ingest}")
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
@@ -221,6 +225,8 @@ class RunOptions:
     #: where the dashboard's ``w`` saves: ``--settings``, else the user's file (never the repository's)
     settings_path: Path = field(default_factory=user_settings_path)
     writer_name: str | None = None
+    #: ``--listen``: serve's ingest and read API in the dashboard's process.
+    serve: ServeOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -281,15 +287,36 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
         except WebUsageError as exc:
             usage_error(str(exc))
         return Plan("web", settings, RunOptions(), web=web)
+    serve, generate = _dashboard_listen(args, settings)
     options = RunOptions(
         seed=getattr(args, "seed", None),
         duration=getattr(args, "duration", None),
         events_log=events_log,
-        generate=not getattr(args, "no_generate", False),
+        generate=generate,
         settings_path=Path(args.settings) if hasattr(args, "settings") else user_settings_path(),
         writer_name=writer_name,
+        serve=serve,
     )
     return Plan("headless" if getattr(args, "headless", False) else "dashboard", settings, options)
+
+
+def _dashboard_listen(args: argparse.Namespace, settings: Settings) -> tuple[ServeOptions | None, bool]:
+    """The in-process server's options (``--listen``), and whether the generator runs: by default,
+    unless ``--no-generate``; with ``--listen``, only if ``--generate``."""
+    listen = getattr(args, "listen", None)
+    if listen is None:
+        for flag in ("generate", "state_dir"):
+            if hasattr(args, flag):
+                usage_error(f"--{flag.replace('_', '-')}: only with --listen (without it the generator runs and nothing is spooled)")
+        return None, not hasattr(args, "no_generate")
+    if hasattr(args, "headless"):
+        usage_error("--listen: the in-process server runs with the dashboard; for one without a screen use eventdash serve")
+    if hasattr(args, "generate") and hasattr(args, "no_generate"):
+        usage_error("--generate: contradicts --no-generate")
+    try:
+        return service_options.dashboard_serve_options(listen, getattr(args, "state_dir", None), settings), hasattr(args, "generate")
+    except service_options.ServiceUsageError as exc:
+        usage_error(str(exc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -360,21 +387,41 @@ def run_headless(settings: Settings, options: RunOptions) -> int:
 def run_dashboard(settings: Settings, options: RunOptions) -> int:
     """Open the dashboard; on ``q`` or any stop signal stop generating, flush, publish, exit 0.
 
-    A failure in any thread closes the dashboard, flushes what was counted and exits 1 naming it.
+    With ``--listen`` it also runs serve's ingest and read API (:mod:`tui.service.embedded`) over a
+    spool in ``--state-dir``, feeding the same writer; on the way out the server stops taking
+    requests before the last flush. A failure in any thread closes the dashboard, flushes what was
+    counted and exits 1 naming it.
     """
     from tui.app import EventDashApp  # Textual is imported only for the dashboard
     from tui.pipeline import Pipeline
     from tui.store import StoreUnavailable, open_store
 
     opened = open_store(settings, chosen_by=settings.origin_of("backend"))
-    if not options.generate and (refused := _refuse_embedded_reader("--no-generate", opened, settings)) is not None:
+    if not options.generate and options.serve is None and (refused := _refuse_embedded_reader("--no-generate", opened, settings)) is not None:
         opened.store.close()
         return refused
+    listening = _listening(options, opened.store.close)
+    if isinstance(listening, int):
+        return listening
+    state = listening
     pipeline = Pipeline(
         settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate,
-        writer_name=options.writer_name,
+        writer_name=options.writer_name, writer_id=None if state is None else state.writer_id,
     )
-    app = EventDashApp(pipeline, settings_path=options.settings_path, duration=options.duration)
+    server = None
+    if state is not None and options.serve is not None:
+        from tui.service.embedded import EmbeddedServer, ListenFailed
+
+        server = EmbeddedServer(pipeline, options.serve, state, pipeline.clock)
+        try:
+            server.start()
+        except ListenFailed as exc:
+            server.close()
+            state.close()
+            opened.store.close()
+            _err(f"error: {exc}")
+            return EXIT_RUNTIME
+    app = EventDashApp(pipeline, settings_path=options.settings_path, duration=options.duration, ingest=server)
     fatal: list[str] = []
 
     def fail(reason: str) -> None:
@@ -386,13 +433,37 @@ def run_dashboard(settings: Settings, options: RunOptions) -> int:
     on_stop_signals(lambda _: app.call_later(app.action_quit))  # like q: stop, flush, exit 0
     pipeline.start()
     app.run()
+    if server is not None:
+        server.stop()  # no request after the last flush (q stopped it already)
     flushed = pipeline.stop()  # also after a crash: what was counted is written
     try:
         pipeline.reader.refresh()
     except StoreUnavailable:
         pass  # the flush failure is reported below
+    if server is not None and state is not None:
+        server.close()
+        state.close()
     reason = fatal[0] if fatal else (app.failure or pipeline.fatal)
     return _finish(pipeline, options, flushed, reason) or (app.return_code or 0)
+
+
+def _listening(options: RunOptions, close_store: Callable[[], None]) -> StateDir | None | int:
+    """With ``--listen``: the warning off loopback, then the state directory locked (None without
+    ``--listen``); an exit status when it is in use."""
+    if options.serve is None:
+        return None
+    from tui.service.state import StateDir, StateDirError
+
+    tokens = bool(options.serve.config.ingest_token and options.serve.config.read_token)
+    warning = options.serve.listen.warning("the ingest and read API" + ("" if tokens else ", without a token for each (EVENTDASH_INGEST_TOKEN, EVENTDASH_READ_TOKEN)"))
+    if warning is not None:
+        _err(warning)
+    try:
+        return StateDir(options.serve.state_dir)
+    except StateDirError as exc:
+        close_store()
+        _err(f"error: {exc}")
+        return EXIT_USAGE
 
 
 def _finish(pipeline: Pipeline, options: RunOptions, flushed: bool, fatal: str | None = None) -> int:

@@ -26,6 +26,9 @@ DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 NOT_FOR_WEB = {
     "headless": "the browser shows the dashboard; run --headless on its own",
     "events_log": "every browser connection is its own process, and their lines would interleave in one file",
+    "listen": "every browser connection is its own process, and only one can listen; run eventdash --listen on its own",
+    "generate": "it goes with --listen",
+    "state_dir": "it goes with --listen",
 }
 _NOT_COPIED = {"help", "version", *NOT_FOR_WEB}
 

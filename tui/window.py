@@ -162,6 +162,14 @@ class WindowView:
     def summary_json(self) -> dict[str, dict[str, object]]:
         return {t: self.summary[t].to_json() for t in self.types}
 
+    @property
+    def lag_seconds(self) -> float | None:
+        """Now minus the end of the newest bucket holding events (from the series); None when the
+        window holds none. What the read API and the dashboard's ingest panel call the lag."""
+        totals = [sum(self.series[t][i] for t in self.types) for i in range(len(self.buckets))]
+        newest = max((self.buckets[i] for i, total in enumerate(totals) if total), default=None)
+        return None if newest is None else max(0.0, self.as_of - (newest + 1) * self.bucket_seconds)
+
 
 def summarize(
     now: float,

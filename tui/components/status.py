@@ -20,7 +20,7 @@ class StatusLine(Static):
                 Text(f"behind: producing {rate(status.measured_rate)}/s of the configured {rate(status.configured_rate)}/s", style="bold reverse red")
             )
         if not status.generating:
-            parts.append(Text("read-only (--no-generate)", style="bold"))
+            parts.append(Text("generator off · counting what is posted (--listen)" if status.writing else "read-only (--no-generate)", style="bold"))
         elif status.paused:
             parts.append(Text(f"⏸ paused · {rate(status.configured_rate)}/s set", style="bold yellow"))
         elif not status.behind:

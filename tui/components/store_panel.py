@@ -17,7 +17,7 @@ class StorePanel(Static):
         rows = [("store", "embedded store" if snap.health.backend == "memory" else "memcached")]
         if snap.health.backend == "memcached":
             rows.append(("prefix", pipeline.settings.memcached.key_prefix))
-        rows.append(("writer", pipeline.writer.writer_name if snap.status.generating else "none (read-only)"))
+        rows.append(("writer", pipeline.writer.writer_name if snap.status.writing else "none (read-only)"))
         if snap.status.restores:
             rows.append(("restores", f"{snap.status.restores}: the store lost its data; buckets written back"))
         text = Text("\n").join(Text.assemble((f"{label:<9}", "bold"), value) for label, value in rows)

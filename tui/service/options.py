@@ -128,6 +128,20 @@ def serve_options(args: argparse.Namespace, settings: Settings) -> ServeOptions:
 
 
 
+def dashboard_serve_options(listen: str, state_dir: str | None, settings: Settings) -> ServeOptions:
+    """``eventdash --listen HOST:PORT [--state-dir DIR]``: the dashboard's in-process server, with
+    serve's defaults for the limits and the spool, and its tokens from the environment."""
+    config = ServiceConfig(
+        retention_seconds=retention_seconds(settings),
+        default_minutes=settings.window_minutes,
+        limits=LIMITS,
+        ingest_token=_token(os.environ.get("EVENTDASH_INGEST_TOKEN"), "EVENTDASH_INGEST_TOKEN"),
+        read_token=_token(os.environ.get("EVENTDASH_READ_TOKEN"), "EVENTDASH_READ_TOKEN"),
+    )
+    state = argparse.Namespace(state_dir=state_dir)
+    return ServeOptions(_listen(listen), _state_dir(state, "dashboard"), config, DEFAULT_CAPACITY)
+
+
 def ingest_options(args: argparse.Namespace, settings: Settings) -> IngestOptions:
     if args.follow and args.file == "-":
         raise ServiceUsageError("--follow: follows a file by name; give FILE (stdin is read to its end without it)")

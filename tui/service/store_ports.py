@@ -101,11 +101,7 @@ class StoreReader:
     @staticmethod
     def _answer(view: WindowView, data: dict[str, Any], lag: bool = True) -> ReadAnswer:
         """``lagSeconds``: now minus the end of the newest bucket holding events (from the heads)."""
-        newest = None
-        if lag:
-            totals = [sum(view.series[t][i] for t in view.types) for i in range(len(view.buckets))]
-            newest = max((view.buckets[i] for i, total in enumerate(totals) if total), default=None)
-        seconds = None if newest is None else max(0.0, view.as_of - (newest + 1) * view.bucket_seconds)
+        seconds = view.lag_seconds if lag else None
         if view.incomplete:
             data = {**data, "incompleteParts": view.incomplete_json()}
         return ReadAnswer(view.as_of, view.window_seconds, view.bucket_seconds, bool(view.incomplete), seconds, data, view.approximation_seconds)
