@@ -323,3 +323,69 @@ def test_a_writer_that_dies_before_writing_a_coarse_block_whole_is_reported_not_
     assert any("not fully written" in gap.why for gap in view.incomplete), view.incomplete
     survivor = writer(store, clock, 3, events_per_second=1)
     assert survivor.read_view().total <= engine.status().generated  # low, but said so above
+
+
+def _count_round_trips(store: Store, monkeypatch: pytest.MonkeyPatch, drop: tuple[str, ...] = ()) -> list[list[str]]:
+    """Record each ``get_many`` the store makes (its keys); on the first, leave out keys starting
+    with ``drop``, as a value written just after the read reached it (or a cluster's other server)."""
+    calls: list[list[str]] = []
+    real = store.get_many
+
+    def get_many(keys: list[str]) -> dict[str, bytes]:
+        calls.append(list(keys))
+        found = real(keys)
+        return {k: v for k, v in found.items() if not k.startswith(drop)} if len(calls) == 1 else found
+
+    monkeypatch.setattr(store, "get_many", get_many)
+    return calls
+
+
+def test_one_ids_count_over_24_h_is_one_round_trip_and_exact(store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heads and the id's shard of every block are read together (the shard keys follow from the
+    plan): one ``get_many``, the same counts as the whole window's read, nothing incomplete."""
+    engine = writer(store, clock, 1, events_per_second=300)
+    run([engine], clock, 30)
+    clock.advance(120.0)  # the coarse blocks are closed and readable
+    whole = engine.read_view(window_seconds=86_400)
+    calls = _count_round_trips(store, monkeypatch)
+    for tid, n in list(whole.summary["user-event"].by_tracking_id.items())[:10]:
+        calls.clear()
+        one = engine.read_one("user-event", tid, 86_400)
+        assert len(calls) == 1, [len(c) for c in calls]
+        assert one.summary["user-event"].by_tracking_id == {tid: n}
+        assert not one.incomplete
+
+
+def test_a_shard_the_one_trip_read_missed_is_read_again_before_it_is_called_lost(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard a head lists but the combined read did not find may have been written in between:
+    it is read once more and counted; only one still missing then is reported lost."""
+    engine = writer(store, clock, 1, events_per_second=300)
+    run([engine], clock, 30)
+    clock.advance(120.0)
+    tid, n = next(iter(engine.read_view(window_seconds=86_400).summary["user-event"].by_tracking_id.items()))
+    calls = _count_round_trips(store, monkeypatch, drop=("t:s",))
+    one = engine.read_one("user-event", tid, 86_400)
+    assert len(calls) == 2 and one.summary["user-event"].by_tracking_id == {tid: n} and not one.incomplete
+    layout = engine.layout()
+    victim = next(k for k in calls[1] if k.startswith("t:s"))
+    _evict(store, victim)
+    calls.clear()
+    lost = engine.read_one("user-event", tid, 86_400)
+    assert any(victim in gap.why for gap in lost.incomplete), lost.incomplete  # never silently low
+    assert layout.shard(tid) == int(victim.rsplit(":", 1)[1])
+
+
+def test_a_value_whose_bytes_changed_is_decoded_again_so_corruption_after_a_read_is_reported(store: Store, clock: FakeClock) -> None:
+    """Reads keep decoded values by their bytes: a value replaced after a read (here by garbage)
+    is never served from what was decoded before."""
+    engine = writer(store, clock, 1, events_per_second=300)
+    run([engine], clock, 5)
+    before = engine.read_view()
+    assert not before.incomplete and before.total > 0
+    key = next(k for k in sorted(keys_of(store)) if k.startswith("t:s1:") and int(k.split(":")[2]) in before.buckets)
+    store.set(key, b'{"c":{"INF-00001":-5},"w":{}}', 600)
+    after = engine.read_view()
+    assert any(key in gap.why and "negative" in gap.why for gap in after.incomplete), after.incomplete
+    assert any(key in r for r in store.health().corrupt)

@@ -23,6 +23,7 @@ from tui.store.codec import (
     encode,
     parse_object,
 )
+from tui.store.decode_cache import DecodeCache
 from tui.store.layout import DEFAULT_SHARDS, LAYOUT_VERSION, MAX_SHARDS, Layout
 from tui.store.merge import MAX_CAS_ATTEMPTS, Absolute, TooLarge, flush
 from tui.store.reads import BlocksRead, read_blocks
@@ -80,6 +81,8 @@ class Store(ABC):
         self._reported: set[tuple[str, str]] = set()
         self._new_reports: list[str] = []
         self.meta: Meta | None = None
+        #: Reads decode each stored value once while its bytes stay the same (closed blocks).
+        self._decoded = DecodeCache()
 
     # -- what a backend provides ------------------------------------------------------------------
 
@@ -197,8 +200,9 @@ class Store(ABC):
         self._call("writing buckets", run)
 
     def read(self, layout: Layout, blocks: Sequence[Block], ids: bool = True, only: tuple[str, str] | None = None) -> BlocksRead:
-        """Read blocks: heads, then (if ``ids``) the shards they list. Raises StoreUnavailable."""
-        return self._call("reading buckets", lambda: read_blocks(self.get_many, layout, blocks, self.report, ids, only))
+        """Read blocks: heads, then (if ``ids``) the shards they list (one round trip for one id, see
+        :func:`read_blocks`). Raises StoreUnavailable."""
+        return self._call("reading buckets", lambda: read_blocks(self.get_many, layout, blocks, self.report, ids, only, self._decoded))
 
     # -- summaries ------------------------------------------------------------------------------------
 

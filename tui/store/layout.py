@@ -25,6 +25,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from tui.settings import DEFAULT_RETENTION_SECONDS
 from tui.window import LEVELS, Block
@@ -56,6 +57,7 @@ def shard_of(tracking_id: str, shards: int) -> int:
     return zlib.crc32(tracking_id.encode("utf-8")) % shards
 
 
+@lru_cache(maxsize=4096)  # pure; reads walk the same blocks' ancestors on every refresh
 def parent(block: Block) -> Block | None:
     """The block of the next coarser level that contains ``block`` (None at the top level)."""
     span, index = block
