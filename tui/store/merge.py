@@ -41,6 +41,7 @@ from tui.store.writer_state import (
     block_of,
     head_ident,
 )
+from tui.store.written import Written
 
 MAX_CAS_ATTEMPTS = 100
 #: The writer's own absolute counts for a key (what it would restore), or None if no longer held.
@@ -73,13 +74,15 @@ def key_of(layout: Layout, ident: Ident) -> str:
     return layout.shard_key(block_of(ident), ident[3], ident[4])
 
 
-def decode(layout: Layout, ident: Ident, raw: bytes | None) -> Decoded:
+def decode(layout: Layout, ident: Ident, raw: bytes | None, ours: bool = False) -> Decoded:
+    """The value under ``ident``'s key; ``ours``: ``raw`` is exactly what this writer stored there
+    (:mod:`tui.store.written`), so a shard is parsed without checking every id again."""
     if raw is None:
         return Decoded(None)
     try:
         if ident[0] == "h":
             return Decoded(decode_head(raw, layout.shards, ident[1]))
-        return Decoded(decode_shard(raw))
+        return Decoded(decode_shard(raw, checked=not ours))
     except Corrupt as exc:
         return Decoded(None, str(exc))
 
@@ -156,9 +159,12 @@ def due_now(layout: Layout, now: float, everything: bool = False) -> Callable[[I
 
 def flush(
     kv: KV, layout: Layout, state: WriterState, absolute: Absolute, now: float, report: Callable[[str, str], None], everything: bool = False,
+    written: Written | None = None,
 ) -> None:
     """Write the pending deltas that are due (and verify every key in ``state.check``). Raises on a
-    store error (the caller turns it into StoreUnavailable); whatever was not confirmed stays pending."""
+    store error (the caller turns it into StoreUnavailable); whatever was not confirmed stays pending.
+    ``written``: what this writer stored last, so its own bytes read back are not checked again."""
+    written = written if written is not None else Written()
     due = due_now(layout, now, everything)
     # Shards first, then heads from the finest level up: whoever sees a head list a shard, or a
     # parent list a child, finds that value already there (a missing one is then truly lost).
@@ -170,7 +176,10 @@ def flush(
         extra = {head_ident(block_of(i)) for i in todo} | {head_ident(p) for i in todo if i[0] == "h" and (p := parent(block_of(i)))}
         extra_keys = {key_of(layout, i): i for i in extra if key_of(layout, i) not in keys}
         fetched = kv.gets_many([*keys, *extra_keys])
-        found = {i: decode(layout, i, fetched[k][0] if k in fetched else None) for k, i in {**keys, **extra_keys}.items()}
+        found = {
+            i: decode(layout, i, fetched[k][0], written.mine(k, fetched[k][0])) if k in fetched else Decoded(None)
+            for k, i in {**keys, **extra_keys}.items()
+        }
         heads = {i: d for i, d in found.items() if i[0] == "h"}
         state.tried.update((i, state.seq) for i in keys.values())
         lost_race: list[Ident] = []
@@ -189,6 +198,7 @@ def flush(
             token = fetched[key][1] if key in fetched else None
             stored = kv.add(key, data, expire) if token is None else kv.cas(key, data, token, expire)
             if stored:
+                written.stored(key, data)
                 state.done(ident, new.writers[state.writer_id])
             else:
                 lost_race.append(ident)
