@@ -3,6 +3,7 @@ corrupt, one prefix's metadata shared by every process, any window up to its ret
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -31,6 +32,7 @@ from tui.store.codec import (
     decode_summary,
 )
 from tui.store.layout import RELATIVE_EXPIRY_LIMIT, Layout
+from tui.store.merge import due_now
 from tui.window import Block
 
 REPO = Path(__file__).resolve().parent.parent
@@ -389,3 +391,38 @@ def test_a_value_whose_bytes_changed_is_decoded_again_so_corruption_after_a_read
     after = engine.read_view()
     assert any(key in gap.why and "negative" in gap.why for gap in after.incomplete), after.incomplete
     assert any(key in r for r in store.health().corrupt)
+
+
+def test_a_coarse_block_whose_shards_none_were_written_is_reported_not_read_as_zero(store: Store, clock: FakeClock) -> None:
+    """A writer that dies before writing any shard of an open coarse block leaves heads that count
+    its events but list no shard of theirs: readers say "not fully written", never print zero."""
+    tid = IDS[0]
+    settings = Settings(tracking_ids=(tid,), events_per_second=50, backend="memory", memcached=MemcachedSettings(key_prefix="t:"))
+    engine = Engine(settings, store, clock=clock, seed=1, writer_id="w1")
+    k = engine.layout().shard(tid)
+
+    def quiet(second: int) -> bool:  # no slice of the id's shard comes up, and the 1-minute block stays open
+        return second % 10 != k % 10 and second % 60 != k % 60 and (second + 20) // 60 == second // 60
+
+    while not all(quiet(int(clock.time()) + s) for s in range(4)):
+        clock.advance(1.0)
+    run([engine], clock, 3)  # dies here: its coarse shards were never due
+    clock.advance(120.0)
+    reader = Engine(settings, store, clock=clock, seed=2, writer_id="w2", generate=False)
+    view = reader.read_view(window_seconds=600)
+    assert any("not fully written" in gap.why for gap in view.incomplete), view.incomplete
+
+
+def test_a_coarse_shard_is_written_once_a_minute_while_open_and_all_by_the_deadline_once_closed() -> None:
+    """Readers use a coarse block only once it closed: while open, each shard is due once in 60 s
+    (not every 10 s); once closed, in its slice within 10 s, and every one by the deadline."""
+    layout = Layout("t:", 10)
+    block = (360, 472_222)  # a 1-hour block: buckets 170,000,000 … 170,000,359
+    end = layout.block_end(block)
+    shard = ("s", 360, 472_222, "signup", 17)
+    open_seconds = [t for t in range(end - 600, end) if due_now(layout, t)(shard)]
+    assert len(open_seconds) == 10 and all(b - a == 60 for a, b in itertools.pairwise(open_seconds))
+    closed = [t for t in range(end, end + 10) if due_now(layout, t)(shard)]
+    assert len(closed) == 1
+    assert all(due_now(layout, t)(shard) for t in range(end + 12, end + 30))
+    assert all(due_now(layout, t)(("h", 360, 472_222)) and due_now(layout, t)(("s", 1, 170_000_000, "signup", 17)) for t in range(end - 60, end))

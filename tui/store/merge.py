@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from tui.store.codec import Corrupt, Head, Shard, decode_head, decode_shard, encode
 from tui.store.layout import (
     COARSE_DEADLINE_SECONDS,
+    COARSE_OPEN_SECONDS,
     COARSE_SLICES,
     MAX_VALUE_BYTES,
     Layout,
@@ -140,19 +141,26 @@ def plan(state: WriterState, ident: Ident, found: Decoded, absolute: Absolute, l
 def due_now(layout: Layout, now: float, everything: bool = False) -> Callable[[Ident], bool]:
     """Which keys this flush writes (see :data:`~tui.store.layout.COARSE_SLICES`).
 
-    Heads and single buckets: always. A coarser block's shards: one slice of them a second, and all
-    of them once the block closed :data:`~tui.store.layout.COARSE_DEADLINE_SECONDS` ago. So a flush
-    rewrites about a tenth of the coarse values instead of all of them each second, and a reader
-    uses a coarse block only once every live writer wrote all of it
-    (:meth:`~tui.store.layout.Layout.usable`). ``everything``: at exit, write all that is pending."""
+    Heads and single buckets: always. A coarser block's shards: once the block has closed, one
+    slice of them a second, and all of them :data:`~tui.store.layout.COARSE_DEADLINE_SECONDS` after
+    it closed; while it is open, each once every :data:`~tui.store.layout.COARSE_OPEN_SECONDS`.
+    Readers use a coarse block only once it closed :data:`~tui.store.layout.COARSE_LAG_SECONDS` ago
+    (:meth:`~tui.store.layout.Layout.usable`), so writing an open one serves only a writer that dies
+    (it loses at most that last minute). At 100,000 ids a 1-hour block's shard is ~40 KB, and
+    rewriting every one every ten seconds was most of a flush. The head (totals, which shards exist)
+    is written every second, so readers report a block whose shards hold less as not fully written.
+    ``everything``: at exit, write all that is pending."""
     if everything:
         return lambda ident: True
-    slice_now = int(now) % COARSE_SLICES
+    second = int(now)
 
     def due(ident: Ident) -> bool:
-        if ident[0] == "h" or ident[1] == 1 or ident[4] % COARSE_SLICES == slice_now:
+        if ident[0] == "h" or ident[1] == 1:
             return True
-        return now - layout.block_end(block_of(ident)) >= COARSE_DEADLINE_SECONDS
+        closed = now - layout.block_end(block_of(ident))
+        if closed < 0:
+            return ident[4] % COARSE_OPEN_SECONDS == second % COARSE_OPEN_SECONDS
+        return closed >= COARSE_DEADLINE_SECONDS or ident[4] % COARSE_SLICES == second % COARSE_SLICES
 
     return due
 

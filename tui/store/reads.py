@@ -151,13 +151,13 @@ def read_blocks(
                 shards = [shard] if etype == only[0] and shard in shards else []
             for k in shards:
                 wanted[layout.shard_key(block, etype, k)] = (block, etype)
-    if not wanted:
-        return out
+    values: Mapping[str, bytes] = {}
     if only is None:
-        values = get_many(list(wanted))
-    else:
+        values = get_many(list(wanted)) if wanted else {}
+    elif wanted:
         values = {k: prefetched[k] for k in wanted if k in prefetched}
-        values.update(get_many([k for k in wanted if k not in values]) if len(values) < len(wanted) else {})
+        if len(values) < len(wanted):
+            values = {**values, **get_many([k for k in wanted if k not in values])}
     sums: dict[tuple[Block, str], int] = {}
     for key, (block, etype) in wanted.items():
         raw = values.get(key)
@@ -175,10 +175,14 @@ def read_blocks(
         counts = value.counts if only is None else {t: value.counts[t] for t in (only[1],) if t in value.counts}
         merge_into(out.counts.setdefault(block, {}), {etype: counts})
         sums[(block, etype)] = sums.get((block, etype), 0) + sum(value.counts.values())
-    if only is None:
+    if only is None and ids:
+        # Every type a head counts, also one whose shards none are written yet (a writer that died
+        # before writing any of them): what the shards hold must add up to the head's total.
         gapped = {(g.first, g.last) for g in out.gaps}
-        for (block, etype), total in sums.items():
-            expected = out.totals[block].get(etype, 0)
-            if total < expected and (block_gap(block, "").first, block_gap(block, "").last) not in gapped:
-                out.gaps.append(block_gap(block, f"not fully written: {etype} has {total:,} of the {expected:,} events its head counts"))
+        for block, totals in out.totals.items():
+            gap = block_gap(block, "")
+            for etype, expected in totals.items():
+                total = sums.get((block, etype), 0)
+                if total < expected and (gap.first, gap.last) not in gapped:
+                    out.gaps.append(block_gap(block, f"not fully written: {etype} has {total:,} of the {expected:,} events its head counts"))
     return out
