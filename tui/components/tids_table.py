@@ -19,6 +19,7 @@ from tui import EVENT_TYPES
 from tui.components.format import bar, num, rate, share, trend
 from tui.components.ranking import ALL, Ranking, rank
 from tui.components.types_table import RATE_LABEL
+from tui.components.unchanged import set_cell
 from tui.rates import RateMeter
 from tui.window import OTHER_ID, WindowView
 
@@ -143,9 +144,9 @@ class TidsTable(DataTable[Text | str]):
             else:
                 for column, value in values.items():
                     if column != "tid":
-                        # Widening measures every cell of the column: only when this one needs it
-                        # (200 rows each refresh would otherwise re-measure the table on every idle).
-                        self.update_cell(tid, column, value, update_width=_wider(value, self.columns[ColumnKey(column)].content_width))
+                        # Only a changed cell (any update re-renders the table), and widening, which
+                        # measures every cell of the column, only when this one needs it.
+                        set_cell(self, tid, column, value, update_width=_wider(value, self.columns[ColumnKey(column)].content_width))
         self._sort(counts, cursor)
         self._titles(ranking)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TypeVar
 
 from tui.store.codec import Corrupt, Head, decode_head, decode_shard
@@ -114,7 +114,7 @@ def read_blocks(
             if raw is None:
                 continue
             try:
-                heads[block] = decode((key, layout.shards), raw, lambda r, span=block[0]: decode_head(r, layout.shards, span))
+                heads[block] = decode((key, layout.shards), raw, partial(decode_head, shards=layout.shards, span=block[0]))
             except Corrupt as exc:
                 report(key, str(exc))
                 corrupt.add(block)
