@@ -23,7 +23,7 @@ from textual.widgets import Label
 
 from tui import EVENT_TYPES
 from tui.components.format import BARS, rate
-from tui.components.unchanged import set_content
+from tui.components.unchanged import set_content, set_titles
 from tui.rates import RateMeter
 from tui.window import WindowView
 
@@ -127,5 +127,4 @@ class Sparks(Vertical):
             set_content(self.query_one(f"#spark-value-{etype}", Label), value)
         axis = self.query_one(SparkAxis)
         axis.buckets, axis.minutes = len(view.buckets), view.window_minutes
-        self.border_title = f"Events per bucket · {view.label}"
-        self.border_subtitle = f"{view.bucket_seconds} s buckets, from zero · dim: still filling · right: ev/s 5s"
+        set_titles(self, f"Events per bucket · {view.label}", f"{view.bucket_seconds} s buckets, from zero · dim: still filling · right: ev/s 5s")

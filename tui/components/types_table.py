@@ -8,7 +8,7 @@ from textual.widgets import DataTable
 from tui import EVENT_TYPES
 from tui.components.format import num, rate, share
 from tui.components.ranking import ALL
-from tui.components.unchanged import set_cell
+from tui.components.unchanged import set_cell, set_titles
 from tui.rates import RATE_SPAN_SECONDS, RateMeter
 from tui.window import WindowView
 
@@ -33,7 +33,7 @@ class TypesTable(DataTable[Text | str]):
             set_cell(self, etype, "events", num(count, style=style), update_width=True)
             set_cell(self, etype, "rate", Text(rate(per_second) if meter.ready else "–", justify="right", style=style), update_width=True)
             set_cell(self, etype, "share", num(share(count, total), ".1f", "%", style=style), update_width=True)
-        self.border_subtitle = incomplete_label(view) or view.label
+        set_titles(self, "Event types", incomplete_label(view) or view.label)
 
     @property
     def content_width(self) -> int:
