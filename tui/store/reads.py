@@ -173,7 +173,11 @@ def read_blocks(
         if value.restored:
             out.gaps.append(block_gap(block, "restored after a loss; other writers' counts may be missing"))
         counts = value.counts if only is None else {t: value.counts[t] for t in (only[1],) if t in value.counts}
-        merge_into(out.counts.setdefault(block, {}), {etype: counts})
+        into = out.counts.setdefault(block, {}).setdefault(etype, {})
+        if into.keys().isdisjoint(counts):
+            into.update(counts)  # the shards of a block hold different ids: a copy, at C speed
+        else:
+            merge_into(out.counts[block], {etype: counts})
         sums[(block, etype)] = sums.get((block, etype), 0) + sum(value.counts.values())
     if only is None and ids:
         # Every type a head counts, also one whose shards none are written yet (a writer that died
