@@ -3,6 +3,7 @@ corrupt, one prefix's metadata shared by every process, any window up to its ret
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -31,6 +32,7 @@ from tui.store.codec import (
     decode_summary,
 )
 from tui.store.layout import RELATIVE_EXPIRY_LIMIT, Layout
+from tui.store.merge import due_now
 from tui.window import Block
 
 REPO = Path(__file__).resolve().parent.parent
@@ -328,3 +330,104 @@ def test_a_writer_that_dies_before_writing_a_coarse_block_whole_is_reported_not_
     assert any("not fully written" in gap.why for gap in view.incomplete), view.incomplete
     survivor = reader_of(store, clock)
     assert survivor.read_view().total <= pipeline.status().generated  # low, but said so above
+
+
+def _count_round_trips(store: Store, monkeypatch: pytest.MonkeyPatch, drop: tuple[str, ...] = ()) -> list[list[str]]:
+    """Record each ``get_many`` the store makes (its keys); on the first, leave out keys starting
+    with ``drop``, as a value written just after the read reached it (or a cluster's other server)."""
+    calls: list[list[str]] = []
+    real = store.get_many
+
+    def get_many(keys: list[str]) -> dict[str, bytes]:
+        calls.append(list(keys))
+        found = real(keys)
+        return {k: v for k, v in found.items() if not k.startswith(drop)} if len(calls) == 1 else found
+
+    monkeypatch.setattr(store, "get_many", get_many)
+    return calls
+
+
+def test_one_ids_count_over_24_h_is_one_round_trip_and_exact(store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heads and the id's shard of every block are read together (the shard keys follow from the
+    plan): one ``get_many``, the same counts as the whole window's read, nothing incomplete."""
+    pipeline = writer(store, clock, 1, events_per_second=300)
+    run([pipeline], clock, 30)
+    clock.advance(120.0)  # the coarse blocks are closed and readable
+    whole = pipeline.reader.read_view(window_seconds=86_400)
+    calls = _count_round_trips(store, monkeypatch)
+    for tid, n in list(whole.summary["user-event"].by_tracking_id.items())[:10]:
+        calls.clear()
+        one = pipeline.reader.read_one("user-event", tid, 86_400)
+        assert len(calls) == 1, [len(c) for c in calls]
+        assert one.summary["user-event"].by_tracking_id == {tid: n}
+        assert not one.incomplete
+
+
+def test_a_shard_the_one_trip_read_missed_is_read_again_before_it_is_called_lost(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard a head lists but the combined read did not find may have been written in between:
+    it is read once more and counted; only one still missing then is reported lost."""
+    pipeline = writer(store, clock, 1, events_per_second=300)
+    run([pipeline], clock, 30)
+    clock.advance(120.0)
+    tid, n = next(iter(pipeline.reader.read_view(window_seconds=86_400).summary["user-event"].by_tracking_id.items()))
+    calls = _count_round_trips(store, monkeypatch, drop=("t:s",))
+    one = pipeline.reader.read_one("user-event", tid, 86_400)
+    assert len(calls) == 2 and one.summary["user-event"].by_tracking_id == {tid: n} and not one.incomplete
+    layout = pipeline.prefix.get()
+    victim = next(k for k in calls[1] if k.startswith("t:s"))
+    _evict(store, victim)
+    calls.clear()
+    lost = pipeline.reader.read_one("user-event", tid, 86_400)
+    assert any(victim in gap.why for gap in lost.incomplete), lost.incomplete  # never silently low
+    assert layout.shard(tid) == int(victim.rsplit(":", 1)[1])
+
+
+def test_a_value_whose_bytes_changed_is_decoded_again_so_corruption_after_a_read_is_reported(store: Store, clock: FakeClock) -> None:
+    """Reads keep decoded values by their bytes: a value replaced after a read (here by garbage)
+    is never served from what was decoded before."""
+    pipeline = writer(store, clock, 1, events_per_second=300)
+    run([pipeline], clock, 5)
+    before = pipeline.reader.read_view()
+    assert not before.incomplete and before.total > 0
+    key = next(k for k in sorted(keys_of(store)) if k.startswith("t:s1:") and int(k.split(":")[2]) in before.buckets)
+    store.set(key, b'{"c":{"INF-00001":-5},"w":{}}', 600)
+    after = pipeline.reader.read_view()
+    assert any(key in gap.why and "negative" in gap.why for gap in after.incomplete), after.incomplete
+    assert any(key in r for r in store.health().corrupt)
+
+
+def test_a_coarse_block_whose_shards_none_were_written_is_reported_not_read_as_zero(store: Store, clock: FakeClock) -> None:
+    """A writer that dies before writing any shard of an open coarse block leaves heads that count
+    its events but list no shard of theirs: readers say "not fully written", never print zero."""
+    tid = IDS[0]
+    settings = Settings(tracking_ids=(tid,), events_per_second=50, backend="memory", memcached=MemcachedSettings(key_prefix="t:"))
+    pipeline = Pipeline(settings, store, clock=clock, seed=1, writer_id="w1")
+    k = pipeline.prefix.get().shard(tid)
+
+    def quiet(second: int) -> bool:  # no slice of the id's shard comes up, and the 1-minute block stays open
+        return second % 10 != k % 10 and second % 60 != k % 60 and (second + 20) // 60 == second // 60
+
+    while not all(quiet(int(clock.time()) + s) for s in range(4)):
+        clock.advance(1.0)
+    run([pipeline], clock, 3)  # dies here: its coarse shards were never due
+    clock.advance(120.0)
+    reader = Reader(settings, store, clock=clock)
+    view = reader.read_view(window_seconds=600)
+    assert any("not fully written" in gap.why for gap in view.incomplete), view.incomplete
+
+
+def test_a_coarse_shard_is_written_once_a_minute_while_open_and_all_by_the_deadline_once_closed() -> None:
+    """Readers use a coarse block only once it closed: while open, each shard is due once in 60 s
+    (not every 10 s); once closed, in its slice within 10 s, and every one by the deadline."""
+    layout = Layout("t:", 10)
+    block = (360, 472_222)  # a 1-hour block: buckets 170,000,000 … 170,000,359
+    end = layout.block_end(block)
+    shard = ("s", 360, 472_222, "signup", 17)
+    open_seconds = [t for t in range(end - 600, end) if due_now(layout, t)(shard)]
+    assert len(open_seconds) == 10 and all(b - a == 60 for a, b in itertools.pairwise(open_seconds))
+    closed = [t for t in range(end, end + 10) if due_now(layout, t)(shard)]
+    assert len(closed) == 1
+    assert all(due_now(layout, t)(shard) for t in range(end + 12, end + 30))
+    assert all(due_now(layout, t)(("h", 360, 472_222)) and due_now(layout, t)(("s", 1, 170_000_000, "signup", 17)) for t in range(end - 60, end))

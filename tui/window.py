@@ -205,7 +205,7 @@ def summarize(
                 if etype in series:
                     series[etype][bucket - buckets.start] = n
     summary = {
-        t: TypeSummary(sum(by_tid[t].values()), dict(sorted((k, v) for k, v in by_tid[t].items() if v)))
+        t: TypeSummary(sum(by_tid[t].values()), {k: by_tid[t][k] for k in sorted(k for k, v in by_tid[t].items() if v)})
         for t in types
     }
     bound = bucket_seconds * (1 + rounded)

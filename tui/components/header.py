@@ -9,6 +9,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from tui.components.snapshot import Snapshot
+from tui.components.unchanged import set_content
 
 
 def store_words(backend: str, detail: str) -> str:
@@ -32,6 +33,6 @@ class Header(Horizontal):
         elif error is not None:
             text += " · last flush failed, retrying"
         backend = self.query_one("#backend", Static)
-        backend.update(text)
+        set_content(backend, text)
         backend.set_class(not health.ok or error is not None, "-down")
-        self.query_one("#clock", Static).update(time.strftime("%H:%M:%S UTC", time.gmtime(snap.now)))
+        set_content(self.query_one("#clock", Static), time.strftime("%H:%M:%S UTC", time.gmtime(snap.now)))

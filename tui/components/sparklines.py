@@ -23,6 +23,7 @@ from textual.widgets import Label
 
 from tui import EVENT_TYPES
 from tui.components.format import BARS, rate
+from tui.components.unchanged import set_content, set_titles
 from tui.rates import RateMeter
 from tui.window import WindowView
 
@@ -123,8 +124,7 @@ class Sparks(Vertical):
         for etype in EVENT_TYPES:
             self.query_one(f"#spark-{etype}", SparkBars).values = tuple(view.series[etype])
             value = f"{rate(meter.rate_where(lambda k, t=etype: k[0] == t))}/s" if meter.ready else "–"  # type: ignore[misc]
-            self.query_one(f"#spark-value-{etype}", Label).update(value)
+            set_content(self.query_one(f"#spark-value-{etype}", Label), value)
         axis = self.query_one(SparkAxis)
         axis.buckets, axis.minutes = len(view.buckets), view.window_minutes
-        self.border_title = f"Events per bucket · {view.label}"
-        self.border_subtitle = f"{view.bucket_seconds} s buckets, from zero · dim: still filling · right: ev/s 5s"
+        set_titles(self, f"Events per bucket · {view.label}", f"{view.bucket_seconds} s buckets, from zero · dim: still filling · right: ev/s 5s")

@@ -7,6 +7,7 @@ from textual.widgets import Static
 
 from tui.components.format import rate
 from tui.components.snapshot import Snapshot
+from tui.components.unchanged import set_content
 from tui.pipeline.generator import RATE_SAMPLE_SECONDS
 
 
@@ -35,4 +36,4 @@ class StatusLine(Static):
             parts.append(Text(f"{status.other_events:,} events under (other): more than max_tracking_ids ids", style="bold yellow"))
         if snap.health.evictions is not None:
             parts.append(Text(f"evictions {snap.health.evictions:,}", style="bold red" if snap.health.evictions else ""))
-        self.update(Text(" │ ").join(parts))
+        set_content(self, Text(" │ ").join(parts))

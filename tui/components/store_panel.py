@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui.components.snapshot import Snapshot
+from tui.components.unchanged import set_content
 from tui.pipeline import Pipeline
 
 #: Two hints a line: (key, what) pairs.
@@ -25,7 +26,7 @@ class StorePanel(Static):
             text.append(f"\n{snap.read_error}", style="red")
         text.append("\n\n")
         text.append(Text("\n").join(Text.assemble(*(_hint(pair, width) for pair, width in zip(line, (17, 0)) if pair)) for line in HINTS))
-        self.update(text)
+        set_content(self, text)
 
 
 def _hint(pair: tuple[str, str], width: int) -> Text:

@@ -19,6 +19,7 @@ from tui import EVENT_TYPES
 from tui.components.format import bar, num, rate, share, trend
 from tui.components.ranking import ALL, Ranking, rank
 from tui.components.types_table import RATE_LABEL
+from tui.components.unchanged import set_cell, set_titles
 from tui.rates import RateMeter
 from tui.window import OTHER_ID, WindowView
 
@@ -143,21 +144,21 @@ class TidsTable(DataTable[Text | str]):
             else:
                 for column, value in values.items():
                     if column != "tid":
-                        # Widening measures every cell of the column: only when this one needs it
-                        # (200 rows each refresh would otherwise re-measure the table on every idle).
-                        self.update_cell(tid, column, value, update_width=_wider(value, self.columns[ColumnKey(column)].content_width))
+                        # Only a changed cell (any update re-renders the table), and widening, which
+                        # measures every cell of the column, only when this one needs it.
+                        set_cell(self, tid, column, value, update_width=_wider(value, self.columns[ColumnKey(column)].content_width))
         self._sort(counts, cursor)
         self._titles(ranking)
 
     def _titles(self, ranking: Ranking) -> None:
         """The title names the type and any filter; the subtitle how many ids are shown of how many."""
         what = "all types" if self.selected == ALL else self.selected
-        self.border_title = f"Tracking ids · {what}" + (f" · /{self.needle}" if self.needle else "")
         shown, matched = len(ranking.rows), ranking.matched
         noun = "match" if self.needle else "ids"
         count = f"{matched:,} {noun}" if shown == matched else f"top {shown} of {matched:,} {noun}"
         kept = f" · as of {time.strftime('%H:%M:%S', time.gmtime(self.ids_as_of))}" if self.ids_as_of is not None else ""
-        self.border_subtitle = f"{count} · {'by count' if self.sort_by_count else 'by name'}{kept}"
+        set_titles(self, f"Tracking ids · {what}" + (f" · /{self.needle}" if self.needle else ""),
+                   f"{count} · {'by count' if self.sort_by_count else 'by name'}{kept}")
 
     def _weight(self, by_type: Mapping[str, int]) -> int:
         return sum(by_type.values()) if self.selected == ALL else by_type.get(self.selected, 0)

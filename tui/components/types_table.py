@@ -8,6 +8,7 @@ from textual.widgets import DataTable
 from tui import EVENT_TYPES
 from tui.components.format import num, rate, share
 from tui.components.ranking import ALL
+from tui.components.unchanged import set_cell, set_titles
 from tui.rates import RATE_SPAN_SECONDS, RateMeter
 from tui.window import WindowView
 
@@ -29,10 +30,10 @@ class TypesTable(DataTable[Text | str]):
             count = total if etype == ALL else view.summary[etype].total
             per_second = meter.rate_where(lambda k, t=etype: t in (ALL, k[0]))  # type: ignore[misc]
             style = "bold" if etype == ALL else ""
-            self.update_cell(etype, "events", num(count, style=style), update_width=True)
-            self.update_cell(etype, "rate", Text(rate(per_second) if meter.ready else "–", justify="right", style=style), update_width=True)
-            self.update_cell(etype, "share", num(share(count, total), ".1f", "%", style=style), update_width=True)
-        self.border_subtitle = incomplete_label(view) or view.label
+            set_cell(self, etype, "events", num(count, style=style), update_width=True)
+            set_cell(self, etype, "rate", Text(rate(per_second) if meter.ready else "–", justify="right", style=style), update_width=True)
+            set_cell(self, etype, "share", num(share(count, total), ".1f", "%", style=style), update_width=True)
+        set_titles(self, "Event types", incomplete_label(view) or view.label)
 
     @property
     def content_width(self) -> int:

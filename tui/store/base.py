@@ -8,6 +8,7 @@ embedded store is semantically identical to memcached, and every test runs again
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,10 +24,12 @@ from tui.store.codec import (
     encode,
     parse_object,
 )
+from tui.store.decode_cache import DecodeCache
 from tui.store.layout import DEFAULT_SHARDS, LAYOUT_VERSION, MAX_SHARDS, Layout
 from tui.store.merge import MAX_CAS_ATTEMPTS, Absolute, TooLarge, flush
 from tui.store.reads import BlocksRead, read_blocks
 from tui.store.writer_state import WriterState
+from tui.store.written import Written
 from tui.window import Block
 
 T = TypeVar("T")
@@ -80,6 +83,10 @@ class Store(ABC):
         self._reported: set[tuple[str, str]] = set()
         self._new_reports: list[str] = []
         self.meta: Meta | None = None
+        #: Reads decode each stored value once while its bytes stay the same (closed blocks).
+        self._decoded = DecodeCache()
+        self._written: dict[str, Written] = {}  # by writer id: what each writer stored last
+        self._written_lock = threading.Lock()
 
     # -- what a backend provides ------------------------------------------------------------------
 
@@ -190,15 +197,21 @@ class Store(ABC):
 
         def run() -> None:
             try:
-                flush(self, layout, state, absolute, now, self.report, everything)
+                flush(self, layout, state, absolute, now, self.report, everything, self.written(state.writer_id))
             except (TooLarge, TimeoutError) as exc:
                 raise StoreUnavailable(f"{self.where}: {exc}") from None
 
         self._call("writing buckets", run)
 
+    def written(self, writer_id: str) -> Written:
+        """What the writer ``writer_id`` stored last through this store (see :mod:`tui.store.written`)."""
+        with self._written_lock:
+            return self._written.setdefault(writer_id, Written())
+
     def read(self, layout: Layout, blocks: Sequence[Block], ids: bool = True, only: tuple[str, str] | None = None) -> BlocksRead:
-        """Read blocks: heads, then (if ``ids``) the shards they list. Raises StoreUnavailable."""
-        return self._call("reading buckets", lambda: read_blocks(self.get_many, layout, blocks, self.report, ids, only))
+        """Read blocks: heads, then (if ``ids``) the shards they list (one round trip for one id, see
+        :func:`read_blocks`). Raises StoreUnavailable."""
+        return self._call("reading buckets", lambda: read_blocks(self.get_many, layout, blocks, self.report, ids, only, self._decoded))
 
     # -- summaries ------------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from tui.settings import DEFAULT_RETENTION_SECONDS
 from tui.window import LEVELS, Block
@@ -41,10 +42,14 @@ EXPIRY_MARGIN_SECONDS = 5
 #: Keys live this much past block end + retention, so a window exactly as long as a level's
 #: retention (60 min with 1 h single buckets) still reads that level at its old edge.
 EXPIRY_GRACE_SECONDS = 60
-#: The shards of coarse blocks (6 buckets and up) are written a slice a second (shard %
-#: COARSE_SLICES == the second % COARSE_SLICES), all of them COARSE_DEADLINE_SECONDS after the
-#: block closed; readers use one only COARSE_LAG_SECONDS after it closed, finer blocks before.
+#: The shards of coarse blocks (6 buckets and up) are written once the block closed, a slice a
+#: second (shard % COARSE_SLICES == the second % COARSE_SLICES), all of them COARSE_DEADLINE_SECONDS
+#: after it closed; readers use one only COARSE_LAG_SECONDS after it closed, finer blocks before.
+#: While a block is open each of its shards is written once every COARSE_OPEN_SECONDS (shard %
+#: COARSE_OPEN_SECONDS == the second % COARSE_OPEN_SECONDS), so a writer that dies leaves at most
+#: that much of an open block unwritten.
 COARSE_SLICES = 10
+COARSE_OPEN_SECONDS = 60
 COARSE_DEADLINE_SECONDS = 2 + COARSE_SLICES
 COARSE_LAG_SECONDS = COARSE_DEADLINE_SECONDS + 8  # and the writers flushed (once a second) since
 #: Retention per level in seconds, by span: single buckets 1 h, 1-min and 10-min blocks 1 day, 1 h blocks 7 days.
@@ -56,6 +61,7 @@ def shard_of(tracking_id: str, shards: int) -> int:
     return zlib.crc32(tracking_id.encode("utf-8")) % shards
 
 
+@lru_cache(maxsize=4096)  # pure; reads walk the same blocks' ancestors on every refresh
 def parent(block: Block) -> Block | None:
     """The block of the next coarser level that contains ``block`` (None at the top level)."""
     span, index = block

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from tui.store.codec import Corrupt, Head, Shard, decode_head, decode_shard, encode
 from tui.store.layout import (
     COARSE_DEADLINE_SECONDS,
+    COARSE_OPEN_SECONDS,
     COARSE_SLICES,
     MAX_VALUE_BYTES,
     Layout,
@@ -41,6 +42,7 @@ from tui.store.writer_state import (
     block_of,
     head_ident,
 )
+from tui.store.written import Written
 
 MAX_CAS_ATTEMPTS = 100
 #: The writer's own absolute counts for a key (what it would restore), or None if no longer held.
@@ -73,13 +75,15 @@ def key_of(layout: Layout, ident: Ident) -> str:
     return layout.shard_key(block_of(ident), ident[3], ident[4])
 
 
-def decode(layout: Layout, ident: Ident, raw: bytes | None) -> Decoded:
+def decode(layout: Layout, ident: Ident, raw: bytes | None, ours: bool = False) -> Decoded:
+    """The value under ``ident``'s key; ``ours``: ``raw`` is exactly what this writer stored there
+    (:mod:`tui.store.written`), so a shard is parsed without checking every id again."""
     if raw is None:
         return Decoded(None)
     try:
         if ident[0] == "h":
             return Decoded(decode_head(raw, layout.shards, ident[1]))
-        return Decoded(decode_shard(raw))
+        return Decoded(decode_shard(raw, checked=not ours))
     except Corrupt as exc:
         return Decoded(None, str(exc))
 
@@ -137,28 +141,38 @@ def plan(state: WriterState, ident: Ident, found: Decoded, absolute: Absolute, l
 def due_now(layout: Layout, now: float, everything: bool = False) -> Callable[[Ident], bool]:
     """Which keys this flush writes (see :data:`~tui.store.layout.COARSE_SLICES`).
 
-    Heads and single buckets: always. A coarser block's shards: one slice of them a second, and all
-    of them once the block closed :data:`~tui.store.layout.COARSE_DEADLINE_SECONDS` ago. So a flush
-    rewrites about a tenth of the coarse values instead of all of them each second, and a reader
-    uses a coarse block only once every live writer wrote all of it
-    (:meth:`~tui.store.layout.Layout.usable`). ``everything``: at exit, write all that is pending."""
+    Heads and single buckets: always. A coarser block's shards: once the block has closed, one
+    slice of them a second, and all of them :data:`~tui.store.layout.COARSE_DEADLINE_SECONDS` after
+    it closed; while it is open, each once every :data:`~tui.store.layout.COARSE_OPEN_SECONDS`.
+    Readers use a coarse block only once it closed :data:`~tui.store.layout.COARSE_LAG_SECONDS` ago
+    (:meth:`~tui.store.layout.Layout.usable`), so writing an open one serves only a writer that dies
+    (it loses at most that last minute). At 100,000 ids a 1-hour block's shard is ~40 KB, and
+    rewriting every one every ten seconds was most of a flush. The head (totals, which shards exist)
+    is written every second, so readers report a block whose shards hold less as not fully written.
+    ``everything``: at exit, write all that is pending."""
     if everything:
         return lambda ident: True
-    slice_now = int(now) % COARSE_SLICES
+    second = int(now)
 
     def due(ident: Ident) -> bool:
-        if ident[0] == "h" or ident[1] == 1 or ident[4] % COARSE_SLICES == slice_now:
+        if ident[0] == "h" or ident[1] == 1:
             return True
-        return now - layout.block_end(block_of(ident)) >= COARSE_DEADLINE_SECONDS
+        closed = now - layout.block_end(block_of(ident))
+        if closed < 0:
+            return ident[4] % COARSE_OPEN_SECONDS == second % COARSE_OPEN_SECONDS
+        return closed >= COARSE_DEADLINE_SECONDS or ident[4] % COARSE_SLICES == second % COARSE_SLICES
 
     return due
 
 
 def flush(
     kv: KV, layout: Layout, state: WriterState, absolute: Absolute, now: float, report: Callable[[str, str], None], everything: bool = False,
+    written: Written | None = None,
 ) -> None:
     """Write the pending deltas that are due (and verify every key in ``state.check``). Raises on a
-    store error (the caller turns it into StoreUnavailable); whatever was not confirmed stays pending."""
+    store error (the caller turns it into StoreUnavailable); whatever was not confirmed stays pending.
+    ``written``: what this writer stored last, so its own bytes read back are not checked again."""
+    written = written if written is not None else Written()
     due = due_now(layout, now, everything)
     # Shards first, then heads from the finest level up: whoever sees a head list a shard, or a
     # parent list a child, finds that value already there (a missing one is then truly lost).
@@ -170,7 +184,10 @@ def flush(
         extra = {head_ident(block_of(i)) for i in todo} | {head_ident(p) for i in todo if i[0] == "h" and (p := parent(block_of(i)))}
         extra_keys = {key_of(layout, i): i for i in extra if key_of(layout, i) not in keys}
         fetched = kv.gets_many([*keys, *extra_keys])
-        found = {i: decode(layout, i, fetched[k][0] if k in fetched else None) for k, i in {**keys, **extra_keys}.items()}
+        found = {
+            i: decode(layout, i, fetched[k][0], written.mine(k, fetched[k][0])) if k in fetched else Decoded(None)
+            for k, i in {**keys, **extra_keys}.items()
+        }
         heads = {i: d for i, d in found.items() if i[0] == "h"}
         state.tried.update((i, state.seq) for i in keys.values())
         lost_race: list[Ident] = []
@@ -189,6 +206,7 @@ def flush(
             token = fetched[key][1] if key in fetched else None
             stored = kv.add(key, data, expire) if token is None else kv.cas(key, data, token, expire)
             if stored:
+                written.stored(key, data)
                 state.done(ident, new.writers[state.writer_id])
             else:
                 lost_race.append(ident)

@@ -17,12 +17,17 @@ block without traffic by a reader alone; the writers' verification restores (and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from typing import TypeVar
 
 from tui.store.codec import Corrupt, Head, decode_head, decode_shard
+from tui.store.decode_cache import DecodeCache
 from tui.store.layout import Layout, child_offset, parent
 from tui.window import LEVELS, Block, BucketCounts, Gap, merge_into
+
+T = TypeVar("T")
 
 
 def block_gap(block: Block, why: str) -> Gap:
@@ -30,19 +35,21 @@ def block_gap(block: Block, why: str) -> Gap:
     return Gap(span * index, span * index + span - 1, why)
 
 
-def ancestors(block: Block) -> list[Block]:
+@lru_cache(maxsize=4096)  # pure, and a window's plan repeats them on every refresh
+def ancestors(block: Block) -> tuple[Block, ...]:
     out = []
     up = parent(block)
     while up is not None:
         out.append(up)
         up = parent(up)
-    return out
+    return tuple(out)
 
 
-def children(block: Block) -> list[Block]:
+@lru_cache(maxsize=4096)
+def children(block: Block) -> tuple[Block, ...]:
     span, index = block
     finer = LEVELS[LEVELS.index(span) - 1] if span != LEVELS[0] else None
-    return [] if finer is None else [(finer, index * span // finer + j) for j in range(span // finer)]
+    return () if finer is None else tuple((finer, index * span // finer + j) for j in range(span // finer))
 
 
 def lost_head(block: Block, heads: Mapping[Block, Head | None]) -> str | None:
@@ -74,31 +81,50 @@ def read_blocks(
     report: Callable[[str, str], None],
     ids: bool = True,
     only: tuple[str, str] | None = None,
+    cache: DecodeCache | None = None,
 ) -> BlocksRead:
     """Read ``blocks``: heads (and their parents' heads, to tell lost from empty), then, if ``ids``,
-    the shards the heads list (only the shard of ``only = (type, tracking_id)`` when given)."""
+    the shards the heads list (only the shard of ``only = (type, tracking_id)`` when given).
+
+    With ``only`` the read is one round trip: that id's shard key of every block is known from the
+    plan, so it is read together with the heads (after them) and with the children of top-level
+    blocks (which tell a lost top-level head from an empty one). A shard a head lists but that this
+    found missing may have been written in between (and a cluster reads each server in turn), so it
+    is read once more, and only then called lost. ``cache`` keeps decoded values by their bytes."""
     out = BlocksRead()
     heads: dict[Block, Head | None] = {}
     corrupt: set[Block] = set()
+    prefetched: dict[str, bytes] = {}
 
-    def fetch(wanted: set[Block]) -> None:
+    def decode(key: Hashable, raw: bytes, decoder: Callable[[bytes], T]) -> T:
+        return cache.decode(key, raw, decoder) if cache is not None else decoder(raw)
+
+    def fetch(wanted: set[Block], more: Sequence[str] = ()) -> None:
         # Coarser first: a writer writes a child's head before its parent's, so a child this read
         # finds missing although its parent (read earlier) lists it was truly lost.
         ordered = sorted((b for b in wanted if b not in heads), key=lambda b: -b[0])
         keys = {layout.head_key(b): b for b in ordered}
-        fetched = get_many(list(keys))
+        if not keys and not more:
+            return
+        fetched = get_many([*keys, *more])
+        prefetched.update((k, fetched[k]) for k in more if k in fetched)
         for key, block in keys.items():
             raw = fetched.get(key)
             heads[block] = None
             if raw is None:
                 continue
             try:
-                heads[block] = decode_head(raw, layout.shards, block[0])
+                heads[block] = decode((key, layout.shards), raw, partial(decode_head, shards=layout.shards, span=block[0]))
             except Corrupt as exc:
                 report(key, str(exc))
                 corrupt.add(block)
 
-    fetch({a for b in blocks for a in ancestors(b)} | set(blocks))
+    first = {a for b in blocks for a in ancestors(b)} | set(blocks)
+    one_shard: list[str] = []
+    if only is not None and ids:
+        first |= {c for b in blocks if parent(b) is None for c in children(b)}
+        one_shard = [layout.shard_key(b, only[0], layout.shard(only[1])) for b in blocks]
+    fetch(first, one_shard)
     missing = [b for b in blocks if heads[b] is None and b not in corrupt]
     tops = [b for b in missing if parent(b) is None]
     if tops:
@@ -125,9 +151,13 @@ def read_blocks(
                 shards = [shard] if etype == only[0] and shard in shards else []
             for k in shards:
                 wanted[layout.shard_key(block, etype, k)] = (block, etype)
-    if not wanted:
-        return out
-    values = get_many(list(wanted))
+    values: Mapping[str, bytes] = {}
+    if only is None:
+        values = get_many(list(wanted)) if wanted else {}
+    elif wanted:
+        values = {k: prefetched[k] for k in wanted if k in prefetched}
+        if len(values) < len(wanted):
+            values = {**values, **get_many([k for k in wanted if k not in values])}
     sums: dict[tuple[Block, str], int] = {}
     for key, (block, etype) in wanted.items():
         raw = values.get(key)
@@ -135,20 +165,28 @@ def read_blocks(
             out.gaps.append(block_gap(block, f"lost: {key} is missing but the head lists it"))
             continue
         try:
-            value = decode_shard(raw)
+            value = decode(key, raw, decode_shard)
         except Corrupt as exc:
             report(key, str(exc))
             out.gaps.append(block_gap(block, f"corrupt value {key} ({exc})"))
             continue
         if value.restored:
             out.gaps.append(block_gap(block, "restored after a loss; other writers' counts may be missing"))
-        counts = value.counts if only is None else {t: n for t, n in value.counts.items() if t == only[1]}
-        merge_into(out.counts.setdefault(block, {}), {etype: counts})
+        counts = value.counts if only is None else {t: value.counts[t] for t in (only[1],) if t in value.counts}
+        into = out.counts.setdefault(block, {}).setdefault(etype, {})
+        if into.keys().isdisjoint(counts):
+            into.update(counts)  # the shards of a block hold different ids: a copy, at C speed
+        else:
+            merge_into(out.counts[block], {etype: counts})
         sums[(block, etype)] = sums.get((block, etype), 0) + sum(value.counts.values())
-    if only is None:
+    if only is None and ids:
+        # Every type a head counts, also one whose shards none are written yet (a writer that died
+        # before writing any of them): what the shards hold must add up to the head's total.
         gapped = {(g.first, g.last) for g in out.gaps}
-        for (block, etype), total in sums.items():
-            expected = out.totals[block].get(etype, 0)
-            if total < expected and (block_gap(block, "").first, block_gap(block, "").last) not in gapped:
-                out.gaps.append(block_gap(block, f"not fully written: {etype} has {total:,} of the {expected:,} events its head counts"))
+        for block, totals in out.totals.items():
+            gap = block_gap(block, "")
+            for etype, expected in totals.items():
+                total = sums.get((block, etype), 0)
+                if total < expected and (gap.first, gap.last) not in gapped:
+                    out.gaps.append(block_gap(block, f"not fully written: {etype} has {total:,} of the {expected:,} events its head counts"))
     return out
