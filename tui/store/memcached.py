@@ -3,12 +3,16 @@
 The values, keys and merge logic are the store's (:mod:`tui.store.layout`, :mod:`tui.store.merge`);
 this module only talks to servers. pymemcache's pooled clients are used because a plain ``Client``
 is not thread-safe; with several servers a ``HashClient`` spreads keys by consistent hashing, and a
-server that fails leaves the ring at once (every call on it raises, never a silent default).
+server that fails leaves the ring at once (every call on it raises, never a silent default). A
+``HashClient``'s ring and its dead-server bookkeeping are not thread-safe either (two threads failing
+on one server both remove it, and the second raises "No such node"), so each thread that uses the
+store gets a ``HashClient`` of its own.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,24 +55,36 @@ class MemcachedStore(Store):
         # One pooled connection per thread that uses the store at once (writer, reader, a few more).
         pool = 4 if len(self.servers) > 1 else POOL_SIZE
         self._servers = {str(s): PooledClient((s.host, s.port), max_pool_size=pool, **common) for s in self.servers}
-        if len(self.servers) == 1:
-            self._client: Any = next(iter(self._servers.values()))
-        else:
-            self._client = HashClient(
-                [(s.host, s.port) for s in self.servers],
-                use_pooling=True,
-                max_pool_size=POOL_SIZE,
-                # A failing server leaves the ring at its first error (and every call on it raises,
-                # never a silent default); it is tried again after dead_timeout seconds.
-                retry_attempts=0,
-                dead_timeout=DEAD_TIMEOUT_SECONDS,
-                ignore_exc=False,
-                **common,
-            )
+        self._common = common
+        self._local = threading.local()
+        self._hash_clients: list[HashClient] = []  # every thread's, to close them all
+        self._hash_lock = threading.Lock()
+        self._single: Any = next(iter(self._servers.values())) if len(self.servers) == 1 else None
         self._generation_key = f"{key_prefix}generation"
         self.where = f"in memcached {self.address}"
 
     # -- helpers ------------------------------------------------------------------------------
+
+    @property
+    def _client(self) -> Any:
+        """The one server's pooled client, or this thread's own ``HashClient`` over all of them."""
+        if self._single is not None:
+            return self._single
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = HashClient(
+                [(s.host, s.port) for s in self.servers],
+                # A failing server leaves this thread's ring at its first error (and every call on it
+                # raises, never a silent default); it is tried again after dead_timeout seconds.
+                retry_attempts=0,
+                dead_timeout=DEAD_TIMEOUT_SECONDS,
+                ignore_exc=False,
+                **self._common,
+            )
+            self._local.client = client
+            with self._hash_lock:
+                self._hash_clients.append(client)
+        return client
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
@@ -163,7 +179,9 @@ class MemcachedStore(Store):
         return Health(self.backend, True, f"{self.address} · {latency:.1f} ms", latency, evictions, corrupt=self._take_reports())
 
     def close(self) -> None:
-        for client in {id(c): c for c in (self._client, *self._servers.values())}.values():
+        with self._hash_lock:
+            clients = [*self._hash_clients, *self._servers.values()]
+        for client in clients:
             try:
                 client.close()
             except (MemcacheError, OSError):

@@ -1,0 +1,56 @@
+"""The memcached client under threads: a server that dies while several threads use the store.
+
+pymemcache's ``HashClient`` keeps its hash ring and dead-server list unguarded; two threads that fail
+on the same server both try to remove it, and the second used to raise ``ValueError("No such node")``
+(a traceback that stopped the dashboard's reader). Every failure must arrive as StoreUnavailable.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from tests.conftest import MemcachedServer
+from tui.settings import Server
+from tui.store import StoreUnavailable
+from tui.store.memcached import MemcachedStore
+
+THREADS = 8
+ROUNDS = 30
+
+
+def test_threads_failing_on_one_dead_server_each_get_store_unavailable_never_another_error(
+    memcached_factory: Callable[[], MemcachedServer],
+) -> None:
+    servers = [memcached_factory(), memcached_factory()]
+    keys = [f"k{i}" for i in range(64)]  # spread over both servers
+    errors: list[BaseException] = []
+    unavailable = 0
+    lock = threading.Lock()
+    for _ in range(ROUNDS):
+        store = MemcachedStore([Server("127.0.0.1", s.port) for s in servers], "th:", timeout=0.5)
+        store.get_many(keys)  # each thread below connects afresh; this one proves both answer
+        servers[1].stop()
+        barrier = threading.Barrier(THREADS)
+
+        def read() -> None:
+            nonlocal unavailable
+            barrier.wait(timeout=10)
+            try:
+                store.fetch("reading", keys)
+            except StoreUnavailable:
+                with lock:
+                    unavailable += 1
+            except BaseException as exc:  # noqa: BLE001 - the defect under test
+                with lock:
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=read) for _ in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+        store.close()
+        servers[1].start()
+        assert not errors, f"{len(errors)} calls failed otherwise, e.g. {errors[0]!r}"
+    assert unavailable == THREADS * ROUNDS  # each thread's first call on the dead server says so
