@@ -60,6 +60,7 @@ def test_the_briefs_samples_are_counted_and_read_back_from_the_api_and_with_one_
         wait_until(counted, timeout=10, what="the accepted samples to be counted in memcached")
         one = get(url, "/api/v1/summary/signup?tracking_id=INF-yj562hjojbtez")
         assert one["count"] == 3 and one["incomplete"] is False and one["window"]["bound"] == "±10 s"  # type: ignore[index]
+        assert isinstance(one["lagSeconds"], float) and 0 <= one["lagSeconds"] < 60  # the widget's answer says how fresh it is
         plain = Client(("127.0.0.1", memcached.port))
 
         def published() -> bool:

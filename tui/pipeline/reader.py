@@ -76,7 +76,13 @@ class Reader:
         buckets = window_range(now, window_seconds, self.settings.bucket_seconds)
         blocks, rounded = plan_window(buckets, layout.usable(now))
         found = self.store.read(layout, blocks, only=(etype, tracking_id))
-        return summarize(now, window_seconds, self.settings.bucket_seconds, found.counts, incomplete=sorted(found.gaps, key=lambda g: (g.first, g.why)), rounded=rounded)
+        # The heads' totals of the single buckets give the series, so the view's lag is the prefix's
+        # (newest bucket holding any event), not this id's: how fresh the counting is.
+        heads = {index: totals for (span, index), totals in found.totals.items() if span == 1}
+        return summarize(
+            now, window_seconds, self.settings.bucket_seconds, found.counts,
+            series_totals=heads, incomplete=sorted(found.gaps, key=lambda g: (g.first, g.why)), rounded=rounded,
+        )
 
     def read_id_series(self, etype: str, tracking_id: str, buckets: range) -> dict[int, int]:
         """One id's count per single bucket (those still kept): its heads and one shard each."""

@@ -99,12 +99,11 @@ class StoreReader:
             raise ReadUnavailable(str(exc)) from None
 
     @staticmethod
-    def _answer(view: WindowView, data: dict[str, Any], lag: bool = True) -> ReadAnswer:
+    def _answer(view: WindowView, data: dict[str, Any]) -> ReadAnswer:
         """``lagSeconds``: now minus the end of the newest bucket holding events (from the heads)."""
-        seconds = view.lag_seconds if lag else None
         if view.incomplete:
             data = {**data, "incompleteParts": view.incomplete_json()}
-        return ReadAnswer(view.as_of, view.window_seconds, view.bucket_seconds, bool(view.incomplete), seconds, data, view.approximation_seconds)
+        return ReadAnswer(view.as_of, view.window_seconds, view.bucket_seconds, bool(view.incomplete), view.lag_seconds, data, view.approximation_seconds)
 
     async def summary(self, minutes: float) -> ReadAnswer:
         seconds = self._seconds(minutes)
@@ -115,7 +114,7 @@ class StoreReader:
         seconds = self._seconds(minutes)
         view = await self._read(lambda: self.reader.read_one(etype, tracking_id, seconds))
         count = view.summary[etype].by_tracking_id.get(tracking_id, 0)
-        return self._answer(view, {"type": etype, "trackingId": tracking_id, "count": count}, lag=False)
+        return self._answer(view, {"type": etype, "trackingId": tracking_id, "count": count})
 
     async def series(self, etype: str, tracking_id: str | None, minutes: float, step_seconds: int) -> ReadAnswer:
         bucket = self.reader.settings.bucket_seconds
