@@ -22,7 +22,7 @@ GROUP_COLUMNS: tuple[str, ...] = ("type", "tracking_id")
 #: Steps in one query at most: 1 h at 10 s is 360 and 7 d at 1 h is 168; more is a mistake or a
 #: scan, and a row set too large to print or hold.
 MAX_STEPS = 10_000
-#: How far ``to`` may lie past now (clocks of hosts differ a little); later is refused.
+#: How far ``to`` may lie past the end of the current step (clocks of hosts differ a little).
 FUTURE_SLACK_SECONDS = 60
 GLOB_CHARACTERS = frozenset("*?[")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -196,13 +196,14 @@ def parse_query(params: QueryParams, now: float, bucket_seconds: int, name: Name
     step = parse_step(params.step, bucket_seconds, name)
     start = parse_time(params.start, now, "from", name)
     end = parse_time(params.end, now, "to", name)
-    if end > (now + FUTURE_SLACK_SECONDS) * 1000:
-        raise QueryError("to", f"{name('to')}: {_typed(params.end)} is in the future; the latest is now")
+    step_ms = step * 1000
+    now_ms = int(now * 1000)
+    if end > -(-now_ms // step_ms) * step_ms + FUTURE_SLACK_SECONDS * 1000:
+        raise QueryError("to", f"{name('to')}: {_typed(params.end)} is in the future; the latest is the end of the current step")
     if start >= end:
         raise QueryError("from", f"{name('from')}: {_typed(params.start)} is not before {name('to')} {_typed(params.end)}")
     if start < 0:
         raise QueryError("from", f"{name('from')}: {_typed(params.start)} is before 1970")
-    step_ms = step * 1000
     start_ms = start - start % step_ms
     end_ms = -(-end // step_ms) * step_ms
     if (end_ms - start_ms) // step_ms > MAX_STEPS:
