@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 
 from tui import EVENT_TYPES
-from tui.settings import key_text_problem
+from tui.settings import MAX_RETENTION_HOURS, key_text_problem
 
 #: Group columns a query may group by, in the order rows show them.
 GROUP_COLUMNS: tuple[str, ...] = ("type", "tracking_id")
@@ -27,7 +27,7 @@ FUTURE_SLACK_SECONDS = 60
 GLOB_CHARACTERS = frozenset("*?[")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _DURATION = re.compile(r"(\d{1,9})([smhd])")
-_RELATIVE = re.compile(r"-(\d{1,9})([smhd])")
+RELATIVE_TIME = re.compile(r"-(\d{1,9})([smhd])")
 #: How a parameter is named in a message: ``--tracking-id`` on the command line, ``tracking_id`` in a URL.
 Namer = Callable[[str], str]
 
@@ -125,6 +125,8 @@ def parse_step(text: str, bucket_seconds: int, name: Namer = flag_name) -> int:
     if not match or int(match.group(1)) == 0:
         raise QueryError("step", f"{name('step')}: expected a duration such as 10s, 1m, 10m or 1h, got {_typed(text)}")
     seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_RETENTION_HOURS * 3600:
+        raise QueryError("step", f"{name('step')}: {text} is longer than any level can be kept ({MAX_RETENTION_HOURS // 24} days)")
     if seconds % bucket_seconds:
         raise QueryError("step", f"{name('step')}: {text} is not a whole number of {bucket_seconds} s buckets")
     return seconds
@@ -136,7 +138,7 @@ def parse_time(text: str, now: float, param: str, name: Namer = flag_name) -> in
     value = text.strip()
     if value == "now":
         return int(now * 1000)
-    relative = _RELATIVE.fullmatch(value)
+    relative = RELATIVE_TIME.fullmatch(value)
     if relative:
         return int(now * 1000) - int(relative.group(1)) * _UNITS[relative.group(2)] * 1000
     try:
