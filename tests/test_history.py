@@ -3,6 +3,7 @@ filters and groupings, the refusal of a step finer than is kept, and incomplete 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
 
@@ -132,20 +133,35 @@ def test_a_one_id_query_reads_only_that_ids_shard(history: History) -> None:
     )
 
 
-def test_a_lost_value_marks_its_steps_incomplete_with_why(memcached: MemcachedServer) -> None:
+@pytest.mark.parametrize("path", ["every shard", "one id's shard", "heads only"])
+def test_a_lost_value_marks_its_steps_incomplete_with_why(memcached: MemcachedServer, path: str) -> None:
+    """Each way of reading (grouped by id: every shard; one id: its shard; totals: the heads) says
+    which step lost a value and why, instead of a silently low count."""
     store = MemcachedStore([memcached.server], "i:")
     layout = write_events(store, EVENTS, NOW)
-    query = parse_query(QueryParams(start="-3h", end="-1h", step="1m", types=["review"], group_by="tracking_id"), NOW, 10)
-    before = run_query(store, layout, query, NOW)
-    assert before.incomplete == () and not any(r.incomplete for r in before.rows)
+    window = QueryParams(start="-3h", end="-1h", step="1m", types=["review"], group_by="tracking_id")
+    before = run_query(store, layout, parse_query(window, NOW, 10), NOW)
     busy = max({r.start_ms for r in before.rows if r.count}, key=lambda s: sum(r.count for r in before.rows if r.start_ms == s))
     block = (6, busy // 60_000)
-    key = layout.shard_key(block, "review", _listed(store, layout, block)[0])
+    shard = _listed(store, layout, block)[0]
+    key = layout.shard_key(block, "review", shard)
+    tid = next(iter(json.loads(store.get_many([key])[key])["c"]))
+    params = {
+        "every shard": window,
+        "one id's shard": QueryParams(start="-3h", end="-1h", step="1m", types=["review"], tracking_ids=[tid]),
+        "heads only": QueryParams(start="-3h", end="-1h", step="1m", types=["review"]),
+    }[path]
+    query = parse_query(params, NOW, 10)
+    assert run_query(store, layout, query, NOW).incomplete == ()
+    if path == "heads only":
+        key = layout.head_key(block)
+        why = f"lost: {key} is missing but 60-block {busy // 600_000} lists it"
+    else:
+        why = f"lost: {key} is missing but the head lists it"
     Client(("127.0.0.1", memcached.port)).delete(key)
     after = run_query(store, layout, query, NOW)
-    assert [g.why for g in after.incomplete] == [f"lost: {key} is missing but the head lists it"]
-    marked = {r.start_ms for r in after.rows if r.incomplete}
-    assert marked == {busy}
+    assert [g.why for g in after.incomplete] == [why]
+    assert {r.start_ms for r in after.rows if r.incomplete} == {busy}
     store.close()
 
 
@@ -182,3 +198,15 @@ def test_iso_times_are_utc_unless_an_offset_is_given() -> None:
     offset = parse_query(QueryParams(start="2023-11-14T23:00:00+01:00", end="2023-11-14T23:00:00Z", step="1h"), NOW, 10)
     assert plain.start_ms == offset.start_ms == 1_699_999_200_000
     assert list(plain.steps) == [1_699_999_200_000]
+
+
+def test_a_value_that_changes_is_read_anew_not_from_the_decode_cache(memcached: MemcachedServer) -> None:
+    """Decoded values are remembered by their bytes: a block written again must give the new count."""
+    store = MemcachedStore([memcached.server], "c:")
+    stamp = int(NOW * 1000) - 7_200_000
+    layout = write_events(store, [(stamp, "signup", "INF-a1")], NOW, writer="w1")
+    query = parse_query(QueryParams(start="-3h", step="1h", types=["signup"], tracking_ids=["INF-a1"]), NOW, 10)
+    assert sum(r.count for r in run_query(store, layout, query, NOW).rows) == 1
+    write_events(store, [(stamp, "signup", "INF-a1")] * 2, NOW, writer="w2")
+    assert sum(r.count for r in run_query(store, layout, query, NOW).rows) == 3
+    store.close()

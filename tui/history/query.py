@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
+from functools import cached_property
 
 from tui import EVENT_TYPES
 from tui.settings import MAX_RETENTION_HOURS, key_text_problem
@@ -76,11 +77,11 @@ class Query:
         """The start (ms) of every step of the range, oldest first."""
         return range(self.start_ms, self.end_ms, self.step_ms)
 
-    @property
+    @cached_property
     def exact_ids(self) -> tuple[str, ...]:
         return tuple(t for t in self.tracking_ids if not is_glob(t))
 
-    @property
+    @cached_property
     def globs(self) -> tuple[str, ...]:
         return tuple(t for t in self.tracking_ids if is_glob(t))
 
