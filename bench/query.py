@@ -134,7 +134,8 @@ async def constant_rate(url: str, rate: int, seconds: float, expect: int | None)
     """``rate`` GETs a second for ``seconds``, each sent at its scheduled time (at most 256 in flight);
     latency is measured from the schedule, so a request delayed by a slow one counts as slow."""
     latencies: list[float] = []
-    wrong: list[str] = []
+    wrong: list[str] = []  # answered 200 with another count: a bug, never tolerated
+    failed: list[str] = []  # not answered in time or not 200: counted against the goal
     limit = asyncio.Semaphore(256)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256), timeout=aiohttp.ClientTimeout(total=5)) as session:
         for _ in range(20):  # warm-up: connections, the server's layout
@@ -146,11 +147,12 @@ async def constant_rate(url: str, rate: int, seconds: float, expect: int | None)
                 try:
                     async with session.get(url) as answer:
                         body = await answer.json()
-                    got = sum(r["count"] for r in body["rows"]) if answer.status == 200 and expect is not None else None
-                    if answer.status != 200 or got != expect:
-                        wrong.append(f"status {answer.status}, count {got}")
+                    if answer.status != 200:
+                        failed.append(f"status {answer.status}")
+                    elif expect is not None and (got := sum(r["count"] for r in body["rows"])) != expect:
+                        wrong.append(f"count {got}, not {expect}")
                 except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                    wrong.append(type(exc).__name__)
+                    failed.append(type(exc).__name__)
                 latencies.append((time.perf_counter() - scheduled) * 1000)
 
         began = time.perf_counter()
@@ -161,7 +163,8 @@ async def constant_rate(url: str, rate: int, seconds: float, expect: int | None)
             tasks.append(asyncio.create_task(one(scheduled)))
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=seconds + 30)
         elapsed = time.perf_counter() - began
-    return {**summary_ms(latencies), "rate": rate, "achieved": len(latencies) / elapsed, "wrong": len(wrong), "first_wrong": wrong[:3]}
+    assert not wrong, f"{len(wrong)} answers were wrong, e.g. {wrong[:3]}"
+    return {**summary_ms(latencies), "rate": rate, "achieved": len(latencies) / elapsed, "failed": len(failed), "first_failed": failed[:3]}
 
 
 def serve(port: int, memcached_port: int, state: Path) -> subprocess.Popen[bytes]:
@@ -238,6 +241,7 @@ def run(port: int, mode: str) -> dict[str, Any]:
         began = time.perf_counter()
         grouped = type_hour("tracking_id", "10m")
         grouped_ms.append((time.perf_counter() - began) * 1000)
+    assert exact_a and exact_b, f"a query disagrees with the recount: one id 24 h exact {exact_a}, one type 1 h exact {exact_b}"
     mem = memory(store, layout, now, synthesized, len({i for _, i in hour}))
     print(f"query bench: reads measured at {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     store.close()
@@ -274,23 +278,29 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
         (f"   all ids of one type, last hour at 1 m steps ({r['events_last_hour']:,} events)", f"p50 {b['p50']:.2f} / p99 {b['p99']:.2f} ms, exact: {'yes' if b['exact'] else 'NO'}",
          f"SQLite scan p50 {s['p50']:.0f} / p99 {s['p99']:.0f} ms", f"{s['p50'] / b['p50']:,.0f}×", "p99 ≤ 500 ms", b["exact"] and b["p99"] <= 500),
         (f"   the same grouped by id, 10 m steps ({g['rows']:,} rows)", f"p50 {g['p50']:.0f} / p99 {g['p99']:.0f} ms", "", "", "(reported)", True),
-        (f"   GET /api/v1/aggregates one id at {h['rate']} req/s", f"p50 {h['p50']:.1f} / p99 {h['p99']:.1f} ms, {h['wrong']} wrong", f"/healthz at the same rate: p99 {floor['p99']:.1f} ms", "",
-         "p99 ≤ 20 ms", h["wrong"] == 0 and h["p99"] <= 20),
+        (f"   GET /api/v1/aggregates one id at {h['rate']} req/s", f"p50 {h['p50']:.1f} / p99 {h['p99']:.1f} ms, {h['failed']} failed", f"/healthz at the same rate: p99 {floor['p99']:.1f} ms", "",
+         "p99 ≤ 20 ms", h["failed"] == 0 and h["p99"] <= 20),
         ("   memcached per id per day (default retention)", f"{m['bytes_per_id_per_day']:,.0f} B", f"{m['ids_in_hour']:,} ids with events per hour", "",
          "(documented)", True),
     ]
+
+
+def run_own(mode: str) -> dict[str, Any]:
+    """The whole section on a memcached of its own (1 GB: a day at this traffic is ~55 MB here, and
+    the other sections' data must not be evicted by it)."""
+    server = MemcachedServer(memory_mb=1024)
+    server.start()
+    try:
+        return run(server.port, mode)
+    finally:
+        server.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: exactness only")
     args = parser.parse_args()
-    server = MemcachedServer(memory_mb=1024)
-    server.start()
-    try:
-        result = run(server.port, "smoke" if args.smoke else "quick")
-    finally:
-        server.stop()
+    result = run_own("smoke" if args.smoke else "quick")
     print(json.dumps(result, indent=2))
     for row in rows(result):
         print(" | ".join(str(c) for c in row))
