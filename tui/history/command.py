@@ -51,9 +51,10 @@ def add_parser(commands: Any, store_options: Callable[[argparse.ArgumentParser],
         help="counts per step over a past range, filtered and grouped (history)",
         description="Aggregate the counts memcached keeps: per step over a range, by type and tracking id.",
     )
-    parser.add_argument("--from", dest="start", metavar="TIME", default="-1h", help="ISO-8601 (UTC unless an offset is given), now, or relative: -90m, -2h, -7d (default -1h)")
-    parser.add_argument("--to", dest="end", metavar="TIME", default="now", help="the same forms (default now: the step still filling is included)")
-    parser.add_argument("--step", metavar="STEP", default="1m", help="10s, 1m, 10m or 1h, or any whole number of buckets (default 1m); refused if finer than is kept for --from")
+    default = QueryParams()
+    parser.add_argument("--from", dest="start", metavar="TIME", default=default.start, help="ISO-8601 (UTC unless an offset is given), now, or relative: -90m, -2h, -7d (default -1h)")
+    parser.add_argument("--to", dest="end", metavar="TIME", default=default.end, help="the same forms (default now: the step still filling is included)")
+    parser.add_argument("--step", metavar="STEP", default=default.step, help="10s, 1m, 10m or 1h, or any whole number of buckets (default 1m); refused if finer than is kept for --from")
     parser.add_argument("--type", dest="types", metavar="TYPE", action="append", default=[], help="an event type (repeatable; default all)")
     parser.add_argument("--tracking-id", dest="tracking_ids", metavar="ID", action="append", default=[], help="a tracking id or a glob such as 'INF-*' (repeatable; default all)")
     parser.add_argument("--group-by", metavar="COLUMNS", default=None, help="type, tracking_id or type,tracking_id (default: one total per step)")

@@ -71,12 +71,14 @@ def params_from(values: Mapping[str, list[Any]]) -> QueryParams:
         if not all(isinstance(v, str) for v in given):
             raise QueryError(name, f"{name}: expected a string{' or a list of strings' if name in REPEATABLE else ''}")
 
-    def one(name: str, default: str | None) -> str | None:
-        return values[name][0] if name in values else default
+    default = QueryParams()
+
+    def one(name: str, fallback: str) -> str:
+        return values[name][0] if name in values else fallback
 
     return QueryParams(
-        one("from", "-1h") or "", one("to", "now") or "", one("step", "1m") or "",
-        tuple(values.get("type", ())), tuple(values.get("tracking_id", ())), one("group_by", None),
+        one("from", default.start), one("to", default.end), one("step", default.step),
+        tuple(values.get("type", ())), tuple(values.get("tracking_id", ())), values["group_by"][0] if "group_by" in values else None,
     )
 
 
