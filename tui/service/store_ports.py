@@ -21,6 +21,7 @@ from tui.clock import Clock
 from tui.events import iso_ms
 from tui.pipeline import Reader, Writer
 from tui.service.faults import Fault
+from tui.history.source import HistorySource
 from tui.service.ports import QueryError, ReadAnswer, ReadUnavailable, SpoolSink
 from tui.service.spool import Position, Spool
 from tui.service.state import StateDir
@@ -82,6 +83,7 @@ class StoreReader:
     def __init__(self, reader: Reader, retention_seconds: int) -> None:
         self.reader = reader
         self.retention_seconds = retention_seconds
+        self.history = HistorySource(reader.store, reader.settings)  # for /api/v1/aggregates and reports
 
     def _seconds(self, minutes: float) -> int:
         try:
