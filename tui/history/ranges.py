@@ -1,0 +1,152 @@
+"""The history screen's ranges: the zoom levels, stepping back through time, and reading one range
+of one type (and tracking id, or all of them) through :func:`~tui.history.aggregate.run_query`.
+
+ServerTrack's two views are two of the zooms: the last 60 minutes per minute and the last 24 hours
+per hour. A range that reaches back past what its step's level keeps is read at the next coarser
+step still kept there (and says so), rather than refused: the screen can always step further back
+until nothing is kept at all.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+
+from tui.events import iso_ms
+from tui.history.aggregate import QueryResult, run_query
+from tui.history.export import Table
+from tui.history.query import Query, QueryError, format_duration, is_glob
+from tui.store.base import Store
+from tui.store.layout import Layout
+from tui.window import LEVELS, Gap
+
+
+@dataclass(frozen=True)
+class Zoom:
+    """A range length and the step it is shown at by default."""
+
+    name: str
+    seconds: int
+    step_seconds: int
+
+
+ZOOMS: tuple[Zoom, ...] = (
+    Zoom("5m", 300, 10),
+    Zoom("1h", 3600, 60),
+    Zoom("6h", 6 * 3600, 600),
+    Zoom("24h", 86_400, 3600),
+    Zoom("7d", 7 * 86_400, 3600),
+)
+DEFAULT_ZOOM = 1  # the last hour per minute
+
+
+@dataclass(frozen=True)
+class HistoryStep:
+    """One step as the chart and the table show it."""
+
+    start_ms: int
+    count: int
+    incomplete: bool
+    filling: bool
+
+
+@dataclass(frozen=True)
+class HistoryView:
+    """One read range: its steps (oldest first) or why there are none, and what was asked."""
+
+    etype: str | None  # None: every type
+    tracking_id: str | None  # None: every id
+    zoom: Zoom
+    pages_back: int
+    step_seconds: int
+    start_ms: int
+    end_ms: int
+    as_of: float
+    bucket_seconds: int
+    steps: tuple[HistoryStep, ...]
+    gaps: tuple[Gap, ...]
+    #: Why the step is coarser than the zoom's, or why nothing could be read (then no steps).
+    note: str | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(s.count for s in self.steps)
+
+
+def step_candidates(zoom: Zoom, bucket_seconds: int) -> list[int]:
+    """The zoom's step (a whole number of buckets), then each coarser level's block length."""
+    preferred = -(-zoom.step_seconds // bucket_seconds) * bucket_seconds
+    return [preferred] + [span * bucket_seconds for span in LEVELS if span * bucket_seconds > preferred]
+
+
+def range_end_ms(zoom: Zoom, pages_back: int, now: float, step_seconds: int) -> int:
+    """The end of the range: the end of the step now falls in, ``pages_back`` whole ranges earlier."""
+    step_ms = step_seconds * 1000
+    return (int(now * 1000) // step_ms + 1) * step_ms - pages_back * zoom.seconds * 1000
+
+
+def id_filter(tracking_id: str | None) -> tuple[str, ...]:
+    """The query's tracking-id filter for one id: escaped if it holds glob characters, so that it
+    matches itself only."""
+    if tracking_id is None:
+        return ()
+    return (glob.escape(tracking_id) if is_glob(tracking_id) else tracking_id,)
+
+
+def read_range(
+    store: Store, layout: Layout, etype: str | None, tracking_id: str | None, zoom: Zoom, pages_back: int, now: float
+) -> HistoryView:
+    """Read one range. Raises StoreUnavailable; a range nothing is kept for comes back without steps
+    and with the reason in ``note``."""
+    candidates = step_candidates(zoom, layout.bucket_seconds)
+    end_ms = range_end_ms(zoom, pages_back, now, candidates[0])
+    start_ms = end_ms - zoom.seconds * 1000
+    refusal = ""
+    for step in candidates:
+        step_ms = step * 1000
+        query = Query(start_ms - start_ms % step_ms, -(-end_ms // step_ms) * step_ms, step, (etype,) if etype else (), id_filter(tracking_id))
+        try:
+            result = run_query(store, layout, query, now)
+        except QueryError as exc:
+            refusal = str(exc)
+            if exc.param != "step":
+                break
+            continue
+        note = None if step == candidates[0] else f"per {format_duration(step)}: {refusal.partition(': ')[2]}"
+        return _view(result, etype, tracking_id, zoom, pages_back, note)
+    return HistoryView(etype, tracking_id, zoom, pages_back, candidates[0], start_ms, end_ms, now, layout.bucket_seconds, (), (), refusal)
+
+
+def _view(result: QueryResult, etype: str | None, tracking_id: str | None, zoom: Zoom, pages_back: int, note: str | None) -> HistoryView:
+    query = result.query
+    now_ms = int(result.as_of * 1000)
+    steps = tuple(
+        HistoryStep(row.start_ms, row.count, row.incomplete, row.start_ms <= now_ms < row.start_ms + query.step_ms)
+        for row in result.rows
+        if row.start_ms <= now_ms
+    )
+    return HistoryView(
+        etype, tracking_id, zoom, pages_back, query.step_seconds, query.start_ms, query.end_ms, result.as_of, result.bucket_seconds,
+        steps, result.incomplete, note,
+    )
+
+
+def export_name(view: HistoryView) -> str:
+    """What an export of the view is called: ``history-signup-INF-x-1h``."""
+    return "-".join(("history", view.etype or "all-types", view.tracking_id or "all-ids", view.zoom.name))
+
+
+def history_table(view: HistoryView) -> Table:
+    """The view's steps as an export table, oldest first, with what was read in the facts."""
+    rows = [(iso_ms(s.start_ms), view.etype, view.tracking_id, s.count, s.incomplete) for s in view.steps]
+    facts = {
+        "what": "history",
+        "type": view.etype,
+        "trackingId": view.tracking_id,
+        "stepSeconds": view.step_seconds,
+        "from": iso_ms(view.start_ms),
+        "to": iso_ms(view.end_ms),
+        "asOf": iso_ms(int(view.as_of * 1000)),
+        "incompleteParts": [g.to_json(view.bucket_seconds) for g in view.gaps],
+    }
+    return Table(("bucket", "type", "tracking_id", "count", "incomplete"), rows, facts)
