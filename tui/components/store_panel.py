@@ -9,7 +9,7 @@ from tui.components.snapshot import Snapshot
 from tui.engine import Engine
 
 #: Two hints a line: (key, what) pairs.
-HINTS = ((("tab", "next table"), ("s", "sort ids")), (("↑↓", "rows"), ("w", "save settings")), (("^p", "all commands"), None))
+HINTS = ((("tab", "next table"), ("s", "sort ids")), (("h", "history"), ("e", "export table")), (("^p", "all commands"), ("w", "save settings")))
 
 
 class StorePanel(Static):
