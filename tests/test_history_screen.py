@@ -176,6 +176,7 @@ async def test_zoom_and_step_keys_change_the_range() -> None:
         await opened(pilot, "left")
         assert screen.pages_back == 1 and screen.view.steps[-1].start_ms == newest - DAY * 1000
         assert not any(s.filling for s in screen.view.steps)
+        assert "still filling" not in str(screen.query_one("#history-chart").border_subtitle)
         await opened(pilot, "n")
         assert screen.pages_back == 0 and screen.view.steps[-1].start_ms == newest
         await opened(pilot, "plus", "plus", "plus")

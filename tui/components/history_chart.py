@@ -76,11 +76,6 @@ def column_groups(count: int, width: int) -> list[range]:
     return groups
 
 
-def steps_per_column(count: int, width: int) -> int:
-    """1 while every step has columns of its own, else how many steps one column shows."""
-    return max(len(g) for g in column_groups(count, width)) if count else 1
-
-
 class HistoryChart:
     """Rich renderable: bars from zero, a count axis on the left, times (UTC) under the bars."""
 
@@ -92,9 +87,7 @@ class HistoryChart:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width, height = options.max_width, options.height or 8
         rows = max(1, height - 2)  # the axis line and the time labels below the bars
-        top = nice_top(max((s.count for s in self.steps), default=0))
-        ticks = {rows - 1: compact(top), ceil(rows / 2) - 1: compact(top / 2)} if rows >= 3 else {rows - 1: compact(top)}
-        axis_width = max(len(label) for label in (*ticks.values(), "0")) + 1
+        top, ticks, axis_width = self._axis(rows)
         plot_width = max(1, width - axis_width)
         groups = column_groups(len(self.steps), plot_width)
         columns = [self._column(g) for g in groups]
@@ -112,6 +105,18 @@ class HistoryChart:
         yield Segment("0└".rjust(axis_width) + "─" * len(columns) + " " * (plot_width - len(columns)), axis_style)
         yield Segment.line()
         yield Segment(" " * axis_width + self._time_axis(groups, plot_width), axis_style)
+
+    def _axis(self, rows: int) -> tuple[int, dict[int, str], int]:
+        """The top of the count axis, its labels by row (from the bottom) and the cells it takes."""
+        top = nice_top(max((s.count for s in self.steps), default=0))
+        ticks = {rows - 1: compact(top), ceil(rows / 2) - 1: compact(top / 2)} if rows >= 3 else {rows - 1: compact(top)}
+        return top, ticks, max(len(label) for label in (*ticks.values(), "0")) + 1
+
+    def steps_per_column(self, width: int, height: int) -> int:
+        """1 while every step has columns of its own in ``width`` × ``height`` cells, else how many
+        steps one column shows (for the note under the chart)."""
+        plot_width = max(1, width - self._axis(max(1, height - 2))[2])
+        return max((len(g) for g in column_groups(len(self.steps), plot_width)), default=1)
 
     def _column(self, group: range) -> tuple[int, Style]:
         """A column's count (the largest of its steps) and style: red if any step is incomplete,

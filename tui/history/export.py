@@ -58,9 +58,9 @@ def to_csv(table: Table) -> str:
 
 
 def to_json(table: Table) -> str:
-    """``{"columns": [...], "rows": [...], <facts>}``, one value per line of rows, UTF-8 as is."""
+    """``{"columns": [...], "rows": [...], <facts>}`` on one line, UTF-8 as is."""
     document = {"columns": list(table.columns), "rows": [list(r) for r in table.rows], **table.facts}
-    return json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def render(table: Table, fmt: str) -> str:

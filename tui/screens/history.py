@@ -24,7 +24,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 from tui.components.format import num
-from tui.components.history_chart import HistoryChart, Step, steps_per_column
+from tui.components.history_chart import HistoryChart, Step
 from tui.history.query import format_duration
 from tui.history.ranges import (
     DEFAULT_ZOOM,
@@ -65,8 +65,12 @@ class ChartView(Widget):
             return Text("reading…", style="dim")
         if not view.steps:
             return Text(view.note or "nothing to show", style="bold red")
-        steps = [Step(s.start_ms, s.count, s.incomplete, s.filling) for s in view.steps]
-        return HistoryChart(steps, view.step_seconds, Style(color=self.rich_style.color))
+        return chart_of(view, Style(color=self.rich_style.color))
+
+
+def chart_of(view: HistoryView, style: Style) -> HistoryChart:
+    """The chart of a read range: drawn by the view, measured by the note under it, alike."""
+    return HistoryChart([Step(s.start_ms, s.count, s.incomplete, s.filling) for s in view.steps], view.step_seconds, style)
 
 
 def time_cell(ms: int, step_seconds: int, span_seconds: int) -> str:
@@ -209,9 +213,11 @@ class HistoryScreen(ModalScreen[None]):
             return Text(f"incomplete: {parts} step{'s' if parts != 1 else ''} in red, their counts are low", style="bold white on red")
         if view.note and view.steps:
             return view.note
-        chart = self.query_one(ChartView)
-        per = steps_per_column(len(view.steps), max(1, chart.content_size.width - 6))
-        return f"a column: the largest of {per} steps · dim: still filling" if per > 1 else "dim: still filling"
+        size = self.query_one(ChartView).content_size
+        per = chart_of(view, Style()).steps_per_column(size.width, size.height)
+        notes = [f"a column: the largest of {per} steps"] if per > 1 else []
+        notes += ["dim: still filling"] if any(s.filling for s in view.steps) else []
+        return " · ".join(notes)
 
     # -- keys ---------------------------------------------------------------------------------------
 
