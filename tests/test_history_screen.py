@@ -19,7 +19,7 @@ from tui.app import EventDashApp
 from tui.clock import FakeClock
 from tui.components.history_chart import column_groups, nice_top
 from tui.engine import Engine
-from tui.history.export import Table, export_dir, to_csv, write_export
+from tui.history.export_files import Table, export_dir, to_csv, write_export
 from tui.history.query import Query
 from tui.history.ranges import ZOOMS, id_filter, read_range
 from tui.screens.history import HistoryScreen
@@ -114,11 +114,11 @@ async def test_escape_at_the_format_prompt_writes_nothing() -> None:
 
 def test_exports_never_overwrite_and_keep_file_names_safe(tmp_path: Path) -> None:
     table = Table(("tracking_id", "count"), [("=HYPERLINK(1)", 3), ("-2", 1)])
-    first = write_export(table, "csv", "tracking-ids-../../etc/x", 0.0, tmp_path)
-    second = write_export(table, "csv", "tracking-ids-../../etc/x", 0.0, tmp_path)
+    first = write_export(to_csv(table), "csv", "tracking-ids-../../etc/x", 0.0, tmp_path)
+    second = write_export(to_csv(table), "csv", "tracking-ids-../../etc/x", 0.0, tmp_path)
     assert first.parent == second.parent == tmp_path and first != second
     assert first.name == "eventdash-tracking-ids-.._.._etc_x-19700101T000000Z.csv"  # one name in tmp_path, no path
-    assert first.read_bytes().decode() == second.read_bytes().decode() == "tracking_id,count\r\n'=HYPERLINK(1),3\r\n'-2,1\r\n"
+    assert first.read_bytes().decode() == second.read_bytes().decode() == "tracking_id,count\n'=HYPERLINK(1),3\n'-2,1\n"
 
 
 def test_the_export_directory_follows_xdg_data_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ def test_the_export_directory_follows_xdg_data_home(monkeypatch: pytest.MonkeyPa
     assert export_dir() == tmp_path / "eventdash" / "exports"
     monkeypatch.setenv("XDG_DATA_HOME", "relative/ignored")
     assert export_dir() == Path.home() / ".local" / "share" / "eventdash" / "exports"
-    assert to_csv(Table(("a",), [(True,)])) == "a\r\ntrue\r\n"
+    assert to_csv(Table(("a",), [(True,)])) == "a\ntrue\n"
 
 
 # -- h: the history screen ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from math import ceil
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from tui.components.store_panel import StorePanel
 from tui.components.tids_table import TidsTable
 from tui.components.types_table import ALL, TypesTable
 from tui.engine import Engine
+from tui.history.export_files import render
 from tui.rates import RATE_SPAN_SECONDS, RateMeter
 from tui.screens.export import export
 from tui.screens.help import HelpScreen
@@ -431,11 +433,12 @@ class EventDashApp(App[int]):
         if view is None or ranking is None:
             self.notify("Nothing read yet to export", severity="warning")
         elif self.query_one(TypesTable).has_focus:
-            export(self, summary_table(view, self.meter), "summary", "the summary", self.clock.time)
+            table = summary_table(view, self.meter)
+            export(self, partial(render, table), len(table.rows), "summary", "the summary", self.clock.time)
         else:
-            order = [str(row.key.value) for row in self._tids.ordered_rows]
+            table = tids_table(view, ranking, [str(row.key.value) for row in self._tids.ordered_rows])
             what = "all types" if ranking.selection == ALL else ranking.selection
-            export(self, tids_table(view, ranking, order), f"tracking-ids-{ranking.selection}", f"tracking ids of {what}", self.clock.time)
+            export(self, partial(render, table), len(table.rows), f"tracking-ids-{ranking.selection}", f"tracking ids of {what}", self.clock.time)
 
     def action_save_settings(self) -> None:
         if self.settings_path is None:

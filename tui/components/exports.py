@@ -9,7 +9,7 @@ from tui import EVENT_TYPES
 from tui.components.format import share
 from tui.components.ranking import ALL, Ranking
 from tui.events import iso_ms
-from tui.history.export import Cell, Table
+from tui.history.export_files import Cell, Table
 from tui.rates import RateMeter
 from tui.window import WindowView
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tui.events import iso_ms
 from tui.history.aggregate import QueryResult, run_query
-from tui.history.export import Table
+from tui.history.export_files import Table
 from tui.history.query import Query, QueryError, format_duration, is_glob
 from tui.store.base import Store
 from tui.store.layout import Layout

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.history.export import Table, export_dir, write_export
+from tui.history.export_files import export_dir, write_export
 
 
 class ExportPrompt(ModalScreen[str | None]):
@@ -45,17 +45,18 @@ class ExportPrompt(ModalScreen[str | None]):
         self.dismiss(fmt)
 
 
-def export(app: App[Any], table: Table, what: str, label: str, now: Callable[[], float]) -> None:
-    """Ask for the format, write ``table`` and notify with the file's path (or the error)."""
+def export(app: App[Any], render: Callable[[str], str], rows: int, what: str, label: str, now: Callable[[], float]) -> None:
+    """Ask for the format, write what ``render(format)`` gives and notify with the file's path (or
+    the error). ``rows``: how many, for the prompt and the notice."""
 
     def write(fmt: str | None) -> None:
         if fmt is None:
             return
         try:
-            path = write_export(table, fmt, what, now())
+            path = write_export(render(fmt), fmt, what, now())
         except OSError as exc:
             app.notify(str(exc), title="Not exported", severity="error")
             return
-        app.notify(f"{label}: {len(table.rows):,} rows written to {path}", title="Exported", timeout=10)
+        app.notify(f"{label}: {rows:,} rows written to {path}", title="Exported", timeout=10)
 
-    app.push_screen(ExportPrompt(label, len(table.rows)), write)
+    app.push_screen(ExportPrompt(label, rows), write)

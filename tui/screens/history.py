@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from importlib.resources import files
 
 from rich.style import Style
@@ -25,6 +26,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from tui.components.format import num
 from tui.components.history_chart import HistoryChart, Step
+from tui.history.export_files import render
 from tui.history.query import format_duration
 from tui.history.ranges import (
     DEFAULT_ZOOM,
@@ -246,7 +248,8 @@ class HistoryScreen(ModalScreen[None]):
         if self.view is None or not self.view.steps:
             self.notify("Nothing read yet to export", severity="warning")
             return
-        export(self.app, history_table(self.view), export_name(self.view), f"history of {self.what}", self.now)
+        table = history_table(self.view)
+        export(self.app, partial(render, table), len(table.rows), export_name(self.view), f"history of {self.what}", self.now)
 
     def action_help(self) -> None:
         self.app.push_screen(MarkdownScreen(help_markdown()))

@@ -1,10 +1,12 @@
-"""Tables as CSV or JSON, and export files: what the dashboard's ``e`` writes (and any face may).
+"""Export files, and plain tables as CSV or JSON: what the dashboard's ``e`` writes.
 
-A :class:`Table` is rows under named columns plus a few facts about them (what, as of when, which
-window, whether part of it could not be read). CSV is one header line and the rows; JSON is the
-Allezon shape ``{"columns": [...], "rows": [[...], ...]}`` with the facts beside it. Exports go to
-``$XDG_DATA_HOME/eventdash/exports/`` (by default ``~/.local/share/eventdash/exports/``), each in a
-new file named after what it holds and when, never over an existing one.
+Exports go to ``$XDG_DATA_HOME/eventdash/exports/`` (by default ``~/.local/share/eventdash/exports/``),
+each in a new file named after what it holds and when, never over an existing one. A query's result
+(the history screen's table) is written by :mod:`tui.history.export`, as ``eventdash query`` and the
+HTTP API write it. The dashboard's other tables (the summary, the tracking ids) are a :class:`Table`:
+rows under named columns plus a few facts (what, as of when, which window, whether part of it could
+not be read). CSV is one header line and the rows; JSON is the Allezon shape
+``{"columns": [...], "rows": [[...], ...]}`` with the facts beside it.
 """
 
 from __future__ import annotations
@@ -49,9 +51,9 @@ def _csv_cell(value: Cell) -> Cell:
 
 
 def to_csv(table: Table) -> str:
-    """A header line, then one line per row (RFC 4180 quoting, ``\\r\\n`` line ends)."""
+    """A header line, then one line per row (``\\n`` line ends, as :mod:`tui.history.export` writes a query)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.columns)
     writer.writerows([_csv_cell(v) for v in row] for row in table.rows)
     return out.getvalue()
@@ -83,10 +85,9 @@ def file_stem(what: str, now: float) -> str:
     return f"eventdash-{safe[:100]}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}"
 
 
-def write_export(table: Table, fmt: str, what: str, now: float, directory: Path | None = None) -> Path:
-    """Write ``table`` as ``fmt`` to a new file in ``directory`` (default :func:`export_dir`, made
-    if missing) and return its path. Raises OSError (with the path) if it cannot be written."""
-    text = render(table, fmt)
+def write_export(text: str, fmt: str, what: str, now: float, directory: Path | None = None) -> Path:
+    """Write ``text`` to a new ``.fmt`` file in ``directory`` (default :func:`export_dir`, made if
+    missing) and return its path. Raises OSError (with the path) if it cannot be written."""
     folder = directory if directory is not None else export_dir()
     folder.mkdir(parents=True, exist_ok=True)
     stem = file_stem(what, now)
