@@ -26,7 +26,7 @@ from tui.ingest.decode import IngestEvent
 from tui.service.app import begin_shutdown, make_app
 from tui.service.config import ServiceConfig
 from tui.service.metrics import Metrics
-from tui.service.ports import QueryError, ReadAnswer, SpoolSink
+from tui.service.ports import QueryError, ReadAnswer, Reader, SpoolSink
 from tui.service.spool import Spool
 from tui.settings import SettingsError, check_window
 from tui.window import bucket_of, window_range
@@ -43,13 +43,16 @@ class Response:
 class RunningService:
     """``make_app`` served by aiohttp exactly as ``serve`` serves it (``auto_decompress=False``)."""
 
-    def __init__(self, directory: Path, clock: Clock, config: ServiceConfig, spool_bytes: int = 1 << 30, bucket_seconds: int = 10) -> None:
+    def __init__(
+        self, directory: Path, clock: Clock, config: ServiceConfig, spool_bytes: int = 1 << 30, bucket_seconds: int = 10, reader: Reader | None = None
+    ) -> None:
         self.spool = Spool(directory, capacity_bytes=spool_bytes)
         self.counts = LocalCounts(clock, bucket_seconds, config.retention_seconds)
         for record in self.spool.records():
             self.counts.add(record.events)
         self.metrics = Metrics()
-        self.app = make_app(SpoolSink(self.spool, clock, [lambda events, _: self.counts.add(events)]), self.counts, config, clock, self.metrics)
+        sink = SpoolSink(self.spool, clock, [lambda events, _: self.counts.add(events)])
+        self.app = make_app(sink, reader or self.counts, config, clock, self.metrics)  # reader: e.g. one over a real store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()

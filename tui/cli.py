@@ -15,12 +15,15 @@ import gc
 import json
 import math
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TextIO
 
 from tui import EVENT_TYPES, __version__, send
+from tui.history import command as query_command
+from tui.history.query import QueryError
 from tui.service import options as service_options
 from tui.settings import (
     Settings,
@@ -137,11 +140,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
     parser.add_argument("--writer-name", metavar="NAME", default=s, help="this writer's name as shown beside its counts (default: host and pid)")
     _store_options(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{summary,web,send,serve,ingest}")
+    commands = parser.add_subparsers(dest="command", metavar="{summary,query,web,send,serve,ingest}")
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
     summary.add_argument("--json", action="store_true", default=s, help="print the JSON object of --headless instead of a table")
     summary.add_argument("--top", metavar="N", type=_whole, default=s, help=f"tracking ids per type in the table, largest first (default {SUMMARY_TOP}; 0: all)")
     _store_options(summary)
+    query_command.add_parser(commands, _store_options)
     send.add_parser(commands)
     service_options.add_parsers(commands, _store_options)
     add_web_command(commands, parser)  # last: it passes every dashboard flag above through
@@ -220,7 +224,7 @@ class RunOptions:
 class Plan:
     """What :func:`main` is to run, every input already checked."""
 
-    command: Literal["dashboard", "headless", "summary", "web", "send", "serve", "ingest"]
+    command: Literal["dashboard", "headless", "summary", "query", "web", "send", "serve", "ingest"]
     settings: Settings
     options: RunOptions
     as_json: bool = False
@@ -234,6 +238,8 @@ class Plan:
     serve: ServeOptions | None = None
     #: ``ingest``: what to read and where the events go.
     ingest: IngestOptions | None = None
+    #: ``query``: the checked query, its format and the moment it is answered as of.
+    query: query_command.QueryCommand | None = None
 
 
 def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Plan:
@@ -244,7 +250,7 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
     memcached hosts, for tests that feed thousands of made-up names.
     """
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(query_command.relative_times_as_values(sys.argv[1:] if argv is None else argv))
     if args.command == "send":  # a load client: it reads no settings
         try:
             return Plan("send", Settings(), RunOptions(), load=send.options_from(args))
@@ -261,6 +267,11 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
         if top < 0:
             usage_error(f"--top: must be 0 (all) or more, got {top}")
         return Plan("summary", settings, RunOptions(), as_json=getattr(args, "json", False), top=top)
+    if args.command == "query":
+        try:
+            return Plan("query", settings, RunOptions(), query=query_command.command_from(args, settings, time.time()))
+        except QueryError as exc:
+            usage_error(str(exc))
     try:
         if args.command == "serve":
             return Plan("serve", settings, RunOptions(), serve=service_options.serve_options(args, settings))
@@ -308,6 +319,8 @@ def run(plan: Plan) -> int:
         from tui.service.ingest_cli import run_ingest
 
         return run_ingest(plan.settings, plan.ingest)
+    if plan.query is not None:
+        return run_query(plan.settings, plan.query)
     if plan.command == "summary":
         return run_summary(plan.settings, as_json=plan.as_json, top=plan.top)
     if plan.command == "headless":
@@ -409,6 +422,20 @@ def _finish(engine: Engine, options: RunOptions, flushed: bool, fatal: str | Non
         f"{engine.unwritten_events():,} counted events are missing from the store{log}"
     )
     return EXIT_RUNTIME
+
+
+def run_query(settings: Settings, command: query_command.QueryCommand) -> int:
+    """``eventdash query``: like ``summary`` it reads what writers keep in memcached (exit 1 without one)."""
+    from tui.store import open_store
+
+    opened = open_store(settings, chosen_by=settings.origin_of("backend"))
+    if (refused := _refuse_embedded_reader("query", opened, settings)) is not None:
+        opened.store.close()
+        return refused
+    try:
+        return query_command.run_query_command(opened.store, settings, command)
+    finally:
+        opened.store.close()
 
 
 def run_summary(settings: Settings, as_json: bool, top: int = SUMMARY_TOP) -> int:

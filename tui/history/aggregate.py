@@ -9,7 +9,7 @@ with why, as every other read of Store v2 does: never a silently low number.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 
@@ -17,12 +17,16 @@ from tui import EVENT_TYPES
 from tui.events import iso_ms
 from tui.history.fetch import read_for
 from tui.history.plan import StepPlan, plan_steps
-from tui.history.query import Namer, Query, flag_name
+from tui.history.query import Namer, Query, QueryError, flag_name
 from tui.store.base import Store
 from tui.store.layout import Layout
 from tui.window import Gap
 
 Group = tuple[str, ...]
+#: Blocks read per round trip at most: 1,000 heads (a few hundred KB) keep one multi-get short.
+CHUNK_BLOCKS = 1_000
+#: Rows in one answer at most: more cannot be printed, sent or charted usefully (and are held in memory).
+MAX_ROWS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -97,18 +101,54 @@ def sum_steps(query: Query, plans: Iterable[StepPlan], counts: Mapping[tuple[int
     return sums
 
 
-def run_query(store: Store, layout: Layout, query: Query, now: float, name: Namer = flag_name, typed_from: str | None = None) -> QueryResult:
+def run_query(
+    store: Store,
+    layout: Layout,
+    query: Query,
+    now: float,
+    name: Namer = flag_name,
+    typed_from: str | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> QueryResult:
     """Answer ``query`` from ``store`` at ``now``. Raises :class:`~tui.history.query.QueryError` for
-    a step finer than is kept at the range's old edge, and
-    :class:`~tui.store.base.StoreUnavailable` if the store cannot be read."""
+    a step finer than is kept at the range's old edge or an answer of more than :data:`MAX_ROWS`
+    rows, and :class:`~tui.store.base.StoreUnavailable` if the store cannot be read.
+
+    The steps are read in chunks of about :data:`CHUNK_BLOCKS` blocks (one multi-get of heads and one
+    of shards each; a one-id day is one chunk), and ``progress`` hears the fraction done after each."""
     plans = plan_steps(query, layout, now, name, typed_from)
-    found = read_for(store, layout, query, [b for p in plans for b in p.blocks])
-    sums = sum_steps(query, plans, found.counts)
+    sums: dict[int, dict[Group, int]] = {}
+    gaps: list[Gap] = []
+    chunks = list(_chunks(plans))
+    for done, chunk in enumerate(chunks, 1):
+        found = read_for(store, layout, query, [b for p in chunk for b in p.blocks])
+        sums.update(sum_steps(query, chunk, found.counts))
+        gaps.extend(g for g in found.gaps if g not in gaps)
+        if progress is not None:
+            progress(done / len(chunks))
     groups = sorted(base_groups(query).union(*(s.keys() for s in sums.values())))
+    if len(groups) * len(plans) > MAX_ROWS:
+        raise QueryError(
+            "group_by", f"{name('group_by')}: the answer would be {len(groups):,} groups x {len(plans):,} steps; "
+            f"at most {MAX_ROWS:,} rows (filter the ids, or use a coarser step or a shorter range)",
+        )
     rows: list[Row] = []
-    gaps = list(dict.fromkeys(found.gaps))
     for plan in plans:
         hole = any(g.first <= plan.last and plan.first <= g.last for g in gaps)
         step = sums[plan.start_ms]
         rows.extend(Row(plan.start_ms, group, step.get(group, 0), hole) for group in groups)
     return QueryResult(query, tuple(rows), tuple(gaps), layout.bucket_seconds, now)
+
+
+def _chunks(plans: Sequence[StepPlan]) -> Iterator[list[StepPlan]]:
+    """Consecutive steps holding about :data:`CHUNK_BLOCKS` blocks each (every step in one chunk)."""
+    chunk: list[StepPlan] = []
+    blocks = 0
+    for plan in plans:
+        chunk.append(plan)
+        blocks += len(plan.blocks)
+        if blocks >= CHUNK_BLOCKS:
+            yield chunk
+            chunk, blocks = [], 0
+    if chunk or not plans:
+        yield chunk

@@ -13,21 +13,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
+from functools import cached_property
 
 from tui import EVENT_TYPES
-from tui.settings import key_text_problem
+from tui.settings import MAX_RETENTION_HOURS, key_text_problem
 
 #: Group columns a query may group by, in the order rows show them.
 GROUP_COLUMNS: tuple[str, ...] = ("type", "tracking_id")
 #: Steps in one query at most: 1 h at 10 s is 360 and 7 d at 1 h is 168; more is a mistake or a
 #: scan, and a row set too large to print or hold.
 MAX_STEPS = 10_000
-#: How far ``to`` may lie past now (clocks of hosts differ a little); later is refused.
+#: How far ``to`` may lie past the end of the current step (clocks of hosts differ a little).
 FUTURE_SLACK_SECONDS = 60
 GLOB_CHARACTERS = frozenset("*?[")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _DURATION = re.compile(r"(\d{1,9})([smhd])")
-_RELATIVE = re.compile(r"-(\d{1,9})([smhd])")
+RELATIVE_TIME = re.compile(r"-(\d{1,9})([smhd])")
 #: How a parameter is named in a message: ``--tracking-id`` on the command line, ``tracking_id`` in a URL.
 Namer = Callable[[str], str]
 
@@ -76,11 +77,11 @@ class Query:
         """The start (ms) of every step of the range, oldest first."""
         return range(self.start_ms, self.end_ms, self.step_ms)
 
-    @property
+    @cached_property
     def exact_ids(self) -> tuple[str, ...]:
         return tuple(t for t in self.tracking_ids if not is_glob(t))
 
-    @property
+    @cached_property
     def globs(self) -> tuple[str, ...]:
         return tuple(t for t in self.tracking_ids if is_glob(t))
 
@@ -125,6 +126,8 @@ def parse_step(text: str, bucket_seconds: int, name: Namer = flag_name) -> int:
     if not match or int(match.group(1)) == 0:
         raise QueryError("step", f"{name('step')}: expected a duration such as 10s, 1m, 10m or 1h, got {_typed(text)}")
     seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_RETENTION_HOURS * 3600:
+        raise QueryError("step", f"{name('step')}: {text} is longer than any level can be kept ({MAX_RETENTION_HOURS // 24} days)")
     if seconds % bucket_seconds:
         raise QueryError("step", f"{name('step')}: {text} is not a whole number of {bucket_seconds} s buckets")
     return seconds
@@ -136,7 +139,7 @@ def parse_time(text: str, now: float, param: str, name: Namer = flag_name) -> in
     value = text.strip()
     if value == "now":
         return int(now * 1000)
-    relative = _RELATIVE.fullmatch(value)
+    relative = RELATIVE_TIME.fullmatch(value)
     if relative:
         return int(now * 1000) - int(relative.group(1)) * _UNITS[relative.group(2)] * 1000
     try:
@@ -196,13 +199,14 @@ def parse_query(params: QueryParams, now: float, bucket_seconds: int, name: Name
     step = parse_step(params.step, bucket_seconds, name)
     start = parse_time(params.start, now, "from", name)
     end = parse_time(params.end, now, "to", name)
-    if end > (now + FUTURE_SLACK_SECONDS) * 1000:
-        raise QueryError("to", f"{name('to')}: {_typed(params.end)} is in the future; the latest is now")
+    step_ms = step * 1000
+    now_ms = int(now * 1000)
+    if end > -(-now_ms // step_ms) * step_ms + FUTURE_SLACK_SECONDS * 1000:
+        raise QueryError("to", f"{name('to')}: {_typed(params.end)} is in the future; the latest is the end of the current step")
     if start >= end:
         raise QueryError("from", f"{name('from')}: {_typed(params.start)} is not before {name('to')} {_typed(params.end)}")
     if start < 0:
         raise QueryError("from", f"{name('from')}: {_typed(params.start)} is before 1970")
-    step_ms = step * 1000
     start_ms = start - start % step_ms
     end_ms = -(-end // step_ms) * step_ms
     if (end_ms - start_ms) // step_ms > MAX_STEPS:

@@ -39,6 +39,7 @@ from tui.clock import Clock
 from tui.ingest.body import BodyError
 from tui.ingest.decode import Decoder
 from tui.service.config import ServiceConfig
+from tui.service.history_routes import add_history_routes
 from tui.service.metrics import Metrics
 from tui.service.ports import QueryError, ReadAnswer, Reader, ReadUnavailable, Sink
 from tui.service.spool import SpoolError, SpoolFull
@@ -327,4 +328,5 @@ def make_app(sink: Sink, reader: Reader, config: ServiceConfig, clock: Clock, me
     for method, path, handler in routes:
         app.router.add_route(method, path, handler)
         app.router.add_route("OPTIONS", path, preflight)
+    add_history_routes(app, reader, clock, metrics, refuse, preflight, config.read_token)  # /api/v1/aggregates, /api/v1/reports
     return app

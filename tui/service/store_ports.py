@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from tui.clock import Clock
 from tui.engine import Engine
 from tui.events import iso_ms
+from tui.history.source import HistorySource
 from tui.service.ports import QueryError, ReadAnswer, ReadUnavailable, SpoolSink
 from tui.service.spool import Position, Spool
 from tui.service.state import StateDir
@@ -69,6 +70,7 @@ class StoreReader:
     def __init__(self, engine: Engine, retention_seconds: int) -> None:
         self.engine = engine
         self.retention_seconds = retention_seconds
+        self.history = HistorySource(engine.store, engine.settings)  # for /api/v1/aggregates and reports
 
     def _seconds(self, minutes: float) -> int:
         try:

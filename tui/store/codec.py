@@ -117,7 +117,9 @@ def _restored(value: Any) -> bool:
 
 
 def _int_list(value: Any, what: str, below: int) -> list[int]:
-    if not isinstance(value, list) or any(type(x) is not int or not 0 <= x < below for x in value):
+    """Checked in bulk, in C (as :func:`counts_by_id`): a head lists up to 64 shards per type, and
+    a per-item check in Python was most of decoding one (a 24 h query decodes 40 heads)."""
+    if not isinstance(value, list) or (value and (not set(map(type, value)) <= {int} or min(value) < 0 or max(value) >= below)):
         raise Corrupt(f"{what} is not a list of integers from 0 to {below - 1}")
     return value
 

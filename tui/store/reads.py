@@ -152,3 +152,19 @@ def read_blocks(
             if total < expected and (block_gap(block, "").first, block_gap(block, "").last) not in gapped:
                 out.gaps.append(block_gap(block, f"not fully written: {etype} has {total:,} of the {expected:,} events its head counts"))
     return out
+
+
+#: Why a block restored by a writer after a loss is incomplete.
+RESTORED = "restored after a loss; other writers' counts may be missing"
+
+
+def head_gaps(layout: Layout, block: Block, heads: Mapping[Block, Head | None], corrupt: set[Block]) -> list[Gap]:
+    """The holes a block's head shows: corrupt, lost (a head still there says it held data) or
+    restored. (The rules of :func:`read_blocks`, for readers that fetch keys their own way.)"""
+    if block in corrupt:
+        return [block_gap(block, f"corrupt value {layout.head_key(block)}")]
+    head = heads.get(block)
+    if head is None:
+        why = lost_head(block, heads)
+        return [block_gap(block, f"lost: {layout.head_key(block)} is missing but {why}")] if why else []
+    return [block_gap(block, RESTORED)] if head.restored else []
