@@ -19,12 +19,14 @@ from tui.app import EventDashApp
 from tui.clock import FakeClock
 from tui.components.history_chart import column_groups, nice_top
 from tui.engine import Engine
+from tui.history.export import to_csv as query_csv
 from tui.history.export_files import Table, export_dir, to_csv, write_export
 from tui.history.query import Query
 from tui.history.ranges import ZOOMS, id_filter, read_range
+from tui.history.source import HistorySource
 from tui.screens.history import HistoryScreen
 from tui.settings import Settings
-from tui.store import MemoryStore, prefix_settings
+from tui.store import MemoryStore
 
 DAY = 86_400
 
@@ -185,14 +187,13 @@ async def test_zoom_and_step_keys_change_the_range() -> None:
 
 def test_a_range_past_the_steps_retention_is_read_at_a_coarser_step() -> None:
     app = day_app()
-    engine = app.engine
-    layout = engine.store.open_prefix(prefix_settings(engine.settings))
+    source = HistorySource(app.engine.store, app.engine.settings)
     now = app.clock.time()
-    recent = read_range(engine.store, layout, "signup", None, ZOOMS[0], 0, now)
+    recent = read_range(source, "signup", None, ZOOMS[0], 0, now)
     assert recent.step_seconds == 10 and recent.note is None
-    old = read_range(engine.store, layout, "signup", None, ZOOMS[0], 24, now)  # 2 h back: 10 s buckets are gone
+    old = read_range(source, "signup", None, ZOOMS[0], 24, now)  # 2 h back: 10 s buckets are gone
     assert old.step_seconds == 60 and old.steps and "kept for 1 h" in (old.note or "")
-    gone = read_range(engine.store, layout, "signup", None, ZOOMS[4], 2, now)  # 14 days back
+    gone = read_range(source, "signup", None, ZOOMS[4], 2, now)  # 14 days back
     assert not gone.steps and "longest retention" in (gone.note or "")
 
 
@@ -210,18 +211,18 @@ async def test_an_incomplete_minute_is_red_in_the_chart_and_marked_in_the_table(
         assert "incomplete: 1 step in red" in str(screen.query_one("#history-chart").border_subtitle)
 
 
-async def test_e_on_the_history_screen_writes_its_table() -> None:
+async def test_e_on_the_history_screen_writes_what_eventdash_query_prints() -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await shown(pilot)
         screen = await opened(pilot, "tab", "h")
         path = await exported(pilot, "e", "enter")
         view = screen.view
-    assert view is not None and "history-signup" in path.name
+    assert view is not None and view.result is not None and "history-signup" in path.name
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
     assert [int(r["count"]) for r in rows] == [s.count for s in view.steps]
-    assert {r["tracking_id"] for r in rows} == {view.tracking_id}
-    assert rows[-1]["bucket"].startswith("2026-11-23T12:06")
+    assert rows[-1]["bucket"] == "2026-11-23T12:06:00.000Z" and rows[-1]["incomplete"] == "false"
+    assert path.read_text() == query_csv(view.result)  # byte for byte what `eventdash query --format csv` prints
 
 
 def test_an_id_with_glob_characters_matches_only_itself() -> None:

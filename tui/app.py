@@ -43,6 +43,7 @@ from tui.components.tids_table import TidsTable
 from tui.components.types_table import ALL, TypesTable
 from tui.engine import Engine
 from tui.history.export_files import render
+from tui.history.source import HistorySource
 from tui.rates import RATE_SPAN_SECONDS, RateMeter
 from tui.screens.export import export
 from tui.screens.help import HelpScreen
@@ -50,7 +51,7 @@ from tui.screens.history import HistoryScreen
 from tui.screens.incomplete import IncompleteScreen
 from tui.settings import SettingsError, save_settings
 from tui.shutdown import describe_crash
-from tui.store import Store, StoreUnavailable, prefix_settings
+from tui.store import Store, StoreUnavailable
 from tui.watch import StoreWatch
 from tui.window import WindowView, bucket_of, window_label
 
@@ -423,9 +424,9 @@ class EventDashApp(App[int]):
         cursor while the tracking-id table has focus, else of all its ids."""
         tids, row = self._tids, self._tids.cursor_row
         tid = str(tids.ordered_rows[row].key.value) if tids.has_focus and 0 <= row < tids.row_count else None
-        layout = lambda: self.store.open_prefix(prefix_settings(self.engine.settings))
+        source = HistorySource(self.store, self.engine.settings)
         live = self.engine.settings.refresh_seconds if self.live else None
-        self.push_screen(HistoryScreen(self.store, layout, self.clock.time, None if self.selected == ALL else self.selected, tid, live))
+        self.push_screen(HistoryScreen(source, self.clock.time, None if self.selected == ALL else self.selected, tid, live))
 
     def action_export(self) -> None:
         """``e``: the type table while it has focus, else the tracking-id table with its filter."""

@@ -10,14 +10,13 @@ until nothing is kept at all.
 from __future__ import annotations
 
 import glob
+import json
 from dataclasses import dataclass
 
-from tui.events import iso_ms
 from tui.history.aggregate import QueryResult, run_query
-from tui.history.export_files import Table
+from tui.history.export import to_csv, to_json
 from tui.history.query import Query, QueryError, format_duration, is_glob
-from tui.store.base import Store
-from tui.store.layout import Layout
+from tui.history.source import HistorySource
 from tui.window import LEVELS, Gap
 
 
@@ -67,6 +66,8 @@ class HistoryView:
     gaps: tuple[Gap, ...]
     #: Why the step is coarser than the zoom's, or why nothing could be read (then no steps).
     note: str | None = None
+    #: What the query answered (None when nothing is kept for the range): what ``e`` exports.
+    result: QueryResult | None = None
 
     @property
     def total(self) -> int:
@@ -94,10 +95,11 @@ def id_filter(tracking_id: str | None) -> tuple[str, ...]:
 
 
 def read_range(
-    store: Store, layout: Layout, etype: str | None, tracking_id: str | None, zoom: Zoom, pages_back: int, now: float
+    source: HistorySource, etype: str | None, tracking_id: str | None, zoom: Zoom, pages_back: int, now: float
 ) -> HistoryView:
     """Read one range. Raises StoreUnavailable; a range nothing is kept for comes back without steps
     and with the reason in ``note``."""
+    layout = source.layout()
     candidates = step_candidates(zoom, layout.bucket_seconds)
     end_ms = range_end_ms(zoom, pages_back, now, candidates[0])
     start_ms = end_ms - zoom.seconds * 1000
@@ -106,7 +108,7 @@ def read_range(
         step_ms = step * 1000
         query = Query(start_ms - start_ms % step_ms, -(-end_ms // step_ms) * step_ms, step, (etype,) if etype else (), id_filter(tracking_id))
         try:
-            result = run_query(store, layout, query, now)
+            result = run_query(source.store, layout, query, now)
         except QueryError as exc:
             refusal = str(exc)
             if exc.param != "step":
@@ -127,7 +129,7 @@ def _view(result: QueryResult, etype: str | None, tracking_id: str | None, zoom:
     )
     return HistoryView(
         etype, tracking_id, zoom, pages_back, query.step_seconds, query.start_ms, query.end_ms, result.as_of, result.bucket_seconds,
-        steps, result.incomplete, note,
+        steps, result.incomplete, note, result,
     )
 
 
@@ -136,17 +138,8 @@ def export_name(view: HistoryView) -> str:
     return "-".join(("history", view.etype or "all-types", view.tracking_id or "all-ids", view.zoom.name))
 
 
-def history_table(view: HistoryView) -> Table:
-    """The view's steps as an export table, oldest first, with what was read in the facts."""
-    rows = [(iso_ms(s.start_ms), view.etype, view.tracking_id, s.count, s.incomplete) for s in view.steps]
-    facts = {
-        "what": "history",
-        "type": view.etype,
-        "trackingId": view.tracking_id,
-        "stepSeconds": view.step_seconds,
-        "from": iso_ms(view.start_ms),
-        "to": iso_ms(view.end_ms),
-        "asOf": iso_ms(int(view.as_of * 1000)),
-        "incompleteParts": [g.to_json(view.bucket_seconds) for g in view.gaps],
-    }
-    return Table(("bucket", "type", "tracking_id", "count", "incomplete"), rows, facts)
+def export_text(view: HistoryView, fmt: str) -> str:
+    """The view's rows as ``eventdash query`` prints the same query: CSV, or its JSON."""
+    if view.result is None:
+        raise ValueError("nothing was read for this range")
+    return to_csv(view.result) if fmt == "csv" else json.dumps(to_json(view.result)) + "\n"

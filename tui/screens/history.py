@@ -26,7 +26,6 @@ from textual.widgets import DataTable, Footer, Static
 
 from tui.components.format import num
 from tui.components.history_chart import HistoryChart, Step
-from tui.history.export_files import render
 from tui.history.query import format_duration
 from tui.history.ranges import (
     DEFAULT_ZOOM,
@@ -34,13 +33,13 @@ from tui.history.ranges import (
     HistoryView,
     Zoom,
     export_name,
-    history_table,
+    export_text,
     read_range,
 )
+from tui.history.source import HistorySource
 from tui.screens.export import export
 from tui.screens.help import MarkdownScreen
-from tui.store import Store, StoreUnavailable
-from tui.store.layout import Layout
+from tui.store import StoreUnavailable
 
 #: The history screen's own help (its keys and how to read the chart), beside this module.
 HELP_FILE = "history.md"
@@ -84,8 +83,8 @@ def time_cell(ms: int, step_seconds: int, span_seconds: int) -> str:
 
 
 class HistoryScreen(ModalScreen[None]):
-    """See the module docstring. ``read_layout`` agrees on the prefix's layout (blocking, so it is
-    called in the worker); ``now`` is the dashboard's clock. Modal, and opaque (app.tcss), so the
+    """See the module docstring. ``source``: the store and the prefix's layout (agreed on first use,
+    in the worker); ``now`` is the dashboard's clock. Modal, and opaque (app.tcss), so the
     dashboard's own keys, which act on the main screen, do not reach it."""
 
     BINDINGS = [
@@ -105,16 +104,14 @@ class HistoryScreen(ModalScreen[None]):
 
     def __init__(
         self,
-        store: Store,
-        read_layout: Callable[[], Layout],
+        source: HistorySource,
         now: Callable[[], float],
         etype: str | None,
         tracking_id: str | None,
         live_seconds: float | None = None,
     ) -> None:
         super().__init__()
-        self.store = store
-        self.read_layout = read_layout
+        self.source = source
         self.now = now
         self.etype = etype
         self.tracking_id = tracking_id
@@ -159,7 +156,7 @@ class HistoryScreen(ModalScreen[None]):
     @work(thread=True, group="history-read")
     def _read(self, asked: int, zoom: Zoom, pages_back: int) -> None:
         try:
-            view = read_range(self.store, self.read_layout(), self.etype, self.tracking_id, zoom, pages_back, self.now())
+            view = read_range(self.source, self.etype, self.tracking_id, zoom, pages_back, self.now())
         except StoreUnavailable as exc:
             self.app.call_from_thread(self._failed, asked, str(exc))
             return
@@ -248,8 +245,7 @@ class HistoryScreen(ModalScreen[None]):
         if self.view is None or not self.view.steps:
             self.notify("Nothing read yet to export", severity="warning")
             return
-        table = history_table(self.view)
-        export(self.app, partial(render, table), len(table.rows), export_name(self.view), f"history of {self.what}", self.now)
+        export(self.app, partial(export_text, self.view), len(self.view.steps), export_name(self.view), f"history of {self.what}", self.now)
 
     def action_help(self) -> None:
         self.app.push_screen(MarkdownScreen(help_markdown()))
