@@ -184,7 +184,7 @@ class HistoryScreen(ModalScreen[None]):
             events = num(step.count, suffix=" !" if step.incomplete else "  ", style="bold red" if step.incomplete else ("dim" if step.filling else ""))
             table.add_row(time_cell(step.start_ms, view.step_seconds, view.zoom.seconds), events)
         table.border_title = f"per {format_duration(view.step_seconds)}"
-        table.border_subtitle = f"{view.total:,} in all"
+        table.border_subtitle = f"Σ {view.total:,}"
 
     def _title(self) -> None:
         zoom = ZOOMS[self.zoom]
