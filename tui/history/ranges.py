@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import json
+import time
 from dataclasses import dataclass
 
 from tui.history.aggregate import QueryResult, run_query
@@ -94,6 +95,12 @@ def id_filter(tracking_id: str | None) -> tuple[str, ...]:
     return (glob.escape(tracking_id) if is_glob(tracking_id) else tracking_id,)
 
 
+def screen_name(param: str) -> str:
+    """How a refusal names the query's parameters on the screen (not as flags): "step 10s: 10 s
+    buckets are kept for 1 h; the range's start 11-25 07:50 UTC needs step 1m or coarser"."""
+    return "the range's start" if param == "from" else param
+
+
 def read_range(
     source: HistorySource, etype: str | None, tracking_id: str | None, zoom: Zoom, pages_back: int, now: float
 ) -> HistoryView:
@@ -108,7 +115,7 @@ def read_range(
         step_ms = step * 1000
         query = Query(start_ms - start_ms % step_ms, -(-end_ms // step_ms) * step_ms, step, (etype,) if etype else (), id_filter(tracking_id))
         try:
-            result = run_query(source.store, layout, query, now)
+            result = run_query(source.store, layout, query, now, screen_name, time.strftime("%m-%d %H:%M UTC", time.gmtime(start_ms / 1000)))
         except QueryError as exc:
             refusal = str(exc)
             if exc.param != "step":

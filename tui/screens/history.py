@@ -173,6 +173,7 @@ class HistoryScreen(ModalScreen[None]):
         if asked != self._asked:
             return
         self.view, self.error = view, None
+        self.refresh_bindings()
         self.query_one(ChartView).show(view)
         self._fill_table(view)
         self._title()
@@ -254,6 +255,8 @@ class HistoryScreen(ModalScreen[None]):
         """Grey out what cannot apply: later at now, zooming past either end."""
         if action == "page" and parameters == (-1,) or action == "latest":
             return self.pages_back > 0 or None
+        if action == "page":  # earlier: not past a range nothing is kept for
+            return self.view is None or bool(self.view.steps) or self.view.pages_back != self.pages_back or None
         if action == "zoom":
             target = self.zoom + int(parameters[0])  # type: ignore[call-overload]
             return 0 <= target < len(ZOOMS) or None
