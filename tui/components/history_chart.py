@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from math import ceil, log10
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -23,20 +22,11 @@ from rich.style import Style
 
 from tui.components.format import BARS
 from tui.components.sparklines import bucket_columns
+from tui.history.ranges import HistoryStep
 
 #: Time-axis label intervals to choose from, finest first (seconds).
 TICK_SECONDS = (10, 30, 60, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86_400)
 LABEL_GAP = 1  # blank cells at least between two time labels
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of the chart: when it starts, its count, and how far to trust it."""
-
-    start_ms: int
-    count: int
-    incomplete: bool = False
-    filling: bool = False
 
 
 def nice_top(peak: int) -> int:
@@ -79,7 +69,7 @@ def column_groups(count: int, width: int) -> list[range]:
 class HistoryChart:
     """Rich renderable: bars from zero, a count axis on the left, times (UTC) under the bars."""
 
-    def __init__(self, steps: Sequence[Step], step_seconds: int, style: Style) -> None:
+    def __init__(self, steps: Sequence[HistoryStep], step_seconds: int, style: Style) -> None:
         self.steps = steps
         self.step_seconds = step_seconds
         self.style = style

@@ -25,7 +25,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 from tui.components.format import num
-from tui.components.history_chart import HistoryChart, Step
+from tui.components.history_chart import HistoryChart
 from tui.history.query import format_duration
 from tui.history.ranges import (
     DEFAULT_ZOOM,
@@ -46,6 +46,7 @@ HELP_FILE = "history.md"
 
 
 def help_markdown() -> str:
+    """history.md, read from the package (it ships as package data, like help.md)."""
     return files("tui.screens").joinpath(HELP_FILE).read_text(encoding="utf-8")
 
 
@@ -71,7 +72,7 @@ class ChartView(Widget):
 
 def chart_of(view: HistoryView, style: Style) -> HistoryChart:
     """The chart of a read range: drawn by the view, measured by the note under it, alike."""
-    return HistoryChart([Step(s.start_ms, s.count, s.incomplete, s.filling) for s in view.steps], view.step_seconds, style)
+    return HistoryChart(view.steps, view.step_seconds, style)
 
 
 def time_cell(ms: int, step_seconds: int, span_seconds: int) -> str:
