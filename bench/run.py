@@ -44,6 +44,8 @@ from tui.settings import DEFAULT_TRACKING_IDS, MemcachedSettings, Server, Settin
 from tui.store import MemcachedStore  # noqa: E402
 from tui.window import BucketCounts, Ledger, cover, merge_into  # noqa: E402
 
+from bench.query import rows as query_rows  # noqa: E402
+from bench.query import run_own as run_query_bench  # noqa: E402
 from bench.store_v2 import run as run_store_v2  # noqa: E402
 
 
@@ -422,7 +424,7 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
     rows.append(("5. scale-out, 2 writers vs 1", f"{sc['events_per_s']['2']:,.0f} ev/s", f"1 writer: {sc['events_per_s']['1']:,.0f} ev/s; same counting without a store: {sc['machine_2_over_1']:.2f}×", f"{sc['2_over_1']:.2f}×", "≥ 1.7×", sc["2_over_1"] >= 1.7))
     rows.append(("   4 writers vs 1", f"{sc['events_per_s']['4']:,.0f} ev/s", "", f"{sc['4_over_1']:.2f}×", f"(bounded by {sc['cores']} cores)", True))
     rows.append(("6. dashboard CPU at 100 ev/s", f"{ui['cpu_percent_of_one_core']:.1f} % of a core", "", "", "< 10 %", ui["cpu_percent_of_one_core"] < 10))
-    return rows + store_v2_rows(r["store_v2"])
+    return rows + store_v2_rows(r["store_v2"]) + query_rows(r["query"])
 
 
 def store_v2_rows(v: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
@@ -508,6 +510,7 @@ def main() -> int:
             ("scale_out", lambda: bench_scale(port, mode)),
             ("ui", lambda: bench_ui(port, mode)),
             ("store_v2", lambda: run_store_v2(mode.v2_seconds, mode.v2_churn, mode.v2_reads)),
+            ("query", lambda: run_query_bench(mode.name)),
         ):
             started = time.monotonic()
             results[name] = run()

@@ -210,3 +210,10 @@ def test_a_value_that_changes_is_read_anew_not_from_the_decode_cache(memcached: 
     write_events(store, [(stamp, "signup", "INF-a1")] * 2, NOW, writer="w2")
     assert sum(r.count for r in run_query(store, layout, query, NOW).rows) == 3
     store.close()
+
+
+def test_an_answer_over_the_row_limit_is_refused_naming_group_by(history: History, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tui.history.aggregate.MAX_ROWS", 1_000)
+    with pytest.raises(QueryError, match=r"^--group-by: the answer would be at least \d+ groups x 301 steps; at most 1,000 rows") as caught:
+        ask(history, start="-50m", step="10s", group_by="type,tracking_id")
+    assert caught.value.param == "group_by"

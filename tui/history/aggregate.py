@@ -119,19 +119,22 @@ def run_query(
     plans = plan_steps(query, layout, now, name, typed_from)
     sums: dict[int, dict[Group, int]] = {}
     gaps: list[Gap] = []
+    seen = base_groups(query)
     chunks = list(_chunks(plans))
     for done, chunk in enumerate(chunks, 1):
         found = read_for(store, layout, query, [b for p in chunk for b in p.blocks])
-        sums.update(sum_steps(query, chunk, found.counts))
+        part = sum_steps(query, chunk, found.counts)
+        sums.update(part)
+        seen.update(*(s.keys() for s in part.values()))
+        if len(seen) * len(plans) > MAX_ROWS:  # said as soon as it is known, before reading the rest
+            raise QueryError(
+                "group_by", f"{name('group_by')}: the answer would be at least {len(seen):,} groups x {len(plans):,} steps; "
+                f"at most {MAX_ROWS:,} rows (filter the ids, or use a coarser step or a shorter range)",
+            )
         gaps.extend(g for g in found.gaps if g not in gaps)
         if progress is not None:
             progress(done / len(chunks))
-    groups = sorted(base_groups(query).union(*(s.keys() for s in sums.values())))
-    if len(groups) * len(plans) > MAX_ROWS:
-        raise QueryError(
-            "group_by", f"{name('group_by')}: the answer would be {len(groups):,} groups x {len(plans):,} steps; "
-            f"at most {MAX_ROWS:,} rows (filter the ids, or use a coarser step or a shorter range)",
-        )
+    groups = sorted(seen)
     rows: list[Row] = []
     for plan in plans:
         hole = any(g.first <= plan.last and plan.first <= g.last for g in gaps)

@@ -76,12 +76,15 @@ def plan_steps(query: Query, layout: Layout, now: float, name: Namer = flag_name
     per_step = query.step_seconds // bucket
     current = bucket_of(int(now * 1000), bucket)
     usable = layout.usable(now)
+    level = step_level(query.step_seconds, bucket)
     plans: list[StepPlan] = []
     for start_ms in query.steps:
         first = start_ms // (bucket * 1000)
         stop = min(first + per_step, current + 1)
         blocks: list[Block] = []
-        if stop > first:
+        if per_step == level and stop == first + per_step and usable((level, first // level)):
+            blocks = [(level, first // level)]  # the usual step: one block of its level (what plan_window finds, in one check)
+        elif stop > first:
             blocks, rounded = plan_window(range(first, stop), usable)
             if rounded:  # retention shorter at a coarser level is refused by the settings: never here
                 raise QueryError("step", f"{name('step')}: buckets from {start_ms} ms are no longer kept at any level")

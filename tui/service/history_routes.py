@@ -94,42 +94,36 @@ def add_history_routes(app: web.Application, reader: object, clock: Clock, metri
     source = reader.history if isinstance(reader, HasHistory) else None
     reports = Reports(clock)
 
-    def answer_query(query: Query, now: float, progress: Callable[[float], None] | None = None) -> QueryResult:
+    def answer(values: Mapping[str, list[Any]], now: float, progress: Callable[[float], None] | None = None) -> QueryResult:
+        """Check and run a query in one go (one thread hop per request: the hop costs more than the check)."""
         assert source is not None
+        query = checked(source, values, now)
         return run_query(source.store, source.layout(), query, now, url_name, progress=progress)
 
-    async def start(request: web.Request) -> tuple[Query, float] | web.Response:
+    async def values_of(request: web.Request) -> Mapping[str, list[Any]] | web.Response:
+        """The query's parameters (from the URL, or a report's JSON body), or the refusal."""
         refused = refuse(request, read_token, "read")
         if refused is not None:
             return refused
         if source is None:
             return web.json_response({"error": "history is read from memcached (Store v2); this server has no store to read"}, status=503)
         if request.method == "GET":
-            values: Mapping[str, list[Any]] = {name: request.query.getall(name) for name in request.query}
-            values = {k: v for k, v in values.items() if k != "format"}
-        else:
-            body = await _json_body(request)
-            if isinstance(body, web.Response):
-                return body
-            values = {k: (v if isinstance(v, list) and k in REPEATABLE else [v]) for k, v in body.items()}
-        now = clock.time()
-        try:
-            return await asyncio.to_thread(checked, source, values, now), now
-        except QueryError as exc:
-            return _bad(exc)
-        except StoreUnavailable as exc:
-            return _unavailable(str(exc))
+            return {name: request.query.getall(name) for name in request.query if name != "format"}
+        body = await _json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        return {k: (v if isinstance(v, list) and k in REPEATABLE else [v]) for k, v in body.items()}
 
     async def aggregates(request: web.Request) -> web.Response:
         fmt = request.query.get("format", "json")
         if fmt not in HTTP_FORMATS or len(request.query.getall("format", [])) > 1:
             return _bad(QueryError("format", f"format: expected one of {', '.join(HTTP_FORMATS)}, got {fmt[:40]!r}"))
-        begun = await start(request)
-        if isinstance(begun, web.Response):
-            return begun
+        values = await values_of(request)
+        if isinstance(values, web.Response):
+            return values
         started = time.perf_counter()
         try:
-            result = await asyncio.to_thread(answer_query, *begun)
+            result = await asyncio.to_thread(answer, values, clock.time())
         except QueryError as exc:
             return _bad(exc)
         except StoreUnavailable as exc:
@@ -141,12 +135,19 @@ def add_history_routes(app: web.Application, reader: object, clock: Clock, metri
         return web.json_response(to_allezon(result) if fmt == "allezon" else to_json(result))
 
     async def create_report(request: web.Request) -> web.Response:
-        begun = await start(request)
-        if isinstance(begun, web.Response):
-            return begun
-        query, now = begun
+        values = await values_of(request)
+        if isinstance(values, web.Response):
+            return values
+        now = clock.time()
         try:
-            report_id = reports.start(lambda progress: answer_query(query, now, progress), (QueryError, StoreUnavailable))
+            assert source is not None
+            await asyncio.to_thread(checked, source, values, now)  # refused now (400) rather than as a failed report
+        except QueryError as exc:
+            return _bad(exc)
+        except StoreUnavailable as exc:
+            return _unavailable(str(exc))
+        try:
+            report_id = reports.start(lambda progress: answer(values, now, progress), (QueryError, StoreUnavailable))
         except ReportsBusy as exc:
             response = web.json_response({"error": str(exc)}, status=429)
             response.headers["Retry-After"] = str(exc.retry_after)
