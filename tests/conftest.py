@@ -129,11 +129,12 @@ def memcached_factory() -> Iterator[Callable[[], MemcachedServer]]:
 
 @pytest.fixture(autouse=True)
 def private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's own ``~/.config/eventdash/settings.json`` or crash log must not leak into a
+    """A developer's own ``~/.config/eventdash/settings.json``, crash log or exports must not leak into a
     test (and a test must not write there): every test, and every eventdash it starts, gets its own."""
     home = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))  # exports (the dashboard's e)
 
 
 @pytest.fixture(autouse=True)

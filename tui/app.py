@@ -14,6 +14,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from math import ceil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from tui import EVENT_TYPES
 from tui.clock import Clock, SystemClock
+from tui.components.exports import summary_table, tids_table
 from tui.components.filter_input import FilterInput
 from tui.components.format import rate
 from tui.components.header import Header
@@ -40,9 +42,13 @@ from tui.components.status import StatusLine
 from tui.components.store_panel import StorePanel
 from tui.components.tids_table import TidsTable
 from tui.components.types_table import ALL, TypesTable
+from tui.history.export_files import render
+from tui.history.source import HistorySource
 from tui.pipeline import Pipeline
 from tui.rates import RATE_SPAN_SECONDS, RateMeter
+from tui.screens.export import export
 from tui.screens.help import HelpScreen
+from tui.screens.history import HistoryScreen
 from tui.screens.incomplete import IncompleteScreen
 from tui.settings import SettingsError, save_settings
 from tui.shutdown import describe_crash
@@ -93,6 +99,8 @@ class EventDashApp(App[int]):
         Binding("slash", "filter", "find", id="filter", key_display="/"),
         Binding("escape", "clear_filter", "clear /", id="clear-filter", show=False),
         Binding("i", "incomplete", "gaps", id="incomplete"),
+        Binding("h", "history", "history", id="history", show=False),  # as e: listed in the panel
+        Binding("e", "export", "export", id="export", show=False),  # no room in the footer at 80 columns: in the panel
         Binding("w", "save_settings", "save", id="save", show=False),
         Binding("question_mark", "help", "help", id="help", key_display="?"),
         Binding("q", "quit", "quit", id="quit"),
@@ -108,6 +116,8 @@ class EventDashApp(App[int]):
         "toggle_sort": ("Sort tracking ids", "By count or by name"),
         "filter": ("Find tracking ids", "Filter by part of an id: every id of the type is searched, not only the top"),
         "incomplete": ("Incomplete window", "Which buckets of the window could not be read, and why"),
+        "history": ("History", "The selected type's (or tracking id's) events per minute, hour, ... over the last hour, day, week"),
+        "export": ("Export table", "Write the focused table (summary or tracking ids, with the filter) to a CSV or JSON file"),
         "save_settings": ("Save rate and window", "Write them to the settings file"),
         "help": ("Help", "Every key, the columns, and what the ± approximation means"),
     }
@@ -419,6 +429,28 @@ class EventDashApp(App[int]):
     def action_incomplete(self) -> None:
         if self.last is not None and self.last.view is not None:
             self.push_screen(IncompleteScreen(self.last.view))
+
+    def action_history(self) -> None:
+        """``h``: the selected type's history (every type's for "all types"): of the id under the
+        cursor while the tracking-id table has focus, else of all its ids."""
+        tids, row = self._tids, self._tids.cursor_row
+        tid = str(tids.ordered_rows[row].key.value) if tids.has_focus and 0 <= row < tids.row_count else None
+        source = HistorySource(self.store, self.pipeline.settings)
+        live = self.pipeline.settings.refresh_seconds if self.live else None
+        self.push_screen(HistoryScreen(source, self.clock.time, None if self.selected == ALL else self.selected, tid, live))
+
+    def action_export(self) -> None:
+        """``e``: the type table while it has focus, else the tracking-id table with its filter."""
+        view, ranking = self.last.view if self.last else None, self._tids.ranking
+        if view is None or ranking is None:
+            self.notify("Nothing read yet to export", severity="warning")
+        elif self.query_one(TypesTable).has_focus:
+            table = summary_table(view, self.meter)
+            export(self, partial(render, table), len(table.rows), "summary", "the summary", self.clock.time)
+        else:
+            table = tids_table(view, ranking, [str(row.key.value) for row in self._tids.ordered_rows])
+            what = "all types" if ranking.selection == ALL else ranking.selection
+            export(self, partial(render, table), len(table.rows), f"tracking-ids-{ranking.selection}", f"tracking ids of {what}", self.clock.time)
 
     def action_save_settings(self) -> None:
         if self.settings_path is None:

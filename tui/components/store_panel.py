@@ -10,7 +10,7 @@ from tui.components.unchanged import set_content
 from tui.pipeline import Pipeline
 
 #: Two hints a line: (key, what) pairs.
-HINTS = ((("tab", "next table"), ("s", "sort ids")), (("↑↓", "rows"), ("w", "save settings")), (("^p", "all commands"), None))
+HINTS = ((("tab", "next table"), ("s", "sort ids")), (("h", "history"), ("e", "export table")), (("^p", "all commands"), ("w", "save settings")))
 
 
 class StorePanel(Static):

@@ -31,14 +31,14 @@ def help_text(label: str, window_minutes: float, bucket_seconds: int) -> str:
     return text
 
 
-class HelpScreen(ModalScreen[None]):
-    """Scrolls with the arrows, page keys, home/end and the mouse wheel."""
+class MarkdownScreen(ModalScreen[None]):
+    """A scrolling page of Markdown. Scrolls with the arrows, page keys, home/end and the mouse wheel."""
 
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "close")]
 
-    def __init__(self, label: str, window_minutes: float, bucket_seconds: int) -> None:
+    def __init__(self, text: str) -> None:
         super().__init__()
-        self.text = help_text(label, window_minutes, bucket_seconds)
+        self.text = text
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
@@ -46,3 +46,10 @@ class HelpScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#help").focus()
+
+
+class HelpScreen(MarkdownScreen):
+    """The dashboard's help, for the current window."""
+
+    def __init__(self, label: str, window_minutes: float, bucket_seconds: int) -> None:
+        super().__init__(help_text(label, window_minutes, bucket_seconds))
