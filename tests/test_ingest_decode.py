@@ -105,6 +105,7 @@ def test_an_event_counts_as_a_ledger_tuple() -> None:
         (event(visitorId="a\tb"), "value.visitorId", Reason.INVALID_ID, "whitespace"),
         (event(sessionId="s" * 129), "value.sessionId", Reason.TOO_LONG, "128 bytes"),
         (event(form=[]), "value.form", Reason.WRONG_TYPE, "got an array"),
+        (event(form="agency@gmail.com"), "value.form", Reason.WRONG_TYPE, "got a string"),
         (event(form={"email": True}), "value.form.email", Reason.WRONG_TYPE, "got a boolean"),
         (event(form={"email": "a" * 255}), "value.form.email", Reason.TOO_LONG, "254 bytes"),
         (event(trackingId="a b")["value"], "trackingId", Reason.INVALID_ID, "whitespace"),
