@@ -196,7 +196,7 @@ def load(port: int, body_file: Path, seconds: float, connections: int = 16) -> s
     """A closed-loop load client in its own process: wrk if installed, else :mod:`bench.http_load`."""
     wrk = shutil.which("wrk")
     if wrk is not None:
-        script = body_file.with_suffix(".lua")
+        script = body_file.with_name(f"{body_file.stem}-{port}.lua")  # one per client: two run at once
         script.write_text(WRK_SCRIPT)
         cmd = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script), f"http://127.0.0.1:{port}{INGEST}"]
         env = {**ENV, "EVENTDASH_BODY": str(body_file)}
