@@ -85,7 +85,7 @@ class Sizes:
 
 SIZES = {
     "smoke": Sizes(1, 1.0, 1.0, 200, 2),
-    "quick": Sizes(3, 3.0, 5.0, 10_000, 20),
+    "quick": Sizes(3, 3.0, 3.0, 10_000, 20),
     "full": Sizes(5, 10.0, 20.0, 10_000, 20),
 }
 
