@@ -228,7 +228,7 @@ def throughput_run(kind: str, mc: int, body_file: Path, batch: int, seconds: flo
         finally:
             server.terminate()
             server.wait(timeout=30)
-        exact = None
+        exact, spool_bytes = None, 0
     else:
         serve = Serve(mc, prefix, tmp / prefix.rstrip(":"))
         try:
@@ -236,13 +236,17 @@ def throughput_run(kind: str, mc: int, body_file: Path, batch: int, seconds: flo
             accepted = serve.accepted()
         finally:
             serve.stop()
+        # the spool's cost: its segments are deleted only once a newer one starts (16 MB), so at
+        # these sizes the one left holds every record of the run
+        spool_bytes = sum(p.stat().st_size for p in (serve.state / "spool").glob("*.seg"))
         stored = total(stored_counts(mc, prefix))
         answered = (report["requests"] - report["non2xx"]) * batch
         exact = stored == accepted and answered <= accepted
         assert exact, f"serve accepted {accepted:,} events ({answered:,} answered to the client), memcached holds {stored:,}"
     ok = report["requests"] - report["non2xx"]
     return {"events_per_s": ok * batch / report["seconds"], "requests_per_s": ok / report["seconds"], "non2xx": report["non2xx"],
-            "errors": report["errors"], "client": report["client"], "exact": exact}  # fmt: skip
+            "errors": report["errors"], "client": report["client"], "exact": exact,
+            "spool_bytes_per_event": None if kind == "noop" else round(spool_bytes / max(1, accepted), 1)}  # fmt: skip
 
 
 def bench_throughput(mc: int, sizes: Sizes, tmp: Path) -> dict[str, Any]:
@@ -410,6 +414,7 @@ def describe(r: dict[str, Any]) -> str:
     return "\n".join([
         f"batch 100: serve {tp['100']['serve']['events_per_s']:,.0f} events/s | no-op {tp['100']['noop']['events_per_s']:,.0f} events/s | {tp['100']['ratio']:.0%} ({tp['client']})",
         f"batch   1: serve {tp['1']['serve']['requests_per_s']:,.0f} req/s | no-op {tp['1']['noop']['requests_per_s']:,.0f} req/s | {tp['1']['ratio']:.0%}",
+        f"spool bytes per event: {tp['100']['runs']['serve'][0]['spool_bytes_per_event']} in batches of 100, {tp['1']['runs']['serve'][0]['spool_bytes_per_event']} alone",
         f"reads at {rd['rate']:,.0f}/s over {rd['ids']:,} ids: p50 {rd['p50_ms']:.2f} ms, p99 {rd['p99_ms']:.2f} ms",
         f"kill -9 x {du['runs']}: {du['acked_events']:,} events answered 202; lost {du['lost']}, doubled {du['doubled']}, torn {du['torn']}",
         f"scale-out: 2 processes {sc['events_per_s']['2']:,.0f} events/s vs 1: {sc['events_per_s']['1']:,.0f} ({sc['2_over_1']:.2f}x), exact",
