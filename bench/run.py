@@ -48,6 +48,7 @@ from tui.window import BucketCounts, Ledger, cover, merge_into  # noqa: E402
 
 from bench.query import rows as query_rows  # noqa: E402
 from bench.query import run_own as run_query_bench  # noqa: E402
+from bench.serve import run as run_serve  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -434,7 +435,7 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
     rows.append(("5. scale-out, 2 writers vs 1", f"{sc['events_per_s']['2']:,.0f} ev/s", f"1 writer: {sc['events_per_s']['1']:,.0f} ev/s; same counting without a store: {sc['machine_2_over_1']:.2f}×", f"{sc['2_over_1']:.2f}×", "≥ 1.7×", sc["2_over_1"] >= 1.7))
     rows.append(("   4 writers vs 1", f"{sc['events_per_s']['4']:,.0f} ev/s", "", f"{sc['4_over_1']:.2f}×", f"(bounded by {sc['cores']} cores)", True))
     rows.append(("6. dashboard CPU at 100 ev/s", f"{ui['cpu_percent_of_one_core']:.1f} % of a core", "", "", "< 10 %", ui["cpu_percent_of_one_core"] < 10))
-    return rows + store_v2_rows(r["store_v2"]) + query_rows(r["query"])
+    return rows + store_v2_rows(r["store_v2"]) + serve_rows(r["serve"]) + query_rows(r["query"])
 
 
 def store_v2_rows(v: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
@@ -463,6 +464,25 @@ def store_v2_rows(v: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool
          ch["exact"] and ch["max_value_bytes"] < 512 * 1024 and ch["writers"] >= 1_000),
         ("10. writer RSS at 100,000 ids", f"{rss['100000']:.0f} MB", f"10 ids: {rss['10']:.0f} MB", f"{rss['100000'] / rss['10']:.1f}×", "(reported)", True),
     ]
+
+
+def serve_rows(v: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
+    """Issue 11's goals for ``eventdash serve`` (bench/serve.py)."""
+    tp, rd, du, sc = v["throughput"], v["reads"], v["durability"], v["scale"]
+    batch, single = tp["100"], tp["1"]
+    return [
+        (f"11. ingest over HTTP, 1 serve, batches of 100 ({tp['client']})", f"{batch['serve']['events_per_s']:,.0f} ev/s, exact: yes",
+         f"no-op aiohttp handler: {batch['noop']['events_per_s']:,.0f} ev/s", f"{batch['ratio']:.0%}", "≥ 50,000 ev/s and ≥ 70 % of no-op",
+         batch["serve"]["events_per_s"] >= 50_000 and batch["ratio"] >= 0.7),
+        ("   single-event requests", f"{single['serve']['requests_per_s']:,.0f} req/s", f"no-op: {single['noop']['requests_per_s']:,.0f} req/s",
+         f"{single['ratio']:.0%}", "(reported)", True),
+        (f"12. read one id's summary at {rd['rate']:,.0f} req/s, {rd['ids']:,} ids, {rd['minutes']} min", f"p50 {rd['p50_ms']:.2f} / p99 {rd['p99_ms']:.2f} ms",
+         f"achieved {rd['achieved_per_s']:,.0f} req/s", "", "p99 ≤ 5 ms", rd["p99_ms"] <= 5),
+        (f"13. kill -9 under load, restart: {du['runs']} runs", f"lost {du['lost']:,}, doubled {du['doubled']:,}, torn {du['torn']:,}",
+         f"{du['acked_events']:,} events answered 202", "", "0 lost, 0 doubled", du["exact"]),
+        ("14. scale-out: 2 serve processes, 1 memcached", f"{sc['events_per_s']['2']:,.0f} ev/s, exact: yes", f"1 process: {sc['events_per_s']['1']:,.0f} ev/s",
+         f"{sc['2_over_1']:.2f}×", f"totals exact (bounded by {sc['cores']} cores)", sc["exact"]),
+    ]  # fmt: skip
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -523,6 +543,7 @@ def main() -> int:
             ("scale_out", lambda: bench_scale(port, mode)),
             ("ui", lambda: bench_ui(port, mode)),
             ("store_v2", lambda: run_store_v2(mode.v2_seconds, mode.v2_churn, mode.v2_reads)),
+            ("serve", lambda: run_serve(mode.name)),
             ("query", lambda: run_query_bench(mode.name)),
         ):
             started = time.monotonic()

@@ -21,5 +21,7 @@ def test_bench_smoke_runs_and_every_count_is_exact(tmp_path: Path) -> None:
     results = json.loads(output.read_text())
     assert results["mode"] == "smoke"
     assert results["ingest"]["exact"] is True
-    assert set(results) >= {"ingest", "generator", "reads", "memory", "scale_out", "ui", "query"}
+    assert set(results) >= {"ingest", "generator", "reads", "memory", "scale_out", "ui", "store_v2", "serve", "query"}
+    assert results["serve"]["durability"]["runs"] == 2 and results["serve"]["scale"]["exact"] is True
+    assert results["serve"]["durability"]["exact"] is True  # 0 lost and 0 doubled over the kill runs
     assert "| figure | eventdash |" in result.stdout

@@ -105,6 +105,7 @@ def test_an_event_counts_as_a_ledger_tuple() -> None:
         (event(visitorId="a\tb"), "value.visitorId", Reason.INVALID_ID, "whitespace"),
         (event(sessionId="s" * 129), "value.sessionId", Reason.TOO_LONG, "128 bytes"),
         (event(form=[]), "value.form", Reason.WRONG_TYPE, "got an array"),
+        (event(form="agency@gmail.com"), "value.form", Reason.WRONG_TYPE, "got a string"),
         (event(form={"email": True}), "value.form.email", Reason.WRONG_TYPE, "got a boolean"),
         (event(form={"email": "a" * 255}), "value.form.email", Reason.TOO_LONG, "254 bytes"),
         (event(trackingId="a b")["value"], "trackingId", Reason.INVALID_ID, "whitespace"),
@@ -351,7 +352,7 @@ def assert_one_result_each(events: list[IngestEvent], rejected: list[Rejection],
         assert len(accepted.tracking_id.encode()) <= 128
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # a wall-clock deadline fails on a loaded CI machine, not on a slow decoder
 @given(st.binary(max_size=300), st.sampled_from([None, "application/json", "application/x-ndjson", "text/plain", "image/png"]), st.sampled_from([None, "gzip"]))
 def test_arbitrary_bytes_never_raise_anything_but_a_body_error(body: bytes, content_type: str | None, encoding: str | None) -> None:
     result = results(body, content_type, encoding)
@@ -359,7 +360,7 @@ def test_arbitrary_bytes_never_raise_anything_but_a_body_error(body: bytes, cont
         assert_one_result_each(*result, count=len(result[0]) + len(result[1]))
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # a wall-clock deadline fails on a loaded CI machine, not on a slow decoder
 @given(JSON_VALUES)
 def test_any_json_document_gives_one_result_per_element_or_a_body_error(doc: Any) -> None:
     result = results(json.dumps(doc).encode())
@@ -367,7 +368,7 @@ def test_any_json_document_gives_one_result_per_element_or_a_body_error(doc: Any
         assert_one_result_each(*result, count=len(doc) if isinstance(doc, list) else 1)
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)  # a wall-clock deadline fails on a loaded CI machine, not on a slow decoder
 @given(st.lists(EVENTS, max_size=8), st.booleans())
 def test_arbitrary_events_each_get_one_result_and_no_invalid_id_is_accepted(docs: list[Any], ndjson: bool) -> None:
     if ndjson:
@@ -386,7 +387,7 @@ def test_a_seeded_generator_stream_is_accepted_whole() -> None:
     assert batch.rejected == [] and [e[:3] for e in batch.events] == [m[:3] for m in made]
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)  # a wall-clock deadline fails on a loaded CI machine, not on a slow decoder
 @given(EVENTS)
 def test_the_hot_path_accepts_only_what_the_careful_path_accepts_and_the_same_event(doc: Any) -> None:
     gate = decoder()
@@ -396,7 +397,7 @@ def test_the_hot_path_accepts_only_what_the_careful_path_accepts_and_the_same_ev
         assert gate._careful(doc, now_ms) == fast
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # a wall-clock deadline fails on a loaded CI machine, not on a slow decoder
 @given(st.lists(EVENTS, max_size=6), st.sampled_from([", ", ",", " ,\n "]))
 def test_the_plain_array_reader_and_the_careful_reader_agree(docs: list[Any], separator: str) -> None:
     text = "[" + separator.join(json.dumps(d) for d in docs) + "]"

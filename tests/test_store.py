@@ -63,6 +63,70 @@ def test_writers_deltas_are_summed_and_a_retried_write_is_skipped(store: Store) 
     assert found.totals[(1, B)] == {"signup": 10} and found.gaps == []
 
 
+def test_a_writer_restored_from_a_checkpoint_saved_before_its_write_applies_that_write_once(store: Store) -> None:
+    """``serve`` saves its checkpoint just before a write; ``kill -9`` after the write reached the
+    store leaves the entry pending and never tried in the checkpoint. Deltas staged after the
+    restart must not merge into that entry under a new sequence number, or the store, which has
+    applied the first one, applies it again (bench/serve.py's kill runs found such doubles)."""
+    layout = store.open_prefix(PREFIX)
+    writer = WriterState("w1")
+    writer.stage(deltas_by_key({(1, B): {"signup": {"INF-a": 2}}}, layout))
+    checkpoint = json.loads(json.dumps(writer.to_plain()))
+    store.write(layout, writer, lambda ident: None, NOW, everything=True)  # reached the store; then kill -9
+    restarted = WriterState.from_plain(checkpoint)
+    restarted.stage(deltas_by_key({(1, B): {"signup": {"INF-a": 3}}}, layout))  # replayed from the spool
+    store.write(layout, restarted, lambda ident: None, NOW, everything=True)
+    assert store.read(layout, [(1, B)]).counts == {(1, B): {"signup": {"INF-a": 5}}}
+
+
+def test_a_restored_writer_never_reuses_a_sequence_number_its_crashed_run_wrote(store: Store) -> None:
+    """After the checkpoint the crashed run went on numbering (a head lists a shard once it is
+    written, under the next number). Had the restarted writer numbered its next deltas from the
+    checkpoint again, the head would skip them as already applied, and readers would miss events
+    that got a 202 (bench/serve.py's kill runs under concurrent load found such losses)."""
+    layout = store.open_prefix(PREFIX)
+    writer = WriterState("w1")
+    writer.stage(deltas_by_key({(1, B): {"signup": {f"INF-a{i}": 1 for i in range(40)}}}, layout))
+    checkpoint = json.loads(json.dumps(writer.to_plain()))
+    store.write(layout, writer, lambda ident: None, NOW, everything=True)  # reached the store; then kill -9
+    restarted = WriterState.from_plain(checkpoint)
+    restarted.stage(deltas_by_key({(1, B): {"signup": {f"INF-b{i}": 1 for i in range(40)}}}, layout))
+    for _ in range(3):  # as the flushes after a restart do, until nothing is pending
+        store.write(layout, restarted, lambda ident: None, NOW, everything=True)
+    found = store.read(layout, [(1, B)])
+    assert found.totals[(1, B)] == {"signup": 80} and sum(found.counts[(1, B)]["signup"].values()) == 80
+
+
+class _Killed(BaseException):
+    """``kill -9`` in the middle of a write, as far as the writer's state can tell."""
+
+
+class _KilledAfterFirstShard(WriterState):
+    """Dies once the first shard of a write is stored: its head does not list it yet."""
+
+    def done(self, ident: tuple[object, ...], seq: int | None) -> None:
+        super().done(ident, seq)
+        if ident[0] == "s":
+            raise _Killed
+
+
+def test_a_shard_written_just_before_kill_9_is_listed_in_its_head_after_the_restart(store: Store) -> None:
+    """The restarted writer finds its entry already in that shard (nothing to write) and must still
+    list the shard in the block's head, or readers never read it and events that got a 202 are
+    missing (bench/serve.py's kill runs lost one type of early ids this way)."""
+    layout = store.open_prefix(PREFIX)
+    writer = _KilledAfterFirstShard("w1")
+    writer.stage(deltas_by_key({(1, B): {"signup": {f"INF-a{i}": 1 for i in range(40)}}}, layout))
+    checkpoint = json.loads(json.dumps(writer.to_plain()))
+    with pytest.raises(_Killed):
+        store.write(layout, writer, lambda ident: None, NOW, everything=True)
+    restarted = WriterState.from_plain(checkpoint)
+    for _ in range(3):  # as the flushes after a restart do, until nothing is pending
+        store.write(layout, restarted, lambda ident: None, NOW, everything=True)
+    found = store.read(layout, [(1, B)])
+    assert found.totals[(1, B)] == {"signup": 40} and sum(found.counts[(1, B)].get("signup", {}).values()) == 40
+
+
 def test_a_conflicting_bucket_length_is_refused_naming_both_values(store: Store) -> None:
     store.open_prefix(PREFIX)
     with pytest.raises(PrefixConflict, match=r"settings bucket_seconds 5 conflicts with the prefix .* \(bucket_seconds 10\); use another --key-prefix"):

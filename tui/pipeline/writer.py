@@ -136,7 +136,6 @@ class Writer:
         state = WriterState.from_plain(plain)
         if state.writer_id != self.writer_id:
             raise ValueError(f"saved writer state is writer {state.writer_id}'s, not {self.writer_id}'s")
-        state.assume_tried()  # saved before its write, which may have reached the store
         self._state = state
 
     def writer_state(self) -> dict[str, Any]:

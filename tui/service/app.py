@@ -26,6 +26,7 @@ import asyncio
 import hmac
 import math
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -261,8 +262,8 @@ def make_app(sink: Sink, reader: Reader, config: ServiceConfig, clock: Clock, me
                 metrics.store_errors.labels("spool").inc()
                 return retry(503, f"the events could not be made durable: {exc}")
             metrics.accepted.inc(len(batch.events))
-        for rejection in batch.rejected:
-            metrics.rejected.labels(rejection.code).inc()
+        for code, count in Counter(r.code for r in batch.rejected).items():  # one inc per reason, not per event
+            metrics.rejected.labels(code).inc(count)
         return web.json_response({"accepted": len(batch.events), "rejected": [r.to_json() for r in batch.rejected]}, status=202)
 
     def read_route(route: str, allowed: tuple[str, ...], ask: Callable[[web.Request, _Params], Awaitable[ReadAnswer]]) -> Handler:

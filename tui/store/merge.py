@@ -196,8 +196,8 @@ def flush(
             if decoded.corrupt:
                 report(key, decoded.corrupt)
             new = plan(state, ident, decoded, absolute, decoded.value is None and lost_evidence(ident, heads))
-            if new is None:
-                state.done(ident, None)
+            if new is None:  # ours is there already (a restart re-sent it): confirmed, so its head lists it
+                state.done(ident, decoded.value.writers.get(state.writer_id) if decoded.value is not None else None)
                 continue
             data = encode(new.to_json())
             if len(data) > MAX_VALUE_BYTES:

@@ -105,14 +105,6 @@ class WriterState:
             else:
                 entries.append((self.seq, delta))
 
-    def assume_tried(self) -> None:
-        """Treat every pending entry as possibly applied already. A saved state is saved before its
-        write (the checkpoint), so after a restart the store may hold an entry this state still has
-        pending: a new delta merged into it under a new number would be applied with it, counted
-        twice. It gets an entry of its own instead; the old one is re-sent and skipped."""
-        for ident, entries in self.pending.items():
-            self.tried[ident] = max(self.tried.get(ident, 0), entries[-1][0])
-
     def to_check(self) -> Iterator[Ident]:
         """Every key the next flush must read: pending ones and ones to verify."""
         yield from self.pending
@@ -179,11 +171,25 @@ class WriterState:
 
     @classmethod
     def from_plain(cls, plain: Mapping[str, Any]) -> WriterState:
+        """A state read back after a crash. A checkpoint is saved just before a write, which may
+        have reached the store before the crash, so:
+
+        - every pending entry counts as tried: a delta staged later gets an entry of its own
+          (merged into the old one under a new number, the store would apply the old delta again);
+        - numbering resumes past every number that write could have used: it numbers at most one
+          new entry per shard it confirms (the head listing it), all among the pending and checked
+          keys. Reusing one would make a value that already holds it skip the new entry as applied.
+        """
+        pending = {tuple(i): [(s, d) for s, d in e] for i, e in plain["pending"]}
+        tried = {tuple(i): s for i, s in plain["tried"]}
+        for ident, entries in pending.items():
+            if entries:
+                tried[ident] = max(tried.get(ident, 0), entries[-1][0])
         return cls(
             plain["writer"],
-            plain["seq"],
-            {tuple(i): [(s, d) for s, d in e] for i, e in plain["pending"]},
+            plain["seq"] + len(pending) + len(plain["check"]) + 1,
+            pending,
             {tuple(i): s for i, s in plain["confirmed"]},
             {tuple(i) for i in plain["check"]},
-            {tuple(i): s for i, s in plain["tried"]},
+            tried,
         )
