@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MemcachedServer
+from tests.conftest import MemcachedServer, wait_until
 from tests.oracle import read_log, recount, rows
-from tests.proc import Eventdash
+from tests.proc import Eventdash, PtyDashboard
 from tui.service.spool import Spool
 
 RATE = "3000"  # events/s: a batch of ~150 every 50 ms, a flush a second
@@ -132,3 +132,25 @@ def test_state_dir_with_no_generate_is_a_usage_error(tmp_path: Path, memcached: 
     proc = Eventdash("--headless", "--no-generate", "--memcached", memcached.address, "--state-dir", str(tmp_path / "s"), "--duration", "1")
     assert proc.proc.wait(timeout=30) == 2
     assert proc.text("stderr").splitlines()[-1] == "eventdash: error: --state-dir: with --no-generate nothing is written here, so there is nothing to spool"
+
+
+def test_the_dashboard_face_spools_too_a_kill_at_a_flush_then_a_restart_counts_exactly_the_events_log(tmp_path: Path, memcached: MemcachedServer) -> None:
+    """The real dashboard in a pseudo-terminal with --state-dir (no --listen): killed at its second
+    checkpoint, then restarted headless on the same directory: the counts equal the events log."""
+    state, log = tmp_path / "state", tmp_path / "events.jsonl"
+    os.environ["EVENTDASH_FAULT"] = "after-stage:2"
+    try:
+        dashboard = PtyDashboard(
+            "--memcached", memcached.address, "--key-prefix", "gd:", "--state-dir", str(state), "--events-log", str(log),
+            "--rate", RATE, "--seed", "4", cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        os.environ.pop("EVENTDASH_FAULT", None)
+    try:
+        wait_until(dashboard.exited, timeout=KILL_TIMEOUT, what="the dashboard to die at its fault")
+        assert dashboard.proc.returncode == -signal.SIGKILL, dashboard.drain()[-2000:]
+    finally:
+        dashboard.close()
+    assert len(read_log(log)) > 1000
+    summary = restart_and_read(state, log, memcached, "gd:")
+    assert summary == recount(rows(read_log(log)))

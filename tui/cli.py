@@ -539,6 +539,8 @@ def _finish(pipeline: Pipeline, options: RunOptions, flushed: bool, fatal: str |
     if flushed:
         return EXIT_OK
     log = " (every event is in the events log)" if options.events_log is not None else ""
+    if pipeline.spool_generated is not None:
+        log = f"; they stay in the spool in {options.state_dir} and are written at the next start with that --state-dir"
     _err(
         f"the last counts could not be written ({pipeline.status().store_error}); "
         f"{pipeline.writer.unwritten_events():,} counted events are missing from the store{log}"
