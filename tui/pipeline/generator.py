@@ -1,6 +1,6 @@
 """The generator, one of the writer's sources: it makes the events that are due at the configured
-rate, hands them over to be made durable (if a spool is given) and writes them to the events log; it measures the rate it achieves and says
-when it falls behind.
+rate, which the pipeline makes durable (with a spool), writes to the events log and hands over; it
+measures the rate it achieves and says when it falls behind.
 
 It is stepped in the writer's thread (see :class:`tui.pipeline.Pipeline`); its controls (rate,
 pause) may be called from any thread.

@@ -1,7 +1,7 @@
 """Fault injection for the durability tests, and for nothing else: ``EVENTDASH_FAULT=POINT:N``
-makes a ``serve`` (or ``ingest``, or a generator with ``--state-dir``) process kill itself with SIGKILL the Nth time its writer reaches
-POINT, so a test can hit the exact window it means to prove safe instead of hoping a random
-``kill -9`` lands there:
+makes a ``serve`` (or ``ingest``, or a generator with ``--state-dir``) process kill itself with
+SIGKILL the Nth time its writer reaches POINT, so a test can hit the exact window it means to prove
+safe instead of hoping a random ``kill -9`` lands there:
 
 - ``after-stage``: right after the checkpoint (the staged deltas and the spool position they cover)
   is saved, before the deltas are written to the store;
