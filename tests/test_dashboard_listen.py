@@ -133,7 +133,7 @@ def test_snapshot_ingest_panel(snap_compare) -> None:  # type: ignore[no-untyped
     ("flags", "says"),
     [
         (["--generate"], "--generate: only with --listen"),
-        (["--state-dir", "x"], "--state-dir: only with --listen"),
+        (["--state-dir", "x", "--no-generate"], "--state-dir: with --no-generate nothing is written here"),
         (["--listen", "127.0.0.1:8080", "--headless"], "--listen: the in-process server runs with the dashboard"),
         (["--listen", "127.0.0.1:8080", "--generate", "--no-generate"], "--generate: contradicts --no-generate"),
         (["--listen", "localhost"], "--listen: expected HOST:PORT"),

@@ -46,6 +46,7 @@ from tui.web import (
 if TYPE_CHECKING:
     from tui.pipeline import Pipeline
     from tui.service.config import IngestOptions, ServeOptions
+    from tui.service.spool import Spool
     from tui.service.state import StateDir
     from tui.store import OpenedStore
 
@@ -149,7 +150,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--writer-name", metavar="NAME", default=s, help="this writer's name as shown beside its counts (default: host and pid)")
     parser.add_argument("--listen", metavar="HOST:PORT", default=s, help="also run serve's HTTP ingest and read API in the dashboard, e.g. 127.0.0.1:8080 (the generator is then off unless --generate)")
     parser.add_argument("--generate", action="store_true", default=s, help="with --listen: generate events beside the ones posted")
-    parser.add_argument("--state-dir", metavar="DIR", default=s, help=f"with --listen: spool, writer id and checkpoints (default {service_options.default_state_dir('dashboard')})")
+    parser.add_argument("--state-dir", metavar="DIR", default=s, help=f"spool, writer id and checkpoints: the generated events are durable before they are counted; with --listen, the server's (default there {service_options.default_state_dir('dashboard')}; none for the generator alone)")
     _store_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="{summary,query,web,send,serve,ingest}")
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
@@ -231,6 +232,8 @@ class RunOptions:
     writer_name: str | None = None
     #: ``--listen``: serve's ingest and read API in the dashboard's process.
     serve: ServeOptions | None = None
+    #: ``--state-dir`` without ``--listen``: the generator's spool, writer id and checkpoints.
+    state_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,7 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
         return Plan("web", settings, RunOptions(), web=web)
     serve, generate = _dashboard_listen(args, settings)
     options = RunOptions(
+        state_dir=_generator_state_dir(args) if serve is None else None,
         seed=getattr(args, "seed", None),
         duration=getattr(args, "duration", None),
         events_log=events_log,
@@ -316,9 +320,10 @@ def _dashboard_listen(args: argparse.Namespace, settings: Settings) -> tuple[Ser
     unless ``--no-generate``; with ``--listen``, only if ``--generate``."""
     listen = getattr(args, "listen", None)
     if listen is None:
-        for flag in ("generate", "state_dir"):
-            if hasattr(args, flag):
-                usage_error(f"--{flag.replace('_', '-')}: only with --listen (without it the generator runs and nothing is spooled)")
+        if hasattr(args, "generate"):
+            usage_error("--generate: only with --listen (without it the generator runs unless --no-generate)")
+        if hasattr(args, "state_dir") and hasattr(args, "no_generate"):
+            usage_error("--state-dir: with --no-generate nothing is written here, so there is nothing to spool")
         return None, not hasattr(args, "no_generate")
     if hasattr(args, "headless"):
         usage_error("--listen: the in-process server runs with the dashboard; for one without a screen use eventdash serve")
@@ -328,6 +333,15 @@ def _dashboard_listen(args: argparse.Namespace, settings: Settings) -> tuple[Ser
         return service_options.dashboard_serve_options(listen, getattr(args, "state_dir", None), settings), hasattr(args, "generate")
     except service_options.ServiceUsageError as exc:
         usage_error(str(exc))
+
+
+def _generator_state_dir(args: argparse.Namespace) -> Path | None:
+    """``--state-dir`` for the generator alone (None: its events are counted without a spool)."""
+    if not hasattr(args, "state_dir"):
+        return None
+    if not args.state_dir or "\0" in args.state_dir:
+        usage_error("--state-dir: give a directory path")
+    return Path(args.state_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -389,11 +403,20 @@ def run_headless(settings: Settings, options: RunOptions) -> int:
         opened.store.close()
         return refused
     _err(opened.reason)
+    state = _open_state_dir(options, opened.store.close)
+    if isinstance(state, int):
+        return state
     pipeline = Pipeline(
         settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate,
-        writer_name=options.writer_name,
+        writer_name=options.writer_name, writer_id=None if state is None else state.writer_id,
     )
-    flushed, fatal = run(pipeline, opened, options.duration)
+    spool = _spool_generator(pipeline, state, opened.store.close)
+    if isinstance(spool, int):
+        return spool
+    try:
+        flushed, fatal = run(pipeline, opened, options.duration)
+    finally:
+        _close_spool(spool, state)
     return _finish(pipeline, options, flushed, fatal)
 
 
@@ -413,14 +436,16 @@ def run_dashboard(settings: Settings, options: RunOptions) -> int:
     if not options.generate and options.serve is None and (refused := _refuse_embedded_reader("--no-generate", opened, settings)) is not None:
         opened.store.close()
         return refused
-    listening = _listening(options, opened.store.close)
-    if isinstance(listening, int):
-        return listening
-    state = listening
+    state = _open_state_dir(options, opened.store.close)
+    if isinstance(state, int):
+        return state
     pipeline = Pipeline(
         settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate,
         writer_name=options.writer_name, writer_id=None if state is None else state.writer_id,
     )
+    spool = _spool_generator(pipeline, state if options.serve is None else None, opened.store.close)
+    if isinstance(spool, int):
+        return spool
     server = None
     if state is not None and options.serve is not None:
         from tui.service.embedded import EmbeddedServer, ListenFailed
@@ -453,30 +478,62 @@ def run_dashboard(settings: Settings, options: RunOptions) -> int:
         pipeline.reader.refresh()
     except StoreUnavailable:
         pass  # the flush failure is reported below
-    if server is not None and state is not None:
+    if server is not None:
         server.close()
-        state.close()
+    _close_spool(spool, state)
     reason = fatal[0] if fatal else (app.failure or pipeline.fatal)
     return _finish(pipeline, options, flushed, reason) or (app.return_code or 0)
 
 
-def _listening(options: RunOptions, close_store: Callable[[], None]) -> StateDir | None | int:
-    """With ``--listen``: the warning off loopback, then the state directory locked (None without
-    ``--listen``); an exit status when it is in use."""
-    if options.serve is None:
+def _open_state_dir(options: RunOptions, close_store: Callable[[], None]) -> StateDir | None | int:
+    """The state directory locked: ``--listen``'s (after the warning off loopback), or the
+    generator's ``--state-dir``; None with neither; an exit status (2) when it cannot be used."""
+    if options.serve is not None:
+        tokens = bool(options.serve.config.ingest_token and options.serve.config.read_token)
+        warning = options.serve.listen.warning("the ingest and read API" + ("" if tokens else ", without a token for each (EVENTDASH_INGEST_TOKEN, EVENTDASH_READ_TOKEN)"))
+        if warning is not None:
+            _err(warning)
+    path = options.serve.state_dir if options.serve is not None else options.state_dir
+    if path is None:
         return None
     from tui.service.state import StateDir, StateDirError
 
-    tokens = bool(options.serve.config.ingest_token and options.serve.config.read_token)
-    warning = options.serve.listen.warning("the ingest and read API" + ("" if tokens else ", without a token for each (EVENTDASH_INGEST_TOKEN, EVENTDASH_READ_TOKEN)"))
-    if warning is not None:
-        _err(warning)
     try:
-        return StateDir(options.serve.state_dir)
+        return StateDir(path)
     except StateDirError as exc:
         close_store()
         _err(f"error: {exc}")
         return EXIT_USAGE
+
+
+def _spool_generator(pipeline: Pipeline, state: StateDir | None, close_store: Callable[[], None]) -> Spool | None | int:
+    """With the generator's own state directory: its spool, the writer's checkpoint taken up and
+    what was spooled but not written replayed (:func:`tui.service.wiring.spool_generator`); an
+    exit status (2) when the directory's files are damaged."""
+    if state is None or pipeline.generator is None:
+        return None
+    from tui.service.spool import DEFAULT_CAPACITY
+    from tui.service.state import StateDirError
+    from tui.service.wiring import spool_generator
+
+    try:
+        return spool_generator(pipeline, state, DEFAULT_CAPACITY)
+    except (StateDirError, SettingsError) as exc:
+        reason = str(exc)
+    except OSError as exc:  # the spool's directory or files
+        reason = f"--state-dir: cannot use {state.path}: {exc.strerror or exc}"
+    state.close()
+    close_store()
+    _err(f"error: {reason}")
+    return EXIT_USAGE
+
+
+def _close_spool(spool: Spool | None, state: StateDir | None) -> None:
+    """After the pipeline's last flush: what it could not write stays in the spool for the next start."""
+    if spool is not None:
+        spool.close()
+    if state is not None:
+        state.close()
 
 
 def _finish(pipeline: Pipeline, options: RunOptions, flushed: bool, fatal: str | None = None) -> int:
@@ -495,6 +552,8 @@ def _finish(pipeline: Pipeline, options: RunOptions, flushed: bool, fatal: str |
     if flushed:
         return EXIT_OK
     log = " (every event is in the events log)" if options.events_log is not None else ""
+    if pipeline.spool_generated is not None:
+        log = f"; they stay in the spool in {options.state_dir} and are written at the next start with that --state-dir"
     _err(
         f"the last counts could not be written ({pipeline.status().store_error}); "
         f"{pipeline.writer.unwritten_events():,} counted events are missing from the store{log}"

@@ -28,7 +28,7 @@ NOT_FOR_WEB = {
     "events_log": "every browser connection is its own process, and their lines would interleave in one file",
     "listen": "every browser connection is its own process, and only one can listen; run eventdash --listen on its own",
     "generate": "it goes with --listen",
-    "state_dir": "it goes with --listen",
+    "state_dir": "every browser connection is its own process, and only one can hold a state directory",
 }
 _NOT_COPIED = {"help", "version", *NOT_FOR_WEB}
 

@@ -3,6 +3,8 @@
 - sources hand events to the writer: the generator (:mod:`tui.pipeline.generator`), ``serve``'s HTTP
   ingest and ``ingest``'s NDJSON (:mod:`tui.service`, through :meth:`Writer.submit`);
 - the writer (:mod:`tui.pipeline.writer`) owns the ledger, the writer state and the flushes;
+- with a state directory, the generator's batches pass through the spool first
+  (:attr:`Pipeline.spool_generated`, set by :func:`tui.service.wiring.spool_generator`);
 - the reader (:mod:`tui.pipeline.reader`) reads windows, summarizes and publishes them;
 - both share the prefix's layout (:mod:`tui.pipeline.prefix`).
 
@@ -13,11 +15,12 @@ generator, if any, in it) and gives the faces (dashboard, headless, ``serve``) o
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
 from tui.clock import Clock, SystemClock
+from tui.events import Event
 from tui.pipeline.generator import MAX_BATCH, EventsLogError, Generator, GeneratorStatus
 from tui.pipeline.prefix import PrefixLayout
 from tui.pipeline.reader import Reader
@@ -27,6 +30,11 @@ from tui.shutdown import describe_crash
 from tui.store import Store
 
 TICK_SECONDS = 0.05  # events are made in batches at most this far apart: 20 wake-ups a second
+
+
+class SpoolingError(Exception):
+    """The generated events could not be made durable (the spool is full or failing): the run stops
+    rather than count events it could lose."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +81,9 @@ class Pipeline:
         self.missed_events = 0  # due by the end of the run but never made (set by stop)
         #: Another source (the spool of ``serve``'s HTTP ingest) hands this writer events.
         self.accepts_events = False
+        #: With a state directory: makes a generated batch durable in the spool (group commit) and
+        #: hands it to the writer; returns once it is durable. None: counted straight away.
+        self.spool_generated: Callable[[Sequence[Event]], None] | None = None
 
     # -- controls (any thread) -------------------------------------------------------------------
 
@@ -123,7 +134,7 @@ class Pipeline:
                 if wait > 0:
                     self._wake.wait(wait)
                     self._wake.clear()
-        except (EventsLogError, SettingsError) as exc:  # a full disk; the prefix now set up otherwise
+        except (EventsLogError, SpoolingError, SettingsError) as exc:  # a full disk; the prefix now set up otherwise
             self.fatal = f"the writer stopped: {exc}"
         except Exception as exc:  # noqa: BLE001 - any failure ends counting: say so, never go on silently
             self.fatal = describe_crash("the writer", exc)
@@ -138,12 +149,23 @@ class Pipeline:
         if self.generator is not None:
             events, behind = self.generator.make(now)
             if events:
-                self.writer.ingest(events)
+                self._hand_over(events)
         self.writer.tick(now)
         if behind:
             return 0.0
         until_event = self.generator.seconds_until_next() if self.generator is not None else self.writer.flush_interval
         return max(TICK_SECONDS, min(until_event, self.writer.seconds_until_flush()))
+
+    def _hand_over(self, events: list[Event]) -> None:
+        """Count a generated batch. With a spool: durable first, then logged and flushed, so that
+        every logged event survives a ``kill -9`` (README, "The generator with a state directory")."""
+        assert self.generator is not None
+        if self.spool_generated is None:
+            self.generator.log(events)
+            self.writer.ingest(events)
+            return
+        self.spool_generated(events)
+        self.generator.log(events, flush=True)
 
     def stop(self, at: float | None = None, flush_timeout: float = 5.0) -> bool:
         """Stop generating (after the events due by the monotonic time ``at``, default now), then
@@ -166,7 +188,7 @@ class Pipeline:
             if self.fatal is None and generator.due(end) <= MAX_BATCH:  # the last tick's events, not a backlog
                 try:
                     self.step(until=end)
-                except EventsLogError as exc:
+                except (EventsLogError, SpoolingError) as exc:
                     self.fatal = f"the writer stopped: {exc}"
             generator.pause()  # stopped for good: a second stop only retries the flush
             try:
@@ -191,4 +213,4 @@ class Pipeline:
         return PipelineStatus(**vars(made), **vars(self.writer.status()), writing=writing)
 
 
-__all__ = ["EventsLogError", "Generator", "Pipeline", "PipelineStatus", "PrefixLayout", "Reader", "Writer"]
+__all__ = ["EventsLogError", "Generator", "Pipeline", "PipelineStatus", "PrefixLayout", "Reader", "SpoolingError", "Writer"]

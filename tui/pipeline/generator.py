@@ -1,6 +1,6 @@
 """The generator, one of the writer's sources: it makes the events that are due at the configured
-rate, writes them to the events log and hands them over; it measures the rate it achieves and says
-when it falls behind.
+rate, which the pipeline makes durable (with a spool), writes to the events log and hands over; it
+measures the rate it achieves and says when it falls behind.
 
 It is stepped in the writer's thread (see :class:`tui.pipeline.Pipeline`); its controls (rate,
 pause) may be called from any thread.
@@ -91,8 +91,9 @@ class Generator:
                 self._pacer.pause(started)
 
     def make(self, now: float) -> tuple[list[Event], bool]:
-        """The events due by the monotonic ``now`` (at most :data:`MAX_BATCH`), logged; and whether
-        more are due (then the caller steps again at once)."""
+        """The events due by the monotonic ``now`` (at most :data:`MAX_BATCH`), not yet logged (the
+        caller logs them with :meth:`log`, after the spool made them durable if there is one); and
+        whether more are due (then the caller steps again at once)."""
         with self._lock:
             due = self._pacer.due(now)
             count = min(due, MAX_BATCH)
@@ -118,20 +119,27 @@ class Generator:
             except OSError as exc:
                 raise EventsLogError(f"events log: {exc.strerror or exc}") from exc
 
+    def log(self, events: list[Event], flush: bool = False) -> None:
+        """Append ``events`` to the events log, if any; ``flush`` pushes them to the file now (with a
+        spool, once per batch, so that a ``kill -9`` loses no event that the spool kept)."""
+        if self._events_log is None or not events:
+            return
+        dumps = json.dumps
+        try:
+            self._events_log.write("".join(dumps(e.doc, separators=(",", ":")) + "\n" for e in events))
+            if flush:
+                self._events_log.flush()
+        except OSError as exc:
+            raise EventsLogError(f"events log {getattr(self._events_log, 'name', '')}: {exc.strerror or exc}") from exc
+
     def _emit(self, count: int) -> list[Event]:
-        """Build ``count`` events stamped evenly since the last batch and log them."""
+        """Build ``count`` events stamped evenly since the last batch."""
         end_ms = int(self.clock.time() * 1000)
         start_ms = min(self._last_wall_ms, end_ms)
         span = end_ms - start_ms
         make = self._factory.make
         events: list[Event] = [make(start_ms + (span * (i + 1)) // count) for i in range(count)]
         self._last_wall_ms = end_ms
-        if self._events_log is not None:
-            dumps = json.dumps
-            try:
-                self._events_log.write("".join(dumps(e.doc, separators=(",", ":")) + "\n" for e in events))
-            except OSError as exc:
-                raise EventsLogError(f"events log {getattr(self._events_log, 'name', '')}: {exc.strerror or exc}") from exc
         return events
 
     def _sample(self, now: float) -> None:

@@ -1,11 +1,13 @@
 """Fault injection for the durability tests, and for nothing else: ``EVENTDASH_FAULT=POINT:N``
-makes a ``serve`` (or ``ingest``) process kill itself with SIGKILL the Nth time its writer reaches
-POINT, so a test can hit the exact window it means to prove safe instead of hoping a random
-``kill -9`` lands there:
+makes a ``serve`` (or ``ingest``, or a generator with ``--state-dir``) process kill itself with
+SIGKILL the Nth time its writer reaches POINT, so a test can hit the exact window it means to prove
+safe instead of hoping a random ``kill -9`` lands there:
 
 - ``after-stage``: right after the checkpoint (the staged deltas and the spool position they cover)
   is saved, before the deltas are written to the store;
-- ``after-write``: right after the store took the write, before the spool is released behind it.
+- ``after-write``: right after the store took the write, before the spool is released behind it;
+- ``after-spool``: (the generator) right after the spool made a generated batch durable, before it
+  is written to the events log.
 
 Unset (always, outside tests), nothing happens. A malformed value is a usage error (exit 2).
 """
@@ -19,7 +21,7 @@ from collections.abc import Mapping
 from tui.settings import SettingsError
 
 FAULT_ENV = "EVENTDASH_FAULT"
-POINTS = ("after-stage", "after-write")
+POINTS = ("after-stage", "after-write", "after-spool")
 
 
 class Fault:

@@ -1,7 +1,8 @@
-"""The one place that decides what ``serve`` and ``ingest`` hand events to and read counts from:
-the spool, then this process's Store v2 writer (:mod:`tui.service.store_ports`), and reads from
-the store. ``tick`` reports the writer's flushes to the metrics; ``close`` stops the writer with a
-last flush (what it could not write stays in the spool for the next start).
+"""The one place that decides what ``serve``, ``ingest`` and the generator with ``--state-dir``
+hand events to and read counts from: the spool, then this process's Store v2 writer
+(:mod:`tui.service.store_ports`), and reads from the store. ``tick`` reports the writer's flushes
+to the metrics; ``close`` stops the writer with a last flush (what it could not write stays in the
+spool for the next start).
 """
 
 from __future__ import annotations
@@ -10,17 +11,19 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tui.clock import Clock
-from tui.pipeline import Pipeline
+from tui.events import Event
+from tui.ingest.decode import IngestEvent
+from tui.pipeline import Pipeline, SpoolingError
 from tui.service.config import retention_seconds
-from tui.service.faults import fault_from_env
+from tui.service.faults import Fault, fault_from_env
 from tui.service.metrics import Metrics
 from tui.service.ports import Reader, Sink
-from tui.service.spool import Spool
+from tui.service.spool import Spool, SpoolError, SpoolFull
 from tui.service.state import StateDir
 from tui.service.store_ports import StoreReader, WriterSink, take_up
 from tui.settings import Settings, SettingsError
@@ -37,12 +40,40 @@ class Spooled:
     reader: StoreReader
 
 
-def spool_into(pipeline: Pipeline, state: StateDir, clock: Clock, spool_bytes: int) -> Spooled:
+def open_spool(pipeline: Pipeline, state: StateDir, spool_bytes: int) -> tuple[Spool, Fault | None]:
     """Open the spool over ``state`` in front of ``pipeline``'s writer: the writer takes up its
-    checkpoint and the spool after it is replayed (call before the pipeline starts)."""
+    checkpoint and the spool after it is replayed (call before the pipeline starts). Also the
+    ``EVENTDASH_FAULT`` the tests ask for (None outside tests)."""
     fault = fault_from_env(os.environ)  # tests only; a malformed value is a usage error
     spool = Spool(state.spool_path, capacity_bytes=spool_bytes)
     take_up(pipeline.writer, spool, state, fault)
+    return spool, fault
+
+
+def spool_generator(pipeline: Pipeline, state: StateDir, spool_bytes: int) -> Spool:
+    """The generator's batches go through the spool in ``state`` (group commit) before they are
+    counted, with the same checkpoints as ``serve``'s (:func:`open_spool`). The caller closes the
+    spool after the pipeline's last flush."""
+    spool, fault = open_spool(pipeline, state, spool_bytes)
+    writer = pipeline.writer
+
+    def durable(events: Sequence[Event]) -> None:
+        spooled = [IngestEvent(e[0], e[1], e[2]) for e in events]  # what is counted; the documents go to the events log
+        try:
+            position = spool.submit(spooled).result()
+        except (SpoolFull, SpoolError) as exc:
+            raise SpoolingError(f"--state-dir {state.path}: {exc}") from None
+        if fault is not None:
+            fault.reached("after-spool")
+        writer.submit(spooled, position)
+
+    pipeline.spool_generated = durable
+    return spool
+
+
+def spool_into(pipeline: Pipeline, state: StateDir, clock: Clock, spool_bytes: int) -> Spooled:
+    """:func:`open_spool`, and the sink that ``serve``'s HTTP ingest accepts into."""
+    spool, _ = open_spool(pipeline, state, spool_bytes)
     pipeline.accepts_events = True
     reader = StoreReader(pipeline.reader, retention_seconds(pipeline.settings))
     return Spooled(spool, WriterSink(spool, pipeline.writer, clock), reader)

@@ -1,0 +1,156 @@
+"""The generator with ``--state-dir`` (issue 11, "the generator's writer uses the same spool"):
+``kill -9`` of a generating process loses nothing it had spooled and doubles nothing.
+
+The relation proved here (README, "The generator with a state directory"): a batch is written to
+the events log only after the spool made it durable, and the log is flushed per batch. So after a
+``kill -9`` and a restart on the same state directory, the counts equal the events log plus the
+spool's last batch exactly when the kill fell between the spool's fsync and the log's write (the
+``after-spool`` fault), and equal the log exactly when it fell anywhere else in the writer's thread
+(the ``after-stage`` and ``after-write`` faults, which run between batches).
+
+Real memcached, real subprocesses, the faults of ``EVENTDASH_FAULT`` (tui.service.faults) and a
+plain ``kill -9`` under load.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import MemcachedServer, wait_until
+from tests.oracle import read_log, recount, rows
+from tests.proc import Eventdash, PtyDashboard
+from tui.service.spool import Spool
+
+RATE = "3000"  # events/s: a batch of ~150 every 50 ms, a flush a second
+KILL_TIMEOUT = 30.0  # the fault fires within a few flushes; bounded all the same
+
+
+def generate(state: Path, log: Path, memcached: MemcachedServer, prefix: str, *extra: str, fault: str | None = None) -> Eventdash:
+    if fault is not None:
+        os.environ["EVENTDASH_FAULT"] = fault
+    try:
+        return Eventdash(
+            "--headless", "--backend", "memcached", "--memcached", memcached.address, "--key-prefix", prefix,
+            "--state-dir", str(state), "--events-log", str(log), *extra,
+        )  # fmt: skip
+    finally:
+        os.environ.pop("EVENTDASH_FAULT", None)
+
+
+def restart_and_read(state: Path, log: Path, memcached: MemcachedServer, prefix: str) -> dict[str, Any]:
+    """Run once more on the same state directory (which replays and flushes what was spooled) and
+    return the final summary, read back from memcached."""
+    again = generate(state, log, memcached, prefix, "--rate", "100", "--duration", "1", "--seed", "9")
+    assert again.proc.wait(timeout=60) == 0, again.text("stderr")
+    final = again.json_lines()[-1]
+    assert final["store"]["unwritten_events"] == 0
+    summary: dict[str, Any] = final["summary"]
+    return summary
+
+
+def last_spooled_batch(state: Path) -> list[tuple[int, str, str]]:
+    """The events of the spool's newest record, as (ms, type, id), read with the spool itself."""
+    spool = Spool(state / "spool")
+    try:
+        records = list(spool.records())
+    finally:
+        spool.close()
+    assert records, "the spool holds nothing after the kill"
+    return [(e.ts_ms, e.type, e.tracking_id) for e in records[-1].events]
+
+
+@pytest.mark.parametrize("point", ["after-stage:2", "after-write:2"])
+def test_a_kill_at_a_flush_then_a_restart_counts_exactly_the_events_log(tmp_path: Path, memcached: MemcachedServer, point: str) -> None:
+    state, log = tmp_path / "state", tmp_path / "events.jsonl"
+    proc = generate(state, log, memcached, "gk:", "--rate", RATE, "--seed", "1", fault=point)
+    assert proc.proc.wait(timeout=KILL_TIMEOUT) == -signal.SIGKILL, proc.text("stderr")
+    logged = rows(read_log(log))
+    assert len(logged) > 1000  # it generated for more than a second before the fault
+    summary = restart_and_read(state, log, memcached, "gk:")
+    assert summary == recount(rows(read_log(log)))  # the restart's own events are logged too
+
+
+def test_a_kill_between_the_spool_and_the_log_counts_the_log_plus_that_one_batch(tmp_path: Path, memcached: MemcachedServer) -> None:
+    state, log = tmp_path / "state", tmp_path / "events.jsonl"
+    proc = generate(state, log, memcached, "gs:", "--rate", RATE, "--seed", "2", fault="after-spool:30")
+    assert proc.proc.wait(timeout=KILL_TIMEOUT) == -signal.SIGKILL, proc.text("stderr")
+    logged = rows(read_log(log))
+    unlogged = last_spooled_batch(state)  # durable, never logged: the process died right after its fsync
+    assert logged and unlogged
+    summary = restart_and_read(state, log, memcached, "gs:")
+    assert summary == recount(rows(read_log(log)) + unlogged)
+
+
+def test_a_plain_kill_9_under_load_then_a_restart_loses_and_doubles_nothing(tmp_path: Path, memcached: MemcachedServer) -> None:
+    state, log = tmp_path / "state", tmp_path / "events.jsonl"
+    proc = generate(state, log, memcached, "g9:", "--rate", "20000", "--seed", "3")
+    proc.wait_for(r'"generated": [1-9]\d{4,}', stream="stdout")  # 10,000 or more made and a flush or two done
+    proc.proc.kill()
+    assert proc.proc.wait(timeout=10) == -signal.SIGKILL
+    last = last_spooled_batch(state)
+    summary = restart_and_read(state, log, memcached, "g9:")
+    after = rows(read_log(log))
+    # Wherever the kill fell: the log exactly, or the log and the one batch spooled but not yet logged.
+    assert summary in (recount(after), recount(after + last))
+
+
+def test_a_second_process_on_the_same_state_dir_is_refused_naming_it(tmp_path: Path, memcached: MemcachedServer) -> None:
+    state = tmp_path / "state"
+    first = generate(state, tmp_path / "a.jsonl", memcached, "g2:", "--rate", "100")
+    first.wait_for(r'"generated"', stream="stdout")  # running: it holds the directory
+    second = generate(state, tmp_path / "b.jsonl", memcached, "g2:", "--rate", "100", "--duration", "1")
+    assert second.proc.wait(timeout=30) == 2
+    err = second.text("stderr").splitlines()
+    assert err[-1] == f"eventdash: error: --state-dir: {state} is in use by another eventdash (pid {first.proc.pid}); give each process its own state directory"
+    assert "Traceback" not in second.text("stderr")
+    assert first.stop() == 0
+
+
+def test_hostile_state_dirs_end_in_one_line_and_exit_2(tmp_path: Path, memcached: MemcachedServer) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    cases = [
+        (str(a_file), f"--state-dir: cannot use {a_file}: File exists"),
+        (str(a_file / "under"), f"--state-dir: cannot use {a_file / 'under'}: Not a directory"),
+        ("/proc/eventdash-state", "--state-dir: cannot use /proc/eventdash-state: No such file or directory"),  # not writable, even by root
+        ("", "--state-dir: give a directory path"),
+    ]
+    for value, message in cases:
+        proc = Eventdash("--headless", "--memcached", memcached.address, "--state-dir", value, "--duration", "1")
+        assert proc.proc.wait(timeout=30) == 2, (value, proc.text("stderr"))
+        stderr = proc.text("stderr")
+        assert stderr.splitlines()[-1] == f"eventdash: error: {message}", (value, stderr)
+        assert "Traceback" not in stderr
+
+
+def test_state_dir_with_no_generate_is_a_usage_error(tmp_path: Path, memcached: MemcachedServer) -> None:
+    proc = Eventdash("--headless", "--no-generate", "--memcached", memcached.address, "--state-dir", str(tmp_path / "s"), "--duration", "1")
+    assert proc.proc.wait(timeout=30) == 2
+    assert proc.text("stderr").splitlines()[-1] == "eventdash: error: --state-dir: with --no-generate nothing is written here, so there is nothing to spool"
+
+
+def test_the_dashboard_face_spools_too_a_kill_at_a_flush_then_a_restart_counts_exactly_the_events_log(tmp_path: Path, memcached: MemcachedServer) -> None:
+    """The real dashboard in a pseudo-terminal with --state-dir (no --listen): killed at its second
+    checkpoint, then restarted headless on the same directory: the counts equal the events log."""
+    state, log = tmp_path / "state", tmp_path / "events.jsonl"
+    os.environ["EVENTDASH_FAULT"] = "after-stage:2"
+    try:
+        dashboard = PtyDashboard(
+            "--memcached", memcached.address, "--key-prefix", "gd:", "--state-dir", str(state), "--events-log", str(log),
+            "--rate", RATE, "--seed", "4", cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        os.environ.pop("EVENTDASH_FAULT", None)
+    try:
+        wait_until(dashboard.exited, timeout=KILL_TIMEOUT, what="the dashboard to die at its fault")
+        assert dashboard.proc.returncode == -signal.SIGKILL, dashboard.drain()[-2000:]
+    finally:
+        dashboard.close()
+    assert len(read_log(log)) > 1000
+    summary = restart_and_read(state, log, memcached, "gd:")
+    assert summary == recount(rows(read_log(log)))
