@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MemcachedServer, wait_until
+from tests.conftest import MemcachedServer, free_port, wait_until
 from tests.oracle import read_log, recount, rows
 from tests.proc import Eventdash, PtyDashboard
+from tests.test_serve_process import now_event, post
 from tui.service.spool import Spool
 
 RATE = "3000"  # events/s: a batch of ~150 every 50 ms, a flush a second
@@ -154,3 +155,34 @@ def test_the_dashboard_face_spools_too_a_kill_at_a_flush_then_a_restart_counts_e
     assert len(read_log(log)) > 1000
     summary = restart_and_read(state, log, memcached, "gd:")
     assert summary == recount(rows(read_log(log)))
+
+
+def test_listen_and_generate_share_one_spool_a_kill_9_loses_neither_source(tmp_path: Path, memcached: MemcachedServer) -> None:
+    """``--listen --generate --state-dir``: generated batches and posted ones go through the one
+    spool, handed to the writer in spool order. A plain ``kill -9`` of the dashboard while both flow,
+    then a restart on the same directory: every posted event that got a 202 counts once, and the
+    generated ones equal the events log (or the log and the one batch spooled but not yet logged)."""
+    state, log = tmp_path / "state", tmp_path / "events.jsonl"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    dashboard = PtyDashboard(
+        "--memcached", memcached.address, "--key-prefix", "gl:", "--state-dir", str(state), "--events-log", str(log),
+        "--listen", f"127.0.0.1:{port}", "--generate", "--rate", RATE, "--seed", "5", cwd=tmp_path,
+    )  # fmt: skip
+    accepted: list[tuple[int, str, str]] = []
+    try:
+        wait_until(lambda: post(url, [])[0] == 202, timeout=KILL_TIMEOUT, what="the dashboard's server to answer")
+        for i in range(40):  # one id a post, so each 202 is checked on its own
+            tid = f"INF-post{i:04d}"
+            status, answer = post(url, [now_event(tid, "formsubmit")])
+            assert status == 202 and answer == {"accepted": 1, "rejected": []}, (status, answer)
+            accepted.append((0, "signup", tid))
+        wait_until(lambda: len(read_log(log)) > 3000, timeout=KILL_TIMEOUT, what="a second of generated events")
+        dashboard.proc.kill()
+        dashboard.proc.wait(timeout=10)
+    finally:
+        dashboard.close()
+    last = [e for e in last_spooled_batch(state) if not e[2].startswith("INF-post")]
+    summary = restart_and_read(state, log, memcached, "gl:")
+    logged = rows(read_log(log))
+    assert summary in (recount(logged + accepted), recount(logged + accepted + last))

@@ -28,7 +28,7 @@ from tui.service.app import begin_shutdown, make_app
 from tui.service.config import ServeOptions
 from tui.service.metrics import Metrics
 from tui.service.state import StateDir
-from tui.service.wiring import spool_into
+from tui.service.wiring import generate_into, spool_into
 
 START_TIMEOUT_SECONDS = 20.0
 ACCEPTED = "accepted"
@@ -79,6 +79,8 @@ class EmbeddedServer:
         self.clock = clock
         self.metrics = Metrics()
         service = spool_into(pipeline, state, clock, options.spool_bytes)
+        if pipeline.generator is not None:  # --generate: generated batches share the server's spool
+            generate_into(pipeline, service.spool, state)
         self.spool = service.spool
         self.sink = service.sink
         self._app = make_app(service.sink, service.reader, options.config, clock, self.metrics)

@@ -13,6 +13,7 @@ layer's tests).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -89,9 +90,12 @@ class SpoolSink:
         self._listeners = list(listeners)
 
     async def accept(self, events: list[IngestEvent]) -> None:
-        position = await self.spool.append(events)
+        await asyncio.wrap_future(self.spool.submit(events, lambda end: self._hand_over(events, end)))
+
+    def _hand_over(self, events: Sequence[IngestEvent], end: Position) -> None:
+        """In the spool's commit thread, in spool order (see :meth:`Spool.submit`)."""
         for listener in self._listeners:
-            listener(events, position)
+            listener(events, end)
 
     def depth(self) -> int:
         return self.spool.depth()

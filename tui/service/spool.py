@@ -22,12 +22,11 @@ never acknowledged.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -97,6 +96,7 @@ class _Pending(NamedTuple):
     frame: bytearray
     events: int
     future: concurrent.futures.Future[Position]
+    on_durable: Callable[[Position], None] | None
 
 
 class Spool:
@@ -199,9 +199,15 @@ class Spool:
     # ---------------------------------------------------------------------------------------------
     # Appending
 
-    def submit(self, events: Sequence[IngestEvent]) -> concurrent.futures.Future[Position]:
+    def submit(
+        self, events: Sequence[IngestEvent], on_durable: Callable[[Position], None] | None = None
+    ) -> concurrent.futures.Future[Position]:
         """Queue ``events`` as one record; the future resolves to its end position once it is on
-        disk and fsynced, or fails with :class:`SpoolError`. :class:`SpoolFull` is raised at once."""
+        disk and fsynced, or fails with :class:`SpoolError`. :class:`SpoolFull` is raised at once.
+
+        ``on_durable(end)`` is called by the commit thread before the future resolves, for every
+        record in spool order, whichever thread submitted it: the one ordered hand-off to the writer
+        (its checkpoint says "everything up to this position", so it must see records in order)."""
         future: concurrent.futures.Future[Position] = concurrent.futures.Future()
         frame = records.encode(events) if events else None
         with self._cond:
@@ -214,14 +220,10 @@ class Spool:
             if held + len(frame) > self.capacity_bytes:
                 self._refused_full = True
                 raise SpoolFull(f"the spool holds {held:,} of {self.capacity_bytes:,} bytes; the store is behind")
-            self._pending.append(_Pending(frame, len(events), future))
+            self._pending.append(_Pending(frame, len(events), future, on_durable))
             self._pending_bytes += len(frame)
             self._cond.notify()
         return future
-
-    async def append(self, events: Sequence[IngestEvent]) -> Position:
-        """:meth:`submit`, awaited: returns once the events are durable."""
-        return await asyncio.wrap_future(self.submit(events))
 
     def _end(self) -> Position:
         current = max(self._segments)
@@ -305,6 +307,8 @@ class Spool:
         self.stats.appends += len(group)
         self.stats.bytes_written += len(data)
         for item, end in zip(group, ends):
+            if item.on_durable is not None:
+                item.on_durable(end)
             item.future.set_result(end)
 
     def _fail(self, group: list[_Pending], why: str) -> None:

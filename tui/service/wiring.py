@@ -55,20 +55,26 @@ def spool_generator(pipeline: Pipeline, state: StateDir, spool_bytes: int) -> Sp
     counted, with the same checkpoints as ``serve``'s (:func:`open_spool`). The caller closes the
     spool after the pipeline's last flush."""
     spool, fault = open_spool(pipeline, state, spool_bytes)
+    generate_into(pipeline, spool, state, fault)
+    return spool
+
+
+def generate_into(pipeline: Pipeline, spool: Spool, state: StateDir, fault: Fault | None = None) -> None:
+    """Route the generator's batches through ``spool``, which may be a server's too (``--listen
+    --generate``): the spool hands every record to the writer in spool order, whichever thread
+    appended it, so one checkpoint position covers both sources."""
     writer = pipeline.writer
 
     def durable(events: Sequence[Event]) -> None:
         spooled = [IngestEvent(e[0], e[1], e[2]) for e in events]  # what is counted; the documents go to the events log
         try:
-            position = spool.submit(spooled).result()
+            spool.submit(spooled, lambda end: writer.submit(spooled, end)).result()
         except (SpoolFull, SpoolError) as exc:
             raise SpoolingError(f"--state-dir {state.path}: {exc}") from None
         if fault is not None:
             fault.reached("after-spool")
-        writer.submit(spooled, position)
 
     pipeline.spool_generated = durable
-    return spool
 
 
 def spool_into(pipeline: Pipeline, state: StateDir, clock: Clock, spool_bytes: int) -> Spooled:
