@@ -100,9 +100,9 @@ class EmbeddedServer:
             raise ListenFailed(f"cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc}") from None
 
     async def _start(self) -> None:
-        runner = web.AppRunner(self._app, auto_decompress=False, access_log=None, handle_signals=False)
+        runner = web.AppRunner(self._app, auto_decompress=False, access_log=None, handle_signals=False, shutdown_timeout=self.options.grace_seconds)
         await runner.setup()
-        site = web.TCPSite(runner, self.options.listen.host, self.options.listen.port, shutdown_timeout=self.options.grace_seconds)
+        site = web.TCPSite(runner, self.options.listen.host, self.options.listen.port)
         try:
             await site.start()
         except OSError:

@@ -34,9 +34,9 @@ async def _serve(settings: Settings, options: ServeOptions, state: StateDir) -> 
     for line in service.spool.damage:
         _say(f"warning: {line}")
     app = make_app(service.sink, service.reader, options.config, clock, metrics)
-    runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False, shutdown_timeout=options.grace_seconds)
     await runner.setup()
-    site = web.TCPSite(runner, options.listen.host, options.listen.port, shutdown_timeout=options.grace_seconds)
+    site = web.TCPSite(runner, options.listen.host, options.listen.port)
     try:
         await site.start()
     except OSError as exc:
