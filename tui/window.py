@@ -166,8 +166,12 @@ class WindowView:
     def lag_seconds(self) -> float | None:
         """Now minus the end of the newest bucket holding events (from the series); None when the
         window holds none. What the read API and the dashboard's ingest panel call the lag."""
-        totals = [sum(self.series[t][i] for t in self.types) for i in range(len(self.buckets))]
-        newest = max((self.buckets[i] for i, total in enumerate(totals) if total), default=None)
+        # From the newest bucket back: with traffic the first one looked at holds events (a read of
+        # one id asks this on every request; summing all ~180 buckets was 8 % of its time).
+        newest = next(
+            (self.buckets[i] for i in reversed(range(len(self.buckets))) if sum(self.series[t][i] for t in self.types)),
+            None,
+        )
         return None if newest is None else max(0.0, self.as_of - (newest + 1) * self.bucket_seconds)
 
 

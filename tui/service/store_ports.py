@@ -84,6 +84,8 @@ class StoreReader:
         self.reader = reader
         self.retention_seconds = retention_seconds
         self.history = HistorySource(reader.store, reader.settings)  # for /api/v1/aggregates and reports
+        #: Whether the last one-id read answered: only then is the next one read on the event loop.
+        self._store_answering = True
 
     def _seconds(self, minutes: float) -> int:
         try:
@@ -100,6 +102,22 @@ class StoreReader:
         except StoreUnavailable as exc:
             raise ReadUnavailable(str(exc)) from None
 
+    async def _read_quick(self, read: Callable[[], T]) -> T:
+        """A read of one memcached round trip and well under a millisecond of CPU: on the event loop
+        itself while the store answers. Handing it to a thread cost more than the read (the loop
+        waits for the GIL back at every hand-off, ~1.3 ms a read at 1,000 reads/s). After a failure
+        the reads go to a thread (so an unreachable store, up to its timeout, cannot stall ingest)
+        until one answers again."""
+        if not self._store_answering:
+            value = await self._read(read)
+            self._store_answering = True
+            return value
+        try:
+            return read()
+        except StoreUnavailable as exc:
+            self._store_answering = False
+            raise ReadUnavailable(str(exc)) from None
+
     @staticmethod
     def _answer(view: WindowView, data: dict[str, Any]) -> ReadAnswer:
         """``lagSeconds``: now minus the end of the newest bucket holding events (from the heads)."""
@@ -114,7 +132,7 @@ class StoreReader:
 
     async def summary_for(self, etype: str, tracking_id: str, minutes: float) -> ReadAnswer:
         seconds = self._seconds(minutes)
-        view = await self._read(lambda: self.reader.read_one(etype, tracking_id, seconds))
+        view = await self._read_quick(lambda: self.reader.read_one(etype, tracking_id, seconds))
         count = view.summary[etype].by_tracking_id.get(tracking_id, 0)
         return self._answer(view, {"type": etype, "trackingId": tracking_id, "count": count})
 

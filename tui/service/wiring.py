@@ -116,9 +116,10 @@ def build(settings: Settings, state: StateDir, clock: Clock, metrics: Metrics, s
     publishing = threading.Lock()
 
     def publish() -> None:
-        """The per-type summary keys, as the dashboard and headless keep them fresh (off the loop)."""
+        """The per-type summary keys, as the dashboard and headless keep them fresh (off the loop);
+        skipped while nothing changed within the current bucket (an idle server reads only heads)."""
         try:
-            pipeline.reader.refresh()
+            pipeline.reader.refresh_if_changed()
         except StoreUnavailable:
             pass  # the writer's flush reports the outage
         finally:

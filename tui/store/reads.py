@@ -130,6 +130,7 @@ def read_blocks(
     if tops:
         fetch({c for b in tops for c in children(b)})
     wanted: dict[str, tuple[Block, str]] = {}
+    only_shard = layout.shard(only[1]) if only is not None else 0
     for block in blocks:
         head = heads.get(block)
         if block in corrupt:
@@ -147,8 +148,7 @@ def read_blocks(
             continue
         for etype, shards in head.shards.items():
             if only is not None:
-                shard = layout.shard(only[1])
-                shards = [shard] if etype == only[0] and shard in shards else []
+                shards = [only_shard] if etype == only[0] and only_shard in shards else []
             for k in shards:
                 wanted[layout.shard_key(block, etype, k)] = (block, etype)
     values: Mapping[str, bytes] = {}
