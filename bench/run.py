@@ -23,8 +23,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,7 +37,6 @@ import psutil  # noqa: E402
 from pymemcache.client.base import Client  # noqa: E402
 
 from bench.store_v2 import run as run_store_v2  # noqa: E402
-from tests.conftest import MemcachedServer  # noqa: E402  (the same loopback server the tests use)
 from tui import EVENT_TYPES  # noqa: E402
 from tui.events import Event, EventFactory  # noqa: E402
 from tui.ingest.decode import IngestEvent  # noqa: E402
@@ -51,6 +49,7 @@ from tui.window import BucketCounts, Ledger, cover, merge_into  # noqa: E402
 
 from bench.query import rows as query_rows  # noqa: E402
 from bench.query import run_own as run_query_bench  # noqa: E402
+from bench.serve import memcached  # noqa: E402  (its own 256 MB server on a free loopback port)
 from bench.serve import run as run_serve  # noqa: E402
 
 
@@ -566,16 +565,6 @@ def update_readme(text: str) -> None:
         head, rest = content.split(start, 1)
         _, tail = rest.split(end, 1)
         readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
-
-
-@contextmanager
-def memcached() -> Iterator[int]:
-    server = MemcachedServer(memory_mb=256)
-    server.start()
-    try:
-        yield server.port
-    finally:
-        server.stop()
 
 
 def main() -> int:
