@@ -9,6 +9,7 @@ import sys
 import threading
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymemcache.client.base import Client
@@ -328,4 +329,38 @@ def test_auto_uses_memcached_when_it_answers(memcached: MemcachedServer) -> None
     assert isinstance(opened.store, MemcachedStore)
     assert opened.reason.startswith(f"memcached {memcached.address} answered in ")
     assert opened.unreachable is None
+
+
+
+def test_store_many_answers_every_add_and_cas_in_the_order_sent(store: Store) -> None:
+    store.add("t:old", b"1", 60)
+    store.add("t:gone", b"1", 60)
+    tokens = {key: token for key, (_, token) in store.gets_many(["t:old", "t:gone"]).items()}
+    store.cas("t:gone", b"2", tokens["t:gone"], 1)  # its token is now stale
+    results = store.store_many(
+        [
+            ("t:new", b"a", None, 60),  # add of a missing key: stored
+            ("t:old", b"b", None, 60),  # add of a present key: not stored
+            ("t:old", b"c", tokens["t:old"], 60),  # cas with the current token: stored
+            ("t:old", b"d", tokens["t:old"], 60),  # the same token again, now stale: not stored
+            ("t:gone", b"e", tokens["t:gone"], 60),  # stale token: not stored
+            ("t:never", b"f", tokens["t:old"], 60),  # cas of a missing key: not stored
+        ]
+    )
+    assert results == [True, False, True, False, False, False]
+    assert store.get_many(["t:new", "t:old", "t:gone", "t:never"]) == {"t:new": b"a", "t:old": b"c", "t:gone": b"2"}
+    assert store.store_many([]) == []
+
+
+def test_store_many_over_two_servers_puts_each_key_where_the_ring_reads_it(memcached_factory: Any) -> None:
+    servers = [memcached_factory(), memcached_factory()]
+    store = MemcachedStore([s.server for s in servers], "t:")
+    keys = [f"t:k{n}" for n in range(200)]
+    assert store.store_many([(key, key.encode(), None, 60) for key in keys]) == [True] * 200
+    assert store.get_many(keys) == {key: key.encode() for key in keys}
+    held = [len([k for k in s.stored() if k.startswith("t:k")]) for s in servers]
+    assert sum(held) == 200 and min(held) > 0  # both servers got their share, each key once
+    found = store.gets_many(keys)
+    assert store.store_many([(key, b"x", found[key][1], 60) for key in keys]) == [True] * 200
+    store.close()
 

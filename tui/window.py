@@ -84,9 +84,17 @@ def window_label(window_minutes: float, bucket_seconds: int) -> str:
 def merge_into(total: BucketCounts, part: Mapping[str, Mapping[str, int]]) -> None:
     """Add ``part`` into ``total`` in place."""
     for etype, by_tid in part.items():
-        into = total.setdefault(etype, {})
-        for tid, count in by_tid.items():
-            into[tid] = into.get(tid, 0) + count
+        merge_counts(total.setdefault(etype, {}), by_tid)
+
+
+def merge_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    """Add ``counts`` into ``into`` in place (a plain copy, at C speed, while ``into`` is empty)."""
+    if not into:
+        into.update(counts)
+        return
+    get = into.get
+    for tid, count in counts.items():
+        into[tid] = get(tid, 0) + count
 
 
 @dataclass(frozen=True)
@@ -260,13 +268,18 @@ class Ledger:
         return OTHER_ID
 
     def _fold(self) -> None:
+        # Per (bucket, type) first, then each group into its block of every level: one dict merge per
+        # group and level instead of a chain of lookups per id (a flush at 100,000 ids folds thousands).
+        grouped: dict[tuple[int, str], dict[str, int]] = {}
         for (bucket, etype, tid), count in self._pending.items():
             tid = self._admit(etype, tid, count)
+            counts = grouped.setdefault((bucket, etype), {})
+            counts[tid] = counts.get(tid, 0) + count
+        for (bucket, etype), counts in grouped.items():
             for span in LEVELS:
                 block = (span, bucket // span)
                 for table in (self._blocks, self._deltas):
-                    by_tid = table.setdefault(block, {}).setdefault(etype, {})
-                    by_tid[tid] = by_tid.get(tid, 0) + count
+                    merge_counts(table.setdefault(block, {}).setdefault(etype, {}), counts)
         self._pending.clear()
 
     def take_deltas(self) -> dict[Block, BucketCounts]:

@@ -2,8 +2,9 @@
 
 Both stores keep the same values under the same keys (:mod:`tui.store.layout`), written and read by
 the same code (:mod:`tui.store.merge`, :mod:`tui.store.reads`); a store only provides memcached's
-few operations (``get_many``, ``gets_many``, ``add``, ``cas``) and its failure handling. So the
-embedded store is semantically identical to memcached, and every test runs against both.
+few operations (``get_many``, ``gets_many``, ``add``, ``cas``; ``store_many`` sends many of the last
+two in one round trip where the backend can) and its failure handling. So the embedded store is
+semantically identical to memcached, and every test runs against both.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tui.store.codec import (
 )
 from tui.store.decode_cache import DecodeCache
 from tui.store.layout import DEFAULT_SHARDS, LAYOUT_VERSION, MAX_SHARDS, Layout
-from tui.store.merge import MAX_CAS_ATTEMPTS, Absolute, TooLarge, flush
+from tui.store.merge import MAX_CAS_ATTEMPTS, Absolute, TooLarge, Write, flush
 from tui.store.reads import BlocksRead, read_blocks
 from tui.store.writer_state import WriterState
 from tui.store.written import Written
@@ -105,6 +106,11 @@ class Store(ABC):
 
     @abstractmethod
     def cas(self, key: str, data: bytes, token: Any, expire: int) -> bool: ...
+
+    def store_many(self, writes: Sequence[Write]) -> list[bool]:
+        """Each write as ``add`` (token None) or ``cas``, in order; whether each was stored. A backend
+        that can send them in one round trip overrides this (memcached does)."""
+        return [self.add(key, data, expire) if token is None else self.cas(key, data, token, expire) for key, data, token, expire in writes]
 
     @abstractmethod
     def set(self, key: str, data: bytes, expire: int) -> None:
@@ -226,7 +232,7 @@ class Store(ABC):
             if not pending:
                 return
             found = self.gets_many(list(pending))
-            lost: dict[str, Mapping[str, Any]] = {}
+            writes: list[Write] = []
             for key, doc in pending.items():
                 if key in found:
                     try:
@@ -234,12 +240,9 @@ class Store(ABC):
                             continue
                     except Corrupt as exc:
                         self.report(key, str(exc))
-                    stored = self.cas(key, encode(doc), found[key][1], ttl)
-                else:
-                    stored = self.add(key, encode(doc), ttl)
-                if not stored:
-                    lost[key] = doc
-            pending = lost
+                writes.append((key, encode(doc), found[key][1] if key in found else None, ttl))
+            stored = self.store_many(writes)
+            pending = {key: pending[key] for (key, *_), ok in zip(writes, stored) if not ok}
         raise StoreUnavailable(f"{self.where}: publishing gave up after {MAX_CAS_ATTEMPTS} contended attempts")
 
     def read_summaries(self, keys: Sequence[str], per_shard: bool = False) -> dict[str, dict[str, Any] | None]:

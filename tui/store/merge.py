@@ -20,7 +20,8 @@ head never lists a value that was not written first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from itertools import groupby
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -49,14 +50,16 @@ MAX_CAS_ATTEMPTS = 100
 Absolute = Callable[[Ident], Delta | None]
 
 
+#: One conditional write: ``(key, data, cas token or None for add, expire)``.
+Write = tuple[str, bytes, Any, int]
+
+
 class KV(Protocol):
-    """The four memcached operations a flush needs; both stores provide them."""
+    """The two memcached operations a flush needs; both stores provide them."""
 
     def gets_many(self, keys: list[str]) -> dict[str, tuple[bytes, Any]]: ...
 
-    def add(self, key: str, data: bytes, expire: int) -> bool: ...
-
-    def cas(self, key: str, data: bytes, token: Any, expire: int) -> bool: ...
+    def store_many(self, writes: Sequence[Write]) -> list[bool]: ...
 
 
 class TooLarge(Exception):
@@ -165,6 +168,11 @@ def due_now(layout: Layout, now: float, everything: bool = False) -> Callable[[I
     return due
 
 
+def _phase(ident: Ident) -> tuple[bool, int]:
+    """Write order: every shard first (in any order), then the heads level by level, finest first."""
+    return (True, ident[1]) if ident[0] == "h" else (False, 0)
+
+
 def flush(
     kv: KV, layout: Layout, state: WriterState, absolute: Absolute, now: float, report: Callable[[str, str], None], everything: bool = False,
     written: Written | None = None,
@@ -176,7 +184,7 @@ def flush(
     due = due_now(layout, now, everything)
     # Shards first, then heads from the finest level up: whoever sees a head list a shard, or a
     # parent list a child, finds that value already there (a missing one is then truly lost).
-    todo = sorted((i for i in state.to_check() if due(i)), key=lambda i: (i[0] == "h", i[1]))
+    todo = sorted((i for i in state.to_check() if due(i)), key=_phase)
     for _ in range(MAX_CAS_ATTEMPTS):
         if not todo:
             return
@@ -191,25 +199,29 @@ def flush(
         heads = {i: d for i, d in found.items() if i[0] == "h"}
         state.tried.update((i, state.seq) for i in keys.values())
         lost_race: list[Ident] = []
-        for key, ident in keys.items():
-            decoded = found[ident]
-            if decoded.corrupt:
-                report(key, decoded.corrupt)
-            new = plan(state, ident, decoded, absolute, decoded.value is None and lost_evidence(ident, heads))
-            if new is None:  # ours is there already (a restart re-sent it): confirmed, so its head lists it
-                state.done(ident, decoded.value.writers.get(state.writer_id) if decoded.value is not None else None)
-                continue
-            data = encode(new.to_json())
-            if len(data) > MAX_VALUE_BYTES:
-                raise TooLarge(f"{key} would be {len(data):,} bytes, over the {MAX_VALUE_BYTES:,}-byte limit")
-            expire = layout.expire(block_of(ident), now)
-            token = fetched[key][1] if key in fetched else None
-            stored = kv.add(key, data, expire) if token is None else kv.cas(key, data, token, expire)
-            if stored:
-                written.stored(key, data)
-                state.done(ident, new.writers[state.writer_id])
-            else:
-                lost_race.append(ident)
+        # One round trip per phase: all shards, then the heads of each level. A head is planned
+        # after its shards' writes are confirmed, so it lists the shards confirmed just now.
+        for _, phase in groupby(keys.items(), key=lambda item: _phase(item[1])):
+            writes: list[tuple[Ident, int, Write]] = []
+            for key, ident in phase:
+                decoded = found[ident]
+                if decoded.corrupt:
+                    report(key, decoded.corrupt)
+                new = plan(state, ident, decoded, absolute, decoded.value is None and lost_evidence(ident, heads))
+                if new is None:  # ours is there already (a restart re-sent it): confirmed, so its head lists it
+                    state.done(ident, decoded.value.writers.get(state.writer_id) if decoded.value is not None else None)
+                    continue
+                data = encode(new.to_json())
+                if len(data) > MAX_VALUE_BYTES:
+                    raise TooLarge(f"{key} would be {len(data):,} bytes, over the {MAX_VALUE_BYTES:,}-byte limit")
+                token = fetched[key][1] if key in fetched else None
+                writes.append((ident, new.writers[state.writer_id], (key, data, token, layout.expire(block_of(ident), now))))
+            for (ident, seq, (key, data, _, _)), stored in zip(writes, kv.store_many([w for *_, w in writes])):
+                if stored:
+                    written.stored(key, data)
+                    state.done(ident, seq)
+                else:
+                    lost_race.append(ident)
         # Lost races go again, with any head a shard just confirmed (it now has it to list).
-        todo = sorted(set(lost_race) | {i for i in state.pending if i[0] == "h"}, key=lambda i: (i[0] == "h", i[1]))
+        todo = sorted(set(lost_race) | {i for i in state.pending if i[0] == "h"}, key=_phase)
     raise TimeoutError(f"gave up after {MAX_CAS_ATTEMPTS} contended attempts")
