@@ -188,6 +188,25 @@ def test_a_31_day_window_stores_and_reads_with_absolute_expiry(memcached: Memcac
     assert view.window_minutes == 31 * 1440 and view.incomplete == ()
 
 
+def test_a_31_day_windows_summary_keys_outlive_the_publish(memcached: MemcachedServer) -> None:
+    """The summary keys live window + 2 buckets + 60 s: over 30 days too, which memcached would read
+    as a 1970 Unix time and drop at once (``summary`` printed the counts, ``get`` found nothing)."""
+    settings = Settings(
+        tracking_ids=IDS[:5], backend="memcached", window_minutes=31 * 1440, retention_seconds=(3600, 86400, 86400, 32 * 86400),
+        memcached=MemcachedSettings((memcached.server,), "month2:"),
+    )
+    pipeline = Pipeline(settings, MemcachedStore([memcached.server], "month2:"), clock=SystemClock(), generate=False)
+    pipeline.writer.ingest([("signup", "INF-00001", int(time.time() * 1000), None)])
+    assert pipeline.writer.flush()
+    pipeline.reader.refresh()
+    layout = pipeline.prefix.get()
+    plain = Client(("127.0.0.1", memcached.port))
+    published = plain.get(layout.summary_key("signup"))
+    assert published is not None and json.loads(published)["totalEventsCaptured"] == 1
+    assert plain.get(layout.shard_summary_key("signup", layout.shard("INF-00001"))) is not None
+    assert ttl(memcached.port, layout.summary_key("signup")) > 31 * 86_400
+
+
 def test_conflicting_settings_are_refused_with_exit_2_naming_both_values(memcached: MemcachedServer) -> None:
     common = ["--backend", "memcached", "--memcached", memcached.address, "--key-prefix", "cf:"]
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}

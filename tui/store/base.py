@@ -26,7 +26,7 @@ from tui.store.codec import (
     parse_object,
 )
 from tui.store.decode_cache import DecodeCache
-from tui.store.layout import DEFAULT_SHARDS, LAYOUT_VERSION, MAX_SHARDS, Layout
+from tui.store.layout import DEFAULT_SHARDS, LAYOUT_VERSION, MAX_SHARDS, Layout, memcached_expiry
 from tui.store.merge import MAX_CAS_ATTEMPTS, Absolute, TooLarge, Write, flush
 from tui.store.reads import BlocksRead, read_blocks
 from tui.store.writer_state import WriterState
@@ -222,11 +222,13 @@ class Store(ABC):
     # -- summaries ------------------------------------------------------------------------------------
 
     def publish(self, documents: Mapping[str, Mapping[str, Any]], ttl: int) -> None:
-        """Store each summary under its key unless a fresher one is there (``asOfMs``); a value there
-        that does not decode, or claims a time in the future, is reported and replaced."""
-        self._call("publishing summaries", lambda: self._publish(dict(documents), ttl))
+        """Store each summary under its key, to live ``ttl`` seconds, unless a fresher one is there
+        (``asOfMs``); a value there that does not decode, or claims a time in the future, is reported
+        and replaced. A ``ttl`` over 30 days (a 31-day window) is sent as an absolute time."""
+        expire = memcached_expiry(ttl, self.now())
+        self._call("publishing summaries", lambda: self._publish(dict(documents), expire))
 
-    def _publish(self, pending: dict[str, Mapping[str, Any]], ttl: int) -> None:
+    def _publish(self, pending: dict[str, Mapping[str, Any]], expire: int) -> None:
         now_ms = int(self.now() * 1000)
         for _ in range(MAX_CAS_ATTEMPTS):
             if not pending:
@@ -240,7 +242,7 @@ class Store(ABC):
                             continue
                     except Corrupt as exc:
                         self.report(key, str(exc))
-                writes.append((key, encode(doc), found[key][1] if key in found else None, ttl))
+                writes.append((key, encode(doc), found[key][1] if key in found else None, expire))
             stored = self.store_many(writes)
             pending = {key: pending[key] for (key, *_), ok in zip(writes, stored) if not ok}
         raise StoreUnavailable(f"{self.where}: publishing gave up after {MAX_CAS_ATTEMPTS} contended attempts")

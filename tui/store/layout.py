@@ -56,6 +56,13 @@ COARSE_LAG_SECONDS = COARSE_DEADLINE_SECONDS + 8  # and the writers flushed (onc
 DEFAULT_RETENTION: dict[int, int] = dict(zip(LEVELS, DEFAULT_RETENTION_SECONDS))
 
 
+def memcached_expiry(seconds: int, now: float) -> int:
+    """The expiry to send to memcached for a key that must live ``seconds`` from ``now``: relative
+    while at most 30 days, else the absolute Unix time (see module doc). At least 1: 0 would mean
+    "never expires"."""
+    return max(1, seconds) if seconds <= RELATIVE_EXPIRY_LIMIT else int(now) + seconds
+
+
 def shard_of(tracking_id: str, shards: int) -> int:
     """The documented hash: CRC-32 of the UTF-8 id, modulo the prefix's shard count."""
     return zlib.crc32(tracking_id.encode("utf-8")) % shards
@@ -120,12 +127,8 @@ class Layout:
         return self.block_end(block) + self.retention[block[0]] + EXPIRY_GRACE_SECONDS
 
     def expire(self, block: Block, now: float) -> int:
-        """The expiry to send to memcached for a key of ``block`` written at ``now`` (see module doc).
-
-        At least 1: 0 would mean "never expires"."""
-        at = self.expires_at(block)
-        relative = at - int(now)
-        return max(1, relative) if relative <= RELATIVE_EXPIRY_LIMIT else at
+        """The expiry to send to memcached for a key of ``block`` written at ``now``."""
+        return memcached_expiry(self.expires_at(block) - int(now), now)
 
     def usable(self, now: float) -> Callable[[Block], bool]:
         """Whether a reader at ``now`` may use a block: it is still kept for a few seconds more, and
