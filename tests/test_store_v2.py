@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,12 +14,14 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from pymemcache.client.base import Client
 
 from tests.conftest import MemcachedServer, all_keys, ttl
+from tests.oracle import read_log, recount, rows
+from tests.proc import Eventdash
 from tui import EVENT_TYPES
 from tui.clock import FakeClock, SystemClock
 from tui.pipeline import Pipeline, Reader
@@ -273,6 +276,57 @@ def test_corrupt_values_never_crash_are_reported_and_repaired(kind: str, raw: by
     counts = {t: dict(final.summary[t].by_tracking_id) for t in EVENT_TYPES}
     assert counts == expected([pipeline])  # the only writer put back all its counts
     assert all("restored" in gap.why for gap in final.incomplete)
+
+
+LIVE_KINDS = ("meta", "generation", "head", "coarse-head", "shard", "coarse-shard", "summary", "shard-summary")
+
+
+def test_garbage_in_every_kind_of_key_while_a_writer_and_a_reader_run_on_real_memcached(tmp_path: Path, memcached: MemcachedServer) -> None:
+    """The property above against real memcached while a writer process and a reader run, with the
+    generation marker too: nothing crashes, what is corrupt is reported, and once the writer has
+    repaired what it wrote, a new process's summary equals the recount of the events log."""
+    ids = IDS[:10]
+    (tmp_path / "s.json").write_text(json.dumps({"tracking_ids": list(ids)}))
+    log = tmp_path / "ev.jsonl"
+    common = ["--settings", str(tmp_path / "s.json"), "--backend", "memcached", "--memcached", memcached.address, "--key-prefix", "g:"]
+    writer_proc = Eventdash("--headless", *common, "--rate", "100", "--seed", "3", "--refresh", "0.5", "--events-log", str(log))
+    writer_proc.wait_for('"backend": "memcached"', stream="stdout")
+    store = MemcachedStore([memcached.server], "g:")
+    reader = Reader(settings_for("g:"), store, clock=SystemClock())
+    plain = Client(("127.0.0.1", memcached.port))
+    k = zlib.crc32(ids[0].encode()) % 64
+
+    def key_now(kind: str) -> str:
+        bucket = int(time.time()) // 10
+        return {
+            "meta": "g:meta", "generation": "g:generation", "head": f"g:h1:{bucket}", "coarse-head": f"g:h6:{bucket // 6}",
+            "shard": f"g:s1:{bucket}:user-event:{k}", "coarse-shard": f"g:s6:{bucket // 6}:user-event:{k}",
+            "summary": "g:user-event", "shard-summary": f"g:user-event:s{k}",
+        }[kind]
+
+    @hsettings(max_examples=40, deadline=None, database=None)
+    @given(kind=st.sampled_from(LIVE_KINDS), raw=garbage)
+    @example(kind="generation", raw=b"\xff\xfe")
+    def plant(kind: str, raw: bytes) -> None:
+        assert plain.set(key_now(kind), raw, noreply=False)
+        reader.refresh(series=True)  # no exception: corrupt values are read around
+        time.sleep(0.05)  # the writer meets it too
+
+    try:
+        plant()
+        time.sleep(7)  # one verification round (every 5 s) and the flushes after it
+    finally:
+        status = writer_proc.stop(signal.SIGINT)
+        store.close()
+    stderr = writer_proc.text("stderr")
+    assert status == 0 and "Traceback" not in stderr, stderr
+    assert "corrupt value g:generation: not UTF-8 (byte 0)" in stderr
+    summary = subprocess.run(
+        [sys.executable, "-m", "tui", "summary", "--json", *common], capture_output=True, text=True, timeout=60, check=False,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(tmp_path)},
+    )
+    assert summary.returncode == 0 and "Traceback" not in summary.stderr, summary.stderr
+    assert json.loads(summary.stdout)["summary"] == recount(rows(read_log(log)))
 
 
 def _decodes(store: Store, pipeline: Pipeline, key: str) -> bool:

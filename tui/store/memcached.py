@@ -201,7 +201,17 @@ class MemcachedStore(Store):
             if client.add(self._generation_key, token, expire=0, noreply=False):
                 return token
             raw = client.get(self._generation_key)
-        return raw.decode() if raw is not None else ""
+        return self._token(raw) if raw is not None else ""
+
+    def _token(self, raw: bytes) -> str:
+        """The marker as a token. Any bytes serve to see a change, so a marker that is not UTF-8 (not
+        ours: another client wrote it) is reported and compared as hex, never a crash; it is not
+        replaced, which would make every writer write back all it holds once more."""
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.report(self._generation_key, f"not UTF-8 (byte {exc.start})")
+            return raw.hex()
 
     def _per_server(self) -> list[tuple[str, Any]]:
         """A client of each configured server of its own, outside the hash ring, so that markers and
