@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from pymemcache.client.base import Client, PooledClient, _readline
 from pymemcache.client.hash import HashClient
+from pymemcache.client.rendezvous import RendezvousHash
 from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError, MemcacheUnknownError
 
 from tui.settings import Server
@@ -217,6 +218,24 @@ class MemcachedStore(Store):
         """A client of each configured server of its own, outside the hash ring, so that markers and
         health reach every server, including one the ring has dropped."""
         return list(self._servers.items())
+
+    def away_from_home(self, keys: Sequence[str]) -> tuple[set[str], tuple[str, ...]]:
+        """See :meth:`Store.away_from_home`: each server is asked at once, and a key's own server is
+        the one the full ring picks (the ``HashClient``'s rendezvous hash over every server)."""
+        if self._single is None and keys:
+            down = tuple(address for address, client in self._per_server() if not self._answers(client))
+            if down:
+                homes = {f"{s.host}:{s.port}": str(s) for s in self.servers}  # the HashClient's node names
+                ring = RendezvousHash(list(homes))
+                return {key for key in keys if homes[ring.get_node(key)] in down}, down
+        return set(), ()
+
+    def _answers(self, client: Any) -> bool:
+        try:
+            self._call("asking its version", client.version)
+        except StoreUnavailable:
+            return False
+        return True
 
     def health(self) -> Health:
         """``stats`` on every server: latency of the slowest, evictions summed, the down ones named."""
