@@ -34,6 +34,7 @@ from tui.store.codec import (
     decode_shard,
     decode_summary,
 )
+from tui.store import publishing
 from tui.store.layout import RELATIVE_EXPIRY_LIMIT, Layout
 from tui.store.merge import due_now
 from tui.window import Block
@@ -390,6 +391,29 @@ def test_one_ids_count_is_one_get_of_its_shard_summary_key(memcached: MemcachedS
     for tid, n in list(view.summary["review"].by_tracking_id.items())[:20]:
         key = f"t:review:s{zlib.crc32(tid.encode()) % 64}"
         assert json.loads(plain.get(key))["eventsCapturedByTrackingIds"][tid] == n
+
+
+def test_a_summary_key_past_its_id_limit_holds_the_total_the_top_ids_and_truncated(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SUMMARY_MAX_IDS (10,000; 50 here) ``P<type>`` keeps the exact total, the TOP_IDS largest
+    and how many ids there are; every id stays one ``get`` away in its shard's key."""
+    monkeypatch.setattr(publishing, "SUMMARY_MAX_IDS", 50)
+    monkeypatch.setattr(publishing, "TOP_IDS", 10)
+    pipeline = writer(store, clock, 1, events_per_second=400)
+    run([pipeline], clock, 5)
+    pipeline.reader.refresh()
+    counts = expected([pipeline])["user-event"]
+    assert len(counts) > 50
+    layout = pipeline.prefix.get()
+    published = store.read_summaries([layout.summary_key("user-event")])[layout.summary_key("user-event")]
+    assert published is not None and published["truncated"] is True
+    assert published["totalEventsCaptured"] == sum(counts.values()) and published["trackingIds"] == len(counts)
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    assert published["eventsCapturedByTrackingIds"] == dict(top)
+    keys = [layout.shard_summary_key("user-event", k) for k in range(layout.shards)]
+    per_shard = store.read_summaries(keys, per_shard=True)
+    assert {tid: n for doc in per_shard.values() if doc for tid, n in doc["eventsCapturedByTrackingIds"].items()} == counts
 
 
 def test_a_writer_that_dies_before_writing_a_coarse_block_whole_is_reported_not_hidden(store: Store, clock: FakeClock) -> None:
