@@ -8,7 +8,7 @@ commits a lone append at once (``linger_seconds`` can hold a group open a little
 ``group_bytes`` pending end the wait early).
 
 Records live in numbered segment files (``spool/0000000000000001.seg``, …); a new segment starts
-when the current one passes ``segment_bytes``. A consumer that has put everything up to a position
+when the current one passes ``segment_bytes`` (at most half the capacity). A consumer that has put everything up to a position
 into the store calls :meth:`Spool.release`; segments wholly behind it are deleted. Capacity
 (``capacity_bytes``, default 256 MB) counts every byte on disk and queued: over it, ``submit``
 raises :class:`SpoolFull` (the server answers 429), so a store that stays down cannot fill the disk.
@@ -112,7 +112,10 @@ class Spool:
     ) -> None:
         self.directory = directory
         self.capacity_bytes = capacity_bytes
-        self.segment_bytes = segment_bytes
+        # Only segments behind the current one are ever deleted, so released bytes in the current
+        # segment still count against the capacity: a segment of at most half of it keeps a small
+        # spool (--spool-mb 1) from staying full for good once it has filled.
+        self.segment_bytes = min(segment_bytes, max(1, capacity_bytes // 2))
         self.linger_seconds = linger_seconds
         self.group_bytes = group_bytes
         self.stats = SpoolStats()
