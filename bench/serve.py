@@ -54,8 +54,8 @@ if str(REPO) not in sys.path:
 from bench.http_load import closed_loop, constant_rate, get_request, post_request
 from tests.conftest import MemcachedServer, free_port
 from tests.proc import Eventdash
+from tui import DEFAULT_EVENT_TYPES
 from tui.events import EventFactory
-from tui.ingest.decode import DEFAULT_EVENT_TYPES
 from tui.send import tracking_ids
 
 INGEST = "/visitors/events/"

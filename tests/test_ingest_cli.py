@@ -46,6 +46,22 @@ def test_a_file_is_counted_with_one_result_per_line_and_a_summary(tmp_path: Path
     assert spooled(tmp_path / "state") == Counter({"INF-a": 1, "INF-b": 1, "INF-e": 1})
 
 
+def test_the_settings_event_types_mapping_decides_each_events_type(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"event_types": {"purchase": "signup", "formsubmit": "review"}}))
+    source = tmp_path / "events.ndjson"
+    source.write_text("\n".join([line("INF-a", "purchase"), line("INF-b", "formsubmit"), line("INF-c", "click")]) + "\n")
+    proc = Eventdash("ingest", str(source), "--settings", str(settings), "--state-dir", str(tmp_path / "state"), "--backend", "memory")
+    assert proc.proc.wait(timeout=30) == 0
+    proc.stop()
+    assert json.loads(proc.text("stdout"))["rejected_by_reason"] == {"unknown_event": 1}  # the mapping replaces the defaults
+    spool = Spool(tmp_path / "state" / "spool")
+    try:
+        assert sorted((e.tracking_id, e.type) for r in spool.records() for e in r.events) == [("INF-a", "signup"), ("INF-b", "review")]
+    finally:
+        spool.close()
+
+
 def test_stdin_is_read_to_its_end(tmp_path: Path) -> None:
     lines = "\n".join(line(f"INF-{i % 7}") for i in range(2500)) + "\n"
     result = subprocess.run(

@@ -17,10 +17,11 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import free_port
+from tui import DEFAULT_EVENT_TYPES
 from tui.clock import SystemClock
 from tui.cli import main
 from tui.ingest.body import BodyError
-from tui.ingest.decode import DEFAULT_EVENT_TYPES, Decoder
+from tui.ingest.decode import Decoder
 from tui.send import SendOptions, send
 
 REPO = Path(__file__).resolve().parent.parent

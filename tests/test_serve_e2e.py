@@ -121,6 +121,16 @@ def test_a_full_spool_answers_429_with_retry_after_while_memcached_is_down(tmp_p
             return summary["signup"]["totalEventsCaptured"] == accepted  # type: ignore[index]
 
         wait_until(drained, timeout=30, what="the spool to drain into memcached")
+
+        def ready() -> bool:
+            try:
+                return get(url, "/readyz")["ready"] is True
+            except urllib.error.HTTPError:
+                return False
+
+        wait_until(ready, timeout=10, what="/readyz to say ready once the spool has drained")  # not full for ever
+        status, answer = post(url, [fresh(BRIEF[0])])
+        assert status == 202 and answer == {"accepted": 1, "rejected": []}
     finally:
         assert proc.stop() == 0
 

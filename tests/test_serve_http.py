@@ -287,6 +287,7 @@ def test_metrics_parse_and_count_accepted_rejected_requests_and_reads(service: R
     assert samples[("eventdash_spool_depth_events", ())] == 1
     assert ("eventdash_flush_seconds_count", ()) in samples
     assert ("eventdash_spool_age_seconds", ()) in samples
+    assert samples[("eventdash_store_errors_total", (("kind", "store"),))] == 0  # a zero before the first error
 
 
 # ------------------------------------------------------------------------------------------------

@@ -149,3 +149,18 @@ def test_the_serve_process_counts_what_it_accepted(tmp_path: Path) -> None:
         assert one["count"] == 1 and one["incomplete"] is False
     finally:
         proc.stop()
+
+
+def test_the_settings_event_types_mapping_decides_each_posted_events_type(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"event_types": {"purchase": "signup", "click": "review"}}))
+    proc, url = start(tmp_path / "state", "--settings", str(settings))
+    try:
+        status, answer = post(url, [now_event("INF-a", "purchase"), now_event("INF-a"), now_event("INF-a", "formsubmit")])
+        assert status == 202 and answer is not None and answer["accepted"] == 2
+        assert [r["code"] for r in answer["rejected"]] == ["unknown_event"]  # type: ignore[union-attr]  # the mapping replaces the defaults
+        wait_until(lambda: total(url) == 2, what="the posted events in the summary")
+        for etype in ("signup", "review"):
+            assert get(url, f"/api/v1/summary/{etype}?tracking_id=INF-a")["count"] == 1
+    finally:
+        proc.stop()

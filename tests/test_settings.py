@@ -93,6 +93,13 @@ def _error(raw: dict[str, Any]) -> str:
         ({"memcached": {"key_prefix": ""}}, "memcached.key_prefix: is empty"),
         ({"memcached": {"key_prefix": "x\u2066:"}}, "contains the invisible character U+2066 LEFT-TO-RIGHT ISOLATE"),
         ({"memcached": {"servers": ["127.0.0.1:\uff11\uff12"]}}, "is not a number in digits 0-9"),
+        ({"event_types": ["click"]}, "event_types: expected an object such as {\"formsubmit\": \"signup\"}"),
+        ({"event_types": {}}, "event_types: is empty; map at least one event name to one of signup, user-event, review"),
+        ({"event_types": {"purchase": "sale"}}, "event_types.purchase: must be one of signup, user-event, review, got \"sale\""),
+        ({"event_types": {"": "signup"}}, "event_types: the event name \"\" is empty"),
+        ({"event_types": {"form submit": "signup"}}, "event_types: the event name \"form submit\" contains whitespace"),
+        ({"event_types": {"x" * 65: "signup"}}, "is longer than 64 bytes"),
+        ({"event_types": {f"e{i}": "review" for i in range(1001)}}, "event_types: 1,001 names given; at most 1,000 are allowed"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field_and_what_is_allowed(raw: dict[str, Any], expected: str) -> None:

@@ -285,6 +285,40 @@ def test_a_full_spool_raises_spoolfull_until_the_consumer_releases(tmp_path: Pat
         spool.close()
 
 
+def test_a_spool_smaller_than_a_segment_takes_appends_again_once_everything_is_released(tmp_path: Path) -> None:
+    # serve --spool-mb 1 with 16 MB segments: the current segment is never deleted, so a spool that
+    # had filled once stayed full (429 for ever) after the store had taken every event.
+    frame = len(records.encode(events(10)))
+    spool = Spool(tmp_path, capacity_bytes=frame * 4)
+    try:
+        ends = [spool.submit(events(10)).result() for _ in range(4)]
+        with pytest.raises(SpoolFull):
+            spool.submit(events(10))
+        spool.release(ends[-1])
+        assert spool.depth() == 0 and not spool.full
+        spool.submit(events(10)).result()
+    finally:
+        spool.close()
+
+
+def test_a_drained_spool_takes_appends_even_when_its_current_segment_fills_the_capacity(tmp_path: Path) -> None:
+    # a burst committed as one group (or a spool reopened with a smaller --spool-mb) can leave one
+    # current segment as large as the capacity; once released, it must not keep the spool full
+    frame = len(records.encode(events(10)))
+    spool = Spool(tmp_path, capacity_bytes=frame * 100)
+    end = [spool.submit(events(10)).result() for _ in range(4)][-1]
+    spool.close()
+    spool = Spool(tmp_path, capacity_bytes=frame * 4)
+    try:
+        with pytest.raises(SpoolFull):
+            spool.submit(events(10))
+        spool.release(end)
+        assert not spool.full
+        spool.submit(events(10)).result()
+    finally:
+        spool.close()
+
+
 def test_release_deletes_only_whole_segments_behind_and_depth_and_age_follow(tmp_path: Path) -> None:
     frame = len(records.encode(events(10)))
     spool = Spool(tmp_path, segment_bytes=frame * 3)

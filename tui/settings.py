@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tui import DEFAULT_EVENT_TYPES, EVENT_TYPES
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on Python 3.10
@@ -44,6 +46,9 @@ MAX_RETENTION_HOURS = 400 * 24
 MAX_KEY_BYTES = 250  # memcached's own limit
 MAX_PREFIX_BYTES = 128
 MAX_WRITER_NAME = 64
+#: The longest posted ``value.event`` name, in UTF-8 bytes, in ``event_types`` and in a request.
+MAX_EVENT_NAME_BYTES = 64
+MAX_EVENT_NAMES = 1_000
 #: A settings file is a few hundred bytes; reading stops beyond this, so ``--settings /dev/zero`` ends.
 MAX_FILE_BYTES = 1 << 20
 #: Far beyond every field's range and still exact as a float: a larger number is refused as out of
@@ -135,6 +140,9 @@ class Settings:
     generated_ids: int = 0
     #: Zipf exponent of the generator's choice of id (0: uniform): a few large sites, many small.
     zipf: float = 0.0
+    #: A posted ``value.event`` -> the type it counts as, for ``serve`` and ``ingest``; pairs, not a
+    #: dict, so that settings stay hashable.
+    event_types: tuple[tuple[str, str], ...] = tuple(DEFAULT_EVENT_TYPES.items())
 
     @property
     def retention(self) -> dict[int, int]:
@@ -179,6 +187,7 @@ class Settings:
             "allow_only_listed_ids": self.allow_only_listed_ids,
             "generated_ids": self.generated_ids,
             "zipf": _plain_number(self.zipf),
+            "event_types": dict(self.event_types),
         }
 
 
@@ -370,6 +379,25 @@ def check_tracking_ids(value: Any, key_prefix: str, label: str) -> tuple[str, ..
     return tuple(value)
 
 
+def check_event_types(value: Any, label: str) -> tuple[tuple[str, str], ...]:
+    """The whole mapping from posted event names to types: it replaces the default one."""
+    if not isinstance(value, dict):
+        raise SettingsError(f"{label}: expected an object such as {{\"formsubmit\": \"signup\"}}, got {_show(value)}")
+    if not value:
+        raise SettingsError(f"{label}: is empty; map at least one event name to one of {', '.join(EVENT_TYPES)}")
+    if len(value) > MAX_EVENT_NAMES:
+        raise SettingsError(f"{label}: {len(value):,} names given; at most {MAX_EVENT_NAMES:,} are allowed")
+    for name, etype in value.items():
+        problem = "is empty" if not name else key_text_problem(name)
+        if problem is None and len(name.encode()) > MAX_EVENT_NAME_BYTES:
+            problem = f"is longer than {MAX_EVENT_NAME_BYTES} bytes"
+        if problem is not None:
+            raise SettingsError(f"{label}: the event name {_show(name)} {problem}")
+        if etype not in EVENT_TYPES:
+            raise SettingsError(f"{label}.{name}: must be one of {', '.join(EVENT_TYPES)}, got {_show(etype)}")
+    return tuple(value.items())
+
+
 def check_writer_name(value: str, label: str) -> str:
     """A name for this writer, shown beside its counts: 1-64 printable characters without spaces."""
     if not 1 <= len(value) <= MAX_WRITER_NAME:
@@ -446,7 +474,7 @@ def _show(value: Any) -> str:
 
 TOP_KEYS = (
     "events_per_second", "window_minutes", "bucket_seconds", "tracking_ids", "backend", "memcached", "refresh_seconds",
-    "retention_hours", "max_tracking_ids", "allow_only_listed_ids", "generated_ids", "zipf",
+    "retention_hours", "max_tracking_ids", "allow_only_listed_ids", "generated_ids", "zipf", "event_types",
 )
 MEMCACHED_KEYS = ("servers", "key_prefix")
 #: Every setting by its field path, the names :meth:`Settings.origin_of` knows.
@@ -657,6 +685,7 @@ def build_settings(
         allow_only_listed_ids=get("allow_only_listed_ids", defaults.allow_only_listed_ids, check_bool),
         generated_ids=get("generated_ids", defaults.generated_ids, lambda v, lab: check_count(v, lab, 0, MAX_GENERATED_IDS)),
         zipf=get("zipf", defaults.zipf, check_zipf),
+        event_types=get("event_types", defaults.event_types, check_event_types),
     )
 
 

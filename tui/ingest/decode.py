@@ -29,19 +29,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from tui import EVENT_TYPES
+from tui import DEFAULT_EVENT_TYPES, EVENT_TYPES
 from tui.clock import Clock
 from tui.ingest.body import Framing, documents
 from tui.ingest.timestamps import parse_timestamp_ms
-from tui.settings import key_text_problem
-
-#: ``value.event`` -> counted type. ``formsubmit`` is the brief's sign-up sample, ``click`` its
-#: user-event sample; the other user actions are the DOM interactions a tracker script reports.
-USER_ACTIONS: tuple[str, ...] = (
-    "click", "dblclick", "contextmenu", "scroll", "pageview", "mousemove", "hover",
-    "focus", "blur", "input", "change", "submit", "keypress", "keydown", "keyup", "copy", "paste",
-)  # fmt: skip
-DEFAULT_EVENT_TYPES: Mapping[str, str] = {"formsubmit": "signup", "review": "review", **{a: "user-event" for a in USER_ACTIONS}}
+from tui.settings import MAX_EVENT_NAME_BYTES, key_text_problem
 
 
 @dataclass(frozen=True)
@@ -62,7 +54,7 @@ class IngestLimits:
     events_per_request: int = 1_000
     event_bytes: int = 65_536
     tracking_id_bytes: int = 128
-    event_name_bytes: int = 64
+    event_name_bytes: int = MAX_EVENT_NAME_BYTES
     id_bytes: int = 128
     email_bytes: int = 254
     depth: int = 32

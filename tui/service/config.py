@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tui.ingest.decode import DEFAULT_EVENT_TYPES, IngestLimits
+from tui import DEFAULT_EVENT_TYPES
+from tui.ingest.decode import IngestLimits
 from tui.listen import Listen
 from tui.settings import Settings
 
@@ -55,3 +56,4 @@ class IngestOptions:
     limits: IngestLimits
     spool_bytes: int
     retention_seconds: int
+    event_types: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENT_TYPES))

@@ -1,8 +1,9 @@
 """The service's Prometheus metrics, in one registry per application (tests run several at once).
 
 The lead's writer observes into :attr:`Metrics.flush_seconds` and counts into
-:attr:`Metrics.store_errors`; the HTTP layer does the rest. Rejection reasons are pre-registered,
-so a dashboard shows a zero before the first rejection instead of no series at all.
+:attr:`Metrics.store_errors`; the HTTP layer does the rest. Rejection reasons and store error kinds
+are pre-registered, so a dashboard (or an alert on ``increase``) sees a zero before the first one
+instead of no series at all.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from tui.ingest.decode import REASONS
 
 #: Latency buckets in seconds: reads aim at ≤ 5 ms p99, flushes at tens of ms.
 _FAST = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: ``store_errors`` kinds: the writer's flushes, read API answers, spool appends, unexpected failures.
+ERROR_KINDS = ("store", "read", "spool", "internal")
 
 
 class Metrics:
@@ -31,6 +34,8 @@ class Metrics:
         self.spool_age = Gauge("eventdash_spool_age_seconds", "Age of the oldest event not yet in the store", registry=r)
         self.flush_seconds = Histogram("eventdash_flush_seconds", "Latency of one flush to the store", buckets=_FAST, registry=r)
         self.store_errors = Counter("eventdash_store_errors", "Failed store or spool operations, by kind", ["kind"], registry=r)
+        for kind in ERROR_KINDS:
+            self.store_errors.labels(kind)
         self.read_seconds = Histogram("eventdash_read_seconds", "Latency of read API answers, by route", ["route"], buckets=_FAST, registry=r)
         self.requests = Counter("eventdash_http_requests", "HTTP requests, by route and status", ["route", "status"], registry=r)
 

@@ -120,6 +120,7 @@ def serve_options(args: argparse.Namespace, settings: Settings) -> ServeOptions:
         retention_seconds=retention_seconds(settings),
         default_minutes=settings.window_minutes,
         limits=limits,
+        event_types=dict(settings.event_types),
         cors_origins=tuple(_origin(o) for o in args.cors_origin),
         ingest_token=_token(args.ingest_token, "--ingest-token"),
         read_token=_token(args.read_token, "--read-token"),
@@ -135,6 +136,7 @@ def dashboard_serve_options(listen: str, state_dir: str | None, settings: Settin
         retention_seconds=retention_seconds(settings),
         default_minutes=settings.window_minutes,
         limits=LIMITS,
+        event_types=dict(settings.event_types),
         ingest_token=_token(os.environ.get("EVENTDASH_INGEST_TOKEN"), "EVENTDASH_INGEST_TOKEN"),
         read_token=_token(os.environ.get("EVENTDASH_READ_TOKEN"), "EVENTDASH_READ_TOKEN"),
     )
@@ -145,4 +147,6 @@ def dashboard_serve_options(listen: str, state_dir: str | None, settings: Settin
 def ingest_options(args: argparse.Namespace, settings: Settings) -> IngestOptions:
     if args.follow and args.file == "-":
         raise ServiceUsageError("--follow: follows a file by name; give FILE (stdin is read to its end without it)")
-    return IngestOptions(args.file, args.follow, _state_dir(args, "ingest"), _limits(args), args.spool_mb << 20, retention_seconds(settings))
+    return IngestOptions(
+        args.file, args.follow, _state_dir(args, "ingest"), _limits(args), args.spool_mb << 20, retention_seconds(settings), dict(settings.event_types)
+    )

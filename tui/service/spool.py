@@ -8,10 +8,12 @@ commits a lone append at once (``linger_seconds`` can hold a group open a little
 ``group_bytes`` pending end the wait early).
 
 Records live in numbered segment files (``spool/0000000000000001.seg``, …); a new segment starts
-when the current one passes ``segment_bytes``. A consumer that has put everything up to a position
+when the current one passes ``segment_bytes`` (at most half the capacity). A consumer that has put everything up to a position
 into the store calls :meth:`Spool.release`; segments wholly behind it are deleted. Capacity
-(``capacity_bytes``, default 256 MB) counts every byte on disk and queued: over it, ``submit``
-raises :class:`SpoolFull` (the server answers 429), so a store that stays down cannot fill the disk.
+(``capacity_bytes``, default 256 MB) counts every byte not yet released, on disk or queued: over
+it, ``submit`` raises :class:`SpoolFull` (the server answers 429), so a store that stays down cannot
+fill the disk. Released bytes left in the current segment do not count (the segment is deleted once
+the next one starts): the disk holds at most the capacity and one segment.
 
 Failures: a write that fails (disk full, file too large) is cut back off the segment, the appends
 of that group fail with :class:`SpoolError`, and the spool goes on (a later write may succeed). A
@@ -112,7 +114,9 @@ class Spool:
     ) -> None:
         self.directory = directory
         self.capacity_bytes = capacity_bytes
-        self.segment_bytes = segment_bytes
+        # Released bytes stay on disk until their segment is no longer the current one: a segment
+        # of at most half the capacity keeps that overhead in proportion for a small spool.
+        self.segment_bytes = min(segment_bytes, max(1, capacity_bytes // 2))
         self.linger_seconds = linger_seconds
         self.group_bytes = group_bytes
         self.stats = SpoolStats()
@@ -216,7 +220,7 @@ class Spool:
             if frame is None:
                 future.set_result(self._end())
                 return future
-            held = sum(s.size for s in self._segments.values()) + self._pending_bytes
+            held = self._unreleased()
             if held + len(frame) > self.capacity_bytes:
                 self._refused_full = True
                 raise SpoolFull(f"the spool holds {held:,} of {self.capacity_bytes:,} bytes; the store is behind")
@@ -224,6 +228,14 @@ class Spool:
             self._pending_bytes += len(frame)
             self._cond.notify()
         return future
+
+    def _unreleased(self) -> int:
+        """Bytes not yet released, durable or queued; holds the lock. Counting the released bytes
+        of the current segment too kept a drained spool full for good once that segment alone
+        filled the capacity (a small ``--spool-mb``, or a burst committed as one group)."""
+        start = self._released
+        durable = sum(s.size - (start.offset if n == start.segment else 0) for n, s in self._segments.items() if n >= start.segment)
+        return durable + self._pending_bytes
 
     def _end(self) -> Position:
         current = max(self._segments)
@@ -334,8 +346,7 @@ class Spool:
             self._released_seq, self._released_at = self._stamp_at(upto)
             for number in behind:
                 del self._segments[number]
-            if behind:
-                self._refused_full = False
+            self._refused_full = False
         for number in behind:
             self._path(number).unlink(missing_ok=True)
         if behind:
@@ -367,9 +378,9 @@ class Spool:
         return self.release(Position(max(behind) + 1, 0))
 
     def held_bytes(self) -> int:
-        """Bytes on disk and queued: what capacity is measured against."""
+        """Bytes not yet released, on disk and queued: what capacity is measured against."""
         with self._cond:
-            return sum(s.size for s in self._segments.values()) + self._pending_bytes
+            return self._unreleased()
 
     def depth(self) -> int:
         """Events durable in the spool and not yet released."""
