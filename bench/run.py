@@ -501,9 +501,11 @@ def store_v2_rows(v: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool
     one, eight, rd, ch, rss = v["one_writer"], v["eight_writers"], v["reads"], v["churn"], v["rss_mb"]
     seconds = f"{v['seconds']:g} s"
     return [
-        (f"7. scale: 8 writers × 100,000 Zipf ids × 3 types, {seconds}", f"{eight['events_per_s']:,.0f} ev/s total, exact: {'yes' if eight['exact'] else 'NO'}",
+        (f"7. scale: 8 writers × 100,000 Zipf ids × 3 types, {seconds}", f"{eight['events_per_s']:,.0f} ev/s total, exact: {'yes' if eight['exact'] else 'NO'}"
+         + (f"; longest flush {eight['flush_ms']['max']:,.0f} ms, exit flush {eight['exit_flush_s']:.1f} s" if "exit_flush_s" in eight else ""),
          f"1 writer: {one['events_per_s']:,.0f} ev/s", f"{eight['events_per_s'] / one['events_per_s']:.2f}×",
-         "≥ 20,000 ev/s for 60 s, exact per id", eight["exact"] and eight["events_per_s"] >= 20_000 and v["seconds"] >= 60),
+         "≥ 20,000 ev/s for 60 s, exact per id, every flush within its 1 s",
+         eight["exact"] and eight["events_per_s"] >= 20_000 and v["seconds"] >= 60 and eight["flush_ms"].get("max", 1e9) < 1000),
         ("   largest value", f"{eight['max_value_bytes']:,} B", f"1 writer: {one['max_value_bytes']:,} B", "", "< 512 KB", eight["max_value_bytes"] < 512 * 1024),
         ("   memcached bytes, 8 writers vs 1", f"{eight['value_bytes']:,} B of values", f"1 writer: {one['value_bytes']:,} B", f"{v['bytes_ratio']:.2f}×",
          "≤ 1.5×", v["bytes_ratio"] <= 1.5),
