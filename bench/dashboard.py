@@ -60,13 +60,13 @@ def settings_for(port: int, prefix: str, ids: int) -> Settings:
                     memcached=MemcachedSettings((Server("127.0.0.1", port),), prefix))
 
 
-def prefill(port: int, prefix: str, ids: int) -> Pipeline:
-    """Count PREFILL events over every id (uniform, so all of them are in the window) into the prefix."""
+def prefill(port: int, prefix: str, ids: int, events: int = PREFILL) -> Pipeline:
+    """Count ``events`` events over every id (uniform, so all of them are in the window) into the prefix."""
     settings = settings_for(port, prefix, ids)
     pipeline = Pipeline(settings, MemcachedStore(settings.memcached.servers, prefix), generate=False, seed=1)
     factory = EventFactory(generated_ids(ids), seed=1)
     end_ms = int(time.time() * 1000)
-    pipeline.writer.ingest(factory.make(end_ms - 60_000 + i * 60_000 // PREFILL) for i in range(PREFILL))
+    pipeline.writer.ingest(factory.make(end_ms - 60_000 + i * 60_000 // events) for i in range(events))
     assert pipeline.writer.flush(everything=True), "the prefill was not written"
     return pipeline
 
@@ -96,14 +96,14 @@ def timings(pipeline: Pipeline, reads: int) -> dict[str, Any]:
             "read_by_id_ms": statistics.median(full), "rank_type_ms": statistics.median(top), "rank_all_ms": statistics.median(top_all)}
 
 
-def ui_cpu(port: int, prefix: str, ids: int, seconds: float) -> float:
+def ui_cpu(port: int, prefix: str, ids: int, seconds: float, startup: float = STARTUP_SECONDS) -> float:
     """Percent of one core the dashboard process uses over ``seconds`` after start-up: imports, the
     first layout and the first by-id read of the window (about 1 s alone at 100,000 ids, several with
     the writer and the UI in the same process) are not the steady cost."""
-    script = UI_SCRIPT.format(repo=str(REPO), port=port, prefix=prefix, ids=ids, zipf=ZIPF, seconds=seconds + STARTUP_SECONDS + 1)
+    script = UI_SCRIPT.format(repo=str(REPO), port=port, prefix=prefix, ids=ids, zipf=ZIPF, seconds=seconds + startup + 1)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     info = psutil.Process(proc.pid)
-    time.sleep(STARTUP_SECONDS)
+    time.sleep(startup)
     before, t0 = info.cpu_times(), time.monotonic()
     time.sleep(seconds)
     after, t1 = info.cpu_times(), time.monotonic()
@@ -111,13 +111,18 @@ def ui_cpu(port: int, prefix: str, ids: int, seconds: float) -> float:
     return (after.user + after.system - before.user - before.system) / (t1 - t0) * 100
 
 
-def bench_dashboard(port: int, seconds: float = 10.0, reads: int = 20) -> dict[str, Any]:
+def bench_dashboard(
+    port: int, seconds: float = 10.0, reads: int = 20, repeats: int = 1, events: int = PREFILL, startup: float = STARTUP_SECONDS
+) -> dict[str, Any]:
+    """Both sizes' figures; the CPU is the median of ``repeats`` dashboard runs (``events`` and
+    ``startup`` are smaller only in bench/run.py's smoke mode, which checks that it runs)."""
     out: dict[str, Any] = {}
     for ids in SIZES:
         prefix = f"dash{ids}:"
-        pipeline = prefill(port, prefix, ids)
+        pipeline = prefill(port, prefix, ids, events)
         figures = timings(pipeline, reads)
-        figures["cpu_percent_of_one_core"] = ui_cpu(port, prefix, ids, seconds)
+        runs = [ui_cpu(port, prefix, ids, seconds, startup) for _ in range(repeats)]
+        figures["cpu_percent_of_one_core"], figures["cpu_runs"] = statistics.median(runs), runs
         out[str(ids)] = figures
         print(f"dashboard at {ids:,} ids: {figures}", file=sys.stderr, flush=True)
     return out
