@@ -19,10 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tui import EVENT_TYPES
+from tui.clock import FakeClock
 from tui.ingest.decode import IngestEvent
+from tui.pipeline import Pipeline
 from tui.service import records
 from tui.service.spool import Position, Spool, SpoolError, SpoolFull
 from tui.service.state import StateDir, StateDirError
+from tui.service.store_ports import take_up
+from tui.settings import Settings
+from tui.store import MemoryStore
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -395,3 +400,40 @@ def test_a_state_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(StateDirError, match="--state-dir: cannot use"):
         StateDir(tmp_path / "f")
+
+
+def test_a_restart_whose_checkpoint_covers_a_full_spool_releases_it_at_its_first_write(tmp_path: Path) -> None:
+    # The run before stopped between its checkpoint and its release (kill -9, or a write that
+    # failed): nothing is replayed after the checkpoint, so no new event reached the writer to
+    # release the spool, and a full spool answered 429 for good.
+    clock = FakeClock(1_700_000_000.0)
+    store = MemoryStore(clock)
+    frame = len(records.encode(events(10, ts=1_700_000_000_000)))
+
+    def started() -> tuple[StateDir, Spool, Pipeline]:
+        state = StateDir(tmp_path / "state")
+        pipeline = Pipeline(Settings(backend="memory"), store, clock=clock, generate=False, writer_id=state.writer_id)
+        spool = Spool(state.spool_path, capacity_bytes=frame * 4)
+        take_up(pipeline.writer, spool, state)
+        return state, spool, pipeline
+
+    state, spool, pipeline = started()
+    for _ in range(4):
+        batch = events(10, ts=1_700_000_000_000)
+        pipeline.writer.submit(batch, spool.submit(batch).result())
+    pipeline.writer.on_written = None  # the checkpoint is saved, the release never happens
+    assert pipeline.writer.flush(everything=True)
+    spool.close()
+    state.close()
+
+    state, spool, pipeline = started()
+    try:
+        assert spool.full
+        assert pipeline.writer.flush(everything=True)
+        assert not spool.full and spool.depth() == 0
+        spool.submit(events(10)).result()
+        view = pipeline.reader.read_view()
+        assert sum(view.summary[t].total for t in EVENT_TYPES) == 40  # each event once
+    finally:
+        spool.close()
+        state.close()

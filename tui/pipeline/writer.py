@@ -133,13 +133,17 @@ class Writer:
 
     # -- restore and checkpoint ------------------------------------------------------------------
 
-    def restore(self, plain: Mapping[str, Any]) -> None:
+    def restore(self, plain: Mapping[str, Any], position: Any = None) -> None:
         """Take up the writer state a previous run of this writer saved (its pending deltas and their
-        sequence numbers): re-sending them is idempotent, so nothing is lost or counted twice."""
+        sequence numbers): re-sending them is idempotent, so nothing is lost or counted twice.
+        ``position``: the spool position that state covers; the first write passes it to
+        :attr:`on_written`, so the spool behind it is released even if no new event ever arrives
+        (a restart on a full spool answered 429 for good)."""
         state = WriterState.from_plain(plain)
         if state.writer_id != self.writer_id:
             raise ValueError(f"saved writer state is writer {state.writer_id}'s, not {self.writer_id}'s")
         self._state = state
+        self._inbox_position = position
 
     def writer_state(self) -> dict[str, Any]:
         """The writer's state as plain data (what the checkpoint persists)."""

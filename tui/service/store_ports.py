@@ -54,8 +54,8 @@ def take_up(writer: Writer, spool: Spool, state: StateDir, fault: Fault | None =
     saved = state.load_checkpoint()
     after = None
     if isinstance(saved, Mapping) and "state" in saved:
-        writer.restore(saved["state"])
         after = Position(*saved["position"])
+        writer.restore(saved["state"], after)
     for record in spool.records(after=after):
         writer.submit(record.events, record.end)
 
