@@ -229,13 +229,14 @@ class HistoryScreen(ModalScreen[None]):
             self.load()
 
     def action_zoom(self, change: int) -> None:
-        """Zoom about the range's end: stepped back, the new range ends where the old one did (or at
-        the nearest range end before it)."""
-        zoom = min(len(ZOOMS) - 1, max(0, self.zoom + change))
-        self._go(zoom, self.pages_back * ZOOMS[self.zoom].seconds // ZOOMS[zoom].seconds)
+        self.action_set_zoom(min(len(ZOOMS) - 1, max(0, self.zoom + change)))
 
     def action_set_zoom(self, index: int) -> None:
-        self._go(index, self.pages_back)
+        """Zoom about the range's end, for ``+``/``-`` and ``1``-``5`` alike: stepped back, the new
+        range ends where the old one did, to a step (zoomed out: the new range holding that end, so
+        never past now). Keeping the count of pages instead would move by the new range's length:
+        ``4`` three hours back would show three days back."""
+        self._go(index, self.pages_back * ZOOMS[self.zoom].seconds // ZOOMS[index].seconds)
 
     def action_page(self, change: int) -> None:
         self._go(self.zoom, max(0, self.pages_back + change))
