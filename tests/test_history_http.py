@@ -110,6 +110,7 @@ def test_aggregates_answer_the_recount_in_json_allezon_and_csv(served: Served) -
         ({"minutes": "5"}, "minutes", "'minutes': unknown parameter; use from, to, step, type, tracking_id, group_by"),
         ({"step": ["1m", "1h"]}, "step", "step: given more than once"),
         ({"format": "xml"}, "format", "format: expected one of json, allezon, csv, got 'xml'"),
+        ({"format": ["csv", "json"]}, "format", "format: given more than once"),
     ],
 )
 def test_bad_parameters_are_400_naming_them(served: Served, params: dict[str, object], parameter: str, error: str) -> None:
