@@ -1,6 +1,6 @@
 """History over HTTP against a real server on loopback and a real memcached: /api/v1/aggregates in
-each format, a report's whole lifecycle (running, done, fetched as CSV and JSON, expired), the bound
-on running reports, a failed report, and parameters refused naming them."""
+each format, a report's whole lifecycle (running, done, fetched as CSV and JSON, expired), the bounds
+on running and kept reports, a failed report, and parameters refused naming them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import io
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -20,7 +20,9 @@ from tests.history_data import recount, seeded_events, write_events
 from tests.serve_harness import LocalCounts, Response, RunningService
 from tui.clock import FakeClock
 from tui.events import iso_ms
-from tui.history.reports import KEEP_SECONDS, MAX_RUNNING
+from tui.history.aggregate import QueryResult
+from tui.history.query import Query
+from tui.history.reports import KEEP_SECONDS, MAX_KEPT, MAX_RUNNING, Reports, ReportsBusy
 from tui.history.source import HistorySource
 from tui.service.config import ServiceConfig
 from tui.settings import MemcachedSettings, Settings
@@ -110,6 +112,7 @@ def test_aggregates_answer_the_recount_in_json_allezon_and_csv(served: Served) -
         ({"minutes": "5"}, "minutes", "'minutes': unknown parameter; use from, to, step, type, tracking_id, group_by"),
         ({"step": ["1m", "1h"]}, "step", "step: given more than once"),
         ({"format": "xml"}, "format", "format: expected one of json, allezon, csv, got 'xml'"),
+        ({"format": ["csv", "json"]}, "format", "format: given more than once"),
     ],
 )
 def test_bad_parameters_are_400_naming_them(served: Served, params: dict[str, object], parameter: str, error: str) -> None:
@@ -163,6 +166,29 @@ def test_a_report_the_store_cannot_answer_fails_saying_why(served: Served) -> No
     failed = served.get(f"/api/v1/reports/{report_id}")
     assert failed.status == 503
     assert failed.json()["status"] == "failed" and "reading buckets failed" in failed.json()["error"]
+
+
+def test_at_most_max_kept_reports_are_held_until_the_oldest_expires() -> None:
+    """Finished reports count against the bound until they expire, so a client polling nothing cannot
+    make the server hold ever more results; the 429's Retry-After says when the oldest goes."""
+    clock = FakeClock(NOW)
+    reports = Reports(clock)
+    empty = QueryResult(Query(0, 60_000, 60), (), (), 10, NOW)
+
+    def job(progress: Callable[[float], None]) -> QueryResult:
+        return empty
+
+    ids: list[str] = []
+    for _ in range(MAX_KEPT):
+        ids.append(reports.start(job, ValueError))
+        wait_until(lambda: getattr(reports.get(ids[-1]), "status", None) == "done", what="the report to finish")
+        clock.advance(10)
+    with pytest.raises(ReportsBusy, match=f"^{MAX_KEPT} reports are kept, the most at once") as busy:
+        reports.start(job, ValueError)
+    assert busy.value.retry_after == KEEP_SECONDS - MAX_KEPT * 10
+    clock.advance(busy.value.retry_after)
+    assert reports.get(ids[0]) is None and reports.get(ids[1]) is not None
+    assert reports.start(job, ValueError)
 
 
 @pytest.mark.parametrize(

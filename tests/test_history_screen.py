@@ -185,6 +185,52 @@ async def test_zoom_and_step_keys_change_the_range() -> None:
         assert screen.view.zoom.name == "5m" and screen.view.step_seconds == 10
 
 
+async def test_number_keys_zoom_about_the_range_end_as_plus_and_minus_do() -> None:
+    """``1``-``5`` keep the range's end, as ``+``/``-`` do: 12 h back, ``2`` shows an hour 12 h
+    back (not 2 h back), and ``4`` the day that holds it, the last one."""
+    app = day_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        screen = await opened(pilot, "h", "3")
+        await opened(pilot, "left", "left")
+        assert screen.view is not None and (screen.view.zoom.name, screen.pages_back) == ("6h", 2)
+        end = screen.view.end_ms
+        await opened(pilot, "2")
+        assert (screen.view.zoom.name, screen.pages_back) == ("1h", 12)
+        assert abs(screen.view.end_ms - end) < 600_000  # the same end, to the 6 h zoom's 10 min step
+        await opened(pilot, "4")
+        assert (screen.view.zoom.name, screen.pages_back) == ("24h", 0) and screen.view.steps[-1].filling
+
+
+async def test_a_re_read_keeps_the_tables_cursor_on_its_step() -> None:
+    """The live range is read again every refresh: scrolled down the table, the user stays there
+    (the refill used to put the cursor and the scroll back on top every second); at the newest row
+    the cursor follows now."""
+    app = day_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        screen = await opened(pilot, "h")
+        table = screen.query_one("#history-table", DataTable)
+        await pilot.press(*["down"] * 40)
+        key, scroll = table.ordered_rows[40].key, table.scroll_y
+        assert table.cursor_row == 40 and scroll > 0
+
+        async def reread() -> None:
+            screen.load()
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+
+        await reread()
+        assert (table.cursor_row, table.scroll_y) == (40, scroll)
+        app.clock.advance(60)  # a new minute: a new step on top, the oldest gone
+        await reread()
+        assert table.ordered_rows[table.cursor_row].key == key and table.cursor_row == 41
+        await pilot.press("ctrl+home")
+        app.clock.advance(60)
+        await reread()
+        assert table.cursor_row == 0 and table.ordered_rows[0].key.value == str(screen.view.steps[-1].start_ms)  # type: ignore[union-attr]
+
+
 def test_a_range_past_the_steps_retention_is_read_at_a_coarser_step() -> None:
     app = day_app()
     source = HistorySource(app.pipeline.store, app.pipeline.settings)

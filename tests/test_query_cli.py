@@ -21,6 +21,9 @@ from tests.conftest import MemcachedServer
 from tests.history_data import recount, seeded_events, write_events
 from tests.test_hostile_input import outcome
 from tui.events import iso_ms
+from tui.history.aggregate import QueryResult, Row
+from tui.history.export import to_csv, to_json
+from tui.history.query import Query
 from tui.settings import Server
 from tui.store import MemcachedStore
 
@@ -70,6 +73,17 @@ def test_query_prints_the_same_recounted_numbers_in_every_format(memcached: Memc
     assert as_table.returncode == 0, as_table.stderr
     shown = re.findall(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\s*│\s*(\S+)\s*│\s*([\d,]+)", as_table.stdout)
     assert {(b, (t,)): int(n.replace(",", "")) for b, t, n in shown} == {(iso_ms(s), g): n for (s, g), n in full.items()}
+
+
+def test_a_tracking_id_a_spreadsheet_would_run_is_quoted_in_csv_not_in_json() -> None:
+    """``serve`` counts any printable id anyone posts, and a report's CSV is a download: an id such
+    as ``=HYPERLINK(…)`` must not become a formula (the dashboard's exports already quote it)."""
+    hostile = '=HYPERLINK("http://x.example")'
+    query = Query(0, 60_000, 60, (), (), ("tracking_id",))
+    result = QueryResult(query, (Row(0, (hostile,), 1), Row(0, ("INF-a",), 2)), (), 10, 60.0)
+    rows = list(csv.reader(io.StringIO(to_csv(result))))
+    assert rows[1:] == [["1970-01-01T00:00:00.000Z", "'" + hostile, "1", "false"], ["1970-01-01T00:00:00.000Z", "INF-a", "2", "false"]]
+    assert to_json(result)["rows"][0]["tracking_id"] == hostile
 
 
 def test_the_readme_command_works_with_relative_times(memcached: MemcachedServer, tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ every face gives the same numbers in the same shape.
 
 * CSV: ``bucket,[type,][tracking_id,]count,incomplete`` -- the step's start in ISO-8601 UTC with
   milliseconds, the group columns, the count, and ``true`` where part of the step could not be read.
+  A tracking id a spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``) gets a leading
+  ``'``, as in the dashboard's exports: ids come from whoever posts events, and a report is a download.
 * JSON: the query as answered (range, step, filters), ``rows`` as objects (``bucket`` and
   ``bucketMs``, the group columns, ``count``, ``incomplete``) and ``incomplete`` listing each gap
   with why, as ``summary --json`` does.
@@ -19,6 +21,7 @@ from typing import Any, TextIO
 
 from tui.events import iso_ms
 from tui.history.aggregate import QueryResult
+from tui.history.export_files import csv_cell
 from tui.history.query import format_duration
 
 
@@ -51,7 +54,7 @@ def to_allezon(result: QueryResult) -> dict[str, Any]:
 def write_csv(result: QueryResult, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["bucket", *result.query.group_by, "count", "incomplete"])
-    writer.writerows([row.start_iso, *row.group, row.count, "true" if row.incomplete else "false"] for row in result.rows)
+    writer.writerows([row.start_iso, *map(csv_cell, row.group), row.count, "true" if row.incomplete else "false"] for row in result.rows)
 
 
 def to_csv(result: QueryResult) -> str:

@@ -42,7 +42,9 @@ class Table:
     facts: Mapping[str, object] = field(default_factory=dict)
 
 
-def _csv_cell(value: Cell) -> Cell:
+def csv_cell(value: Cell) -> Cell:
+    """A cell as CSV holds it: booleans as ``true``/``false``, text a spreadsheet would run as a
+    formula with a leading ``'`` (also for a query's CSV: a posted tracking id is anyone's text)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str) and value.startswith(_FORMULA_START):
@@ -55,7 +57,7 @@ def to_csv(table: Table) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.columns)
-    writer.writerows([_csv_cell(v) for v in row] for row in table.rows)
+    writer.writerows([csv_cell(v) for v in row] for row in table.rows)
     return out.getvalue()
 
 

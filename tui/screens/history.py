@@ -26,6 +26,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from tui.components.format import num
 from tui.components.history_chart import HistoryChart
+from tui.components.unchanged import set_cell
 from tui.history.query import format_duration
 from tui.history.ranges import (
     DEFAULT_ZOOM,
@@ -180,11 +181,31 @@ class HistoryScreen(ModalScreen[None]):
         self._title()
 
     def _fill_table(self, view: HistoryView) -> None:
+        """The steps, newest first (the latest number without scrolling). The range is read again at
+        every refresh while it ends now: the same steps only have their cells updated, so the cursor
+        and the scroll stay where the user put them; new steps (a minute begins) refill the table
+        with the cursor on the step it was on, or on the newest row if it was there."""
         table = self.query_one("#history-table", DataTable)
-        table.clear()
-        for step in reversed(view.steps):  # newest first: the latest number without scrolling
-            events = num(step.count, suffix=" !" if step.incomplete else "  ", style="bold red" if step.incomplete else ("dim" if step.filling else ""))
-            table.add_row(time_cell(step.start_ms, view.step_seconds, view.zoom.seconds), events)
+        rows = [
+            (
+                str(step.start_ms),
+                time_cell(step.start_ms, view.step_seconds, view.zoom.seconds),
+                num(step.count, suffix=" !" if step.incomplete else "  ", style="bold red" if step.incomplete else ("dim" if step.filling else "")),
+            )
+            for step in reversed(view.steps)
+        ]
+        shown = [str(row.key.value) for row in table.ordered_rows]
+        if shown == [key for key, _, _ in rows]:
+            for key, when, events in rows:
+                set_cell(table, key, "time", when, update_width=True)
+                set_cell(table, key, "events", events, update_width=True)  # 999 -> 1,000 widens it
+        else:
+            cursor = shown[table.cursor_row] if 0 < table.cursor_row < len(shown) else None
+            table.clear()
+            for key, when, events in rows:
+                table.add_row(when, events, key=key)
+            if cursor is not None and cursor in table.rows:
+                table.move_cursor(row=table.get_row_index(cursor), animate=False)
         table.border_title = f"per {format_duration(view.step_seconds)}"
         table.border_subtitle = f"Σ {view.total:,}"
 
@@ -229,13 +250,14 @@ class HistoryScreen(ModalScreen[None]):
             self.load()
 
     def action_zoom(self, change: int) -> None:
-        """Zoom about the range's end: stepped back, the new range ends where the old one did (or at
-        the nearest range end before it)."""
-        zoom = min(len(ZOOMS) - 1, max(0, self.zoom + change))
-        self._go(zoom, self.pages_back * ZOOMS[self.zoom].seconds // ZOOMS[zoom].seconds)
+        self.action_set_zoom(min(len(ZOOMS) - 1, max(0, self.zoom + change)))
 
     def action_set_zoom(self, index: int) -> None:
-        self._go(index, self.pages_back)
+        """Zoom about the range's end, for ``+``/``-`` and ``1``-``5`` alike: stepped back, the new
+        range ends where the old one did, to a step (zoomed out: the new range holding that end, so
+        never past now). Keeping the count of pages instead would move by the new range's length:
+        ``4`` three hours back would show three days back."""
+        self._go(index, self.pages_back * ZOOMS[self.zoom].seconds // ZOOMS[index].seconds)
 
     def action_page(self, change: int) -> None:
         self._go(self.zoom, max(0, self.pages_back + change))

@@ -118,7 +118,9 @@ def add_history_routes(app: web.Application, reader: object, clock: Clock, metri
 
     async def aggregates(request: web.Request) -> web.Response:
         fmt = request.query.get("format", "json")
-        if fmt not in HTTP_FORMATS or len(request.query.getall("format", [])) > 1:
+        if len(request.query.getall("format", [])) > 1:
+            return _bad(QueryError("format", "format: given more than once"))
+        if fmt not in HTTP_FORMATS:
             return _bad(QueryError("format", f"format: expected one of {', '.join(HTTP_FORMATS)}, got {fmt[:40]!r}"))
         values = await values_of(request)
         if isinstance(values, web.Response):
