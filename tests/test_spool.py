@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import MemcachedServer
 from tui import EVENT_TYPES
 from tui.clock import FakeClock
 from tui.ingest.decode import IngestEvent
@@ -27,7 +28,7 @@ from tui.service.spool import Position, Spool, SpoolError, SpoolFull
 from tui.service.state import StateDir, StateDirError
 from tui.service.store_ports import take_up
 from tui.settings import Settings
-from tui.store import MemoryStore
+from tui.store import MemcachedStore, MemoryStore
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -437,3 +438,53 @@ def test_a_restart_whose_checkpoint_covers_a_full_spool_releases_it_at_its_first
     finally:
         spool.close()
         state.close()
+
+
+def test_an_idle_flush_saves_no_checkpoint_and_an_unreleased_position_is_released_after_an_outage(tmp_path: Path, memcached: MemcachedServer) -> None:
+    """An idle serve flushes every second: re-encoding and fsyncing its whole state each time held the
+    GIL while reads waited. But a write that failed must still release its position once one succeeds."""
+    clock = FakeClock(1_700_000_000.0)
+    store = MemcachedStore([memcached.server], "idle:")
+    state = StateDir(tmp_path / "state")
+    pipeline = Pipeline(Settings(backend="memcached"), store, clock=clock, generate=False, writer_id=state.writer_id)
+    spool = Spool(state.spool_path)
+    take_up(pipeline.writer, spool, state)
+    saved: list[object] = []
+    released: list[object] = []
+    checkpoint, release = pipeline.writer.on_staged, pipeline.writer.on_written
+    assert checkpoint is not None and release is not None
+    stop_before_the_write: list[MemcachedServer] = []
+
+    def staged(position: object) -> None:
+        saved.append(position)
+        checkpoint(position)
+        while stop_before_the_write:
+            stop_before_the_write.pop().stop()
+
+    pipeline.writer.on_staged = staged
+    pipeline.writer.on_written = lambda position: (released.append(position), release(position))
+    try:
+        batch = events(10, ts=1_700_000_000_000)
+        end = spool.submit(batch).result()
+        pipeline.writer.submit(batch, end)
+        assert pipeline.writer.flush()
+        assert saved == [end] and released == [end]
+        assert pipeline.writer.flush()  # saves the sequence numbers the write itself took (heads listing shards)
+        for _ in range(3):
+            assert pipeline.writer.flush()  # nothing new: no checkpoint, nothing to release
+        assert saved == [end, end] and released == [end]
+
+        batch = events(10, tid="INF-b", ts=1_700_000_000_000)
+        later = spool.submit(batch).result()
+        pipeline.writer.submit(batch, later)
+        stop_before_the_write.append(memcached)
+        assert not pipeline.writer.flush()
+        assert saved == [end, end, later] and released == [end]  # saved before the write, which failed
+        memcached.start()
+        assert pipeline.writer.flush()
+        assert saved[-1] == later and released == [end, later]
+        assert spool.depth() == 0
+    finally:
+        spool.close()
+        state.close()
+        store.close()

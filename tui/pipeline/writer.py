@@ -107,6 +107,11 @@ class Writer:
         #: Called in the writer thread once the store took that flush's write, with the same position:
         #: ``serve`` releases its spool behind it there.
         self.on_written: Callable[[Any], None] | None = None
+        #: (spool position, sequence number) the last checkpoint holds, and the position last released:
+        #: a flush with nothing new calls neither hook (an idle ``serve`` encoded and fsynced its whole
+        #: state every second, a GIL-holding pause that every read waiting on the event loop paid).
+        self._checkpointed: tuple[Any, int] | None = None
+        self._released: Any = None
         self._unflushed = 0  # buffered_events() after the last flush; the writer's state is its thread's alone
 
     # -- sources hand in events ------------------------------------------------------------------
@@ -186,12 +191,17 @@ class Writer:
                 self._state.check.update(damaged)
             self._state.stage(deltas_by_key(self._ledger.take_deltas(), layout))
             staged = self._inbox_position
-            if self.on_staged is not None:
+            # Every new sequence number (a staged delta, a head listing a shard) raises seq, so an
+            # unchanged mark means the last checkpoint already holds every number this write can use.
+            mark = (staged, self._state.seq)
+            if self.on_staged is not None and mark != self._checkpointed:
                 self.on_staged(staged)
+                self._checkpointed = mark
             started = self.clock.monotonic()
             self.store.write(layout, self._state, lambda ident: absolute_counts(self._ledger, layout, ident, self._state.confirmed), now, everything)
-            if self.on_written is not None:
+            if self.on_written is not None and staged != self._released:
                 self.on_written(staged)
+                self._released = staged
         except StoreUnavailable as exc:
             self._unflushed = self.buffered_events()
             self._set_store_error(str(exc))
