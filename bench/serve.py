@@ -305,13 +305,18 @@ def bench_reads(mc: int, sizes: Sizes, tmp: Path, rate: float = 1000.0, minutes:
 # -- 3. durability ---------------------------------------------------------------------------------------
 
 
+#: Requests ready for one kill run, each with its own id: more than a fast serve answers before the
+#: latest kill (3,000 ran out in under 1.2 s once, so the kill never came and the run hung).
+KILL_REQUESTS = 20_000
+
+
 def kill_run(mc: int, run: int, kill_after: float, tmp: Path, per_request: int = 20, connections: int = 8) -> dict[str, int]:
     """One ``kill -9`` under load and a restart; each request's events carry their own tracking id."""
     prefix, state = f"kill{run}:", tmp / f"kill{run}"
     template = sample_docs(per_request, ("INF-placeholder",), seed=run)
     per_type = Counter(counted_type(d) for d in template)
     text = body_of(template).decode()
-    ids = [f"INF-k{run}r{r}" for r in range(3000)]
+    ids = [f"INF-k{run}r{r}" for r in range(KILL_REQUESTS)]
     serve = Serve(mc, prefix, state)
     posts = [post_request(INGEST, text.replace("INF-placeholder", tid).encode(), serve.port) for tid in ids]
     acked: set[int] = set()
@@ -328,6 +333,10 @@ def kill_run(mc: int, run: int, kill_after: float, tmp: Path, per_request: int =
         sent = result.requests + result.errors
 
     asyncio.run(under_load())
+    if serve.proc.proc.poll() is None:  # the kill never came: stop it here rather than leave it running
+        serve.proc.proc.kill()
+        serve.proc.proc.wait()
+        raise AssertionError(f"the load ({sent:,} requests) ended before the kill at {kill_after} s: raise KILL_REQUESTS")
     serve.proc.proc.wait(timeout=30)
     again = Serve(mc, prefix, state)
     again.stop()
