@@ -106,6 +106,7 @@ def test_aggregates_answer_the_recount_in_json_allezon_and_csv(served: Served) -
     ("params", "parameter", "error"),
     [
         ({"from": "-2h", "step": "10s"}, "step", "step 10s: 10 s buckets are kept for 1 h; from -2h needs step 1m or coarser"),
+        ({"from": "-9d", "step": "1h"}, "from", "step 1h: 1 h blocks are kept for 7 d; from -9d is older than anything kept: the longest retention is 7 d"),
         ({"step": "7s"}, "step", "step: 7s is not a whole number of 10 s buckets"),
         ({"type": "buy"}, "type", "type: unknown event type 'buy'; use one of signup, user-event, review"),
         ({"group_by": "site"}, "group_by", "group_by: unknown column 'site'; use type, tracking_id or type,tracking_id"),

@@ -122,7 +122,7 @@ def test_a_too_fine_step_is_exit_2_naming_what_is_kept(tmp_path: Path) -> None:
         (["--group-by", "type,site"], "--group-by: unknown column 'site'"),
         (["--format", "xml"], "argument --format: invalid choice: 'xml'"),
         (["--step", "999d"], "--step: 999d is longer than any level can be kept (400 days)"),
-        (["--from", "-30d", "--step", "1h"], "--step 1h: 1 h blocks are kept for 7 d; nothing is kept from --from -30d"),
+        (["--from", "-30d", "--step", "1h"], "--step 1h: 1 h blocks are kept for 7 d; --from -30d is older than anything kept"),
     ],
 )
 def test_bad_flags_are_one_line_naming_the_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str], named: str) -> None:

@@ -65,7 +65,7 @@ def check_kept(query: Query, layout: Layout, now: float, name: Namer = flag_name
         finest = format_duration(coarser[0] * bucket)
         raise QueryError("step", f"{what}; {name('from')} {shown_from} needs {name('step')} {finest} or coarser")
     longest = format_span(max(layout.retention.values()))
-    raise QueryError("from", f"{what}; nothing is kept from {name('from')} {shown_from}: the longest retention is {longest}")
+    raise QueryError("from", f"{what}; {name('from')} {shown_from} is older than anything kept: the longest retention is {longest}")
 
 
 def plan_steps(query: Query, layout: Layout, now: float, name: Namer = flag_name, typed_from: str | None = None) -> list[StepPlan]:
