@@ -326,14 +326,20 @@ def kill_run(mc: int, run: int, kill_after: float, tmp: Path, per_request: int =
         if status == 202 and json.loads(body) == {"accepted": per_request, "rejected": []}:
             acked.add(index)
 
+    killed: list[bool] = []
+
+    def kill() -> None:
+        serve.proc.proc.kill()
+        killed.append(True)
+
     async def under_load() -> None:
         nonlocal sent
-        asyncio.get_running_loop().call_later(kill_after, serve.proc.proc.kill)
+        asyncio.get_running_loop().call_later(kill_after, kill)
         result = await closed_loop(serve.port, posts, kill_after + 10, connections, on_answer=answered)
         sent = result.requests + result.errors
 
     asyncio.run(under_load())
-    if serve.proc.proc.poll() is None:  # the kill never came: stop it here rather than leave it running
+    if not killed:  # the kill never came: stop it here rather than leave it running
         serve.proc.proc.kill()
         serve.proc.proc.wait()
         raise AssertionError(f"the load ({sent:,} requests) ended before the kill at {kill_after} s: raise KILL_REQUESTS")
