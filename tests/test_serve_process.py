@@ -10,7 +10,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
+from pymemcache.client.base import Client
 
 from tests.conftest import MemcachedServer, free_port, wait_until
 from tests.proc import Eventdash
@@ -164,3 +166,47 @@ def test_the_settings_event_types_mapping_decides_each_posted_events_type(tmp_pa
             assert get(url, f"/api/v1/summary/{etype}?tracking_id=INF-a")["count"] == 1
     finally:
         proc.stop()
+
+
+def _publishers(serve: Eventdash) -> list[psutil.Process]:
+    """serve's publisher processes still running (not the resource tracker multiprocessing adds)."""
+    found = []
+    for child in psutil.Process(serve.proc.pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:  # gone between the listing and the look
+            pass
+    return found
+
+
+def test_with_memcached_a_publisher_process_keeps_the_summary_keys_and_dies_with_serve(tmp_path: Path, memcached: MemcachedServer) -> None:
+    """Publishing reads and re-encodes the whole window: in serve's own process it held the GIL
+    while requests waited, so with memcached it runs in a child, which must not outlive serve."""
+    proc, url = start(tmp_path, "--backend", "memcached", "--memcached", memcached.address, "--key-prefix", "pub:")
+    assert post(url, [now_event("INF-a")] * 7)[0] == 202
+    plain = Client(("127.0.0.1", memcached.port))
+
+    def published() -> bool:
+        raw = plain.get("pub:user-event")
+        return raw is not None and json.loads(raw)["eventsCapturedByTrackingIds"] == {"INF-a": 7}
+
+    wait_until(published, timeout=20, what="the summary key with the 7 events")
+    [child] = _publishers(proc)
+    proc.proc.kill()
+    proc.proc.wait()
+    wait_until(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, timeout=10, what="the publisher to exit after its serve")
+
+
+def test_a_publisher_that_dies_is_started_again(tmp_path: Path, memcached: MemcachedServer) -> None:
+    proc, url = start(tmp_path, "--backend", "memcached", "--memcached", memcached.address, "--key-prefix", "pub:")
+    try:
+        wait_until(lambda: len(_publishers(proc)) == 1, timeout=20, what="the publisher process")
+        [first] = _publishers(proc)
+        first.kill()
+        wait_until(lambda: [p.pid for p in _publishers(proc)] not in ([], [first.pid]), timeout=20, what="a new publisher")
+        assert post(url, [now_event("INF-b", "review")] * 3)[0] == 202
+        plain = Client(("127.0.0.1", memcached.port))
+        wait_until(lambda: (raw := plain.get("pub:review")) is not None and json.loads(raw)["totalEventsCaptured"] == 3, timeout=20, what="the new publisher's keys")
+    finally:
+        assert proc.stop() == 0

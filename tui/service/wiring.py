@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +21,13 @@ from tui.pipeline import Pipeline, SpoolingError
 from tui.service.config import retention_seconds
 from tui.service.faults import Fault, fault_from_env
 from tui.service.metrics import Metrics
+from tui.service.publisher import Publisher
 from tui.service.ports import Reader, Sink
 from tui.service.spool import Spool, SpoolError, SpoolFull
 from tui.service.state import StateDir
 from tui.service.store_ports import StoreReader, WriterSink, take_up
 from tui.settings import Settings, SettingsError
-from tui.store import StoreUnavailable, open_store
+from tui.store import open_store
 
 
 @dataclass(frozen=True)
@@ -112,22 +112,12 @@ def build(settings: Settings, state: StateDir, clock: Clock, metrics: Metrics, s
     spool = spooled.spool
     pipeline.start()
     seen: dict[str, Any] = {"flush_at": None, "error": None}
-
-    publishing = threading.Lock()
-
-    def publish() -> None:
-        """The per-type summary keys, as the dashboard and headless keep them fresh (off the loop);
-        skipped while nothing changed within the current bucket (an idle server reads only heads)."""
-        try:
-            pipeline.reader.refresh_if_changed()
-        except StoreUnavailable:
-            pass  # the writer's flush reports the outage
-        finally:
-            publishing.release()
+    # The per-type summary keys, as the dashboard and headless keep them fresh, off the event loop
+    # and (with memcached) out of this process's GIL.
+    publisher = Publisher(settings, pipeline.reader)
 
     def tick() -> None:
-        if publishing.acquire(blocking=False):
-            threading.Thread(target=publish, name="eventdash-publish", daemon=True).start()
+        publisher.tick()
         status = pipeline.status()
         if status.last_flush_at != seen["flush_at"] and status.last_flush_ms is not None:
             seen["flush_at"] = status.last_flush_at
@@ -141,6 +131,7 @@ def build(settings: Settings, state: StateDir, clock: Clock, metrics: Metrics, s
             os.kill(os.getpid(), signal.SIGTERM)
 
     def close() -> None:
+        publisher.close()
         try:
             if not pipeline.stop():
                 print(
