@@ -19,7 +19,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from pymemcache.client.base import Client
 
-from tests.conftest import MemcachedServer, all_keys, ttl
+from tests.conftest import MemcachedServer, all_keys, ttl, wait_until
 from tests.oracle import read_log, recount, rows
 from tests.proc import Eventdash
 from tui import EVENT_TYPES
@@ -312,6 +312,12 @@ def test_garbage_in_every_kind_of_key_while_a_writer_and_a_reader_run_on_real_me
         assert plain.set(key_now(kind), raw, noreply=False)
         reader.refresh(series=True)  # no exception: corrupt values are read around
         time.sleep(0.05)  # the writer meets it too
+        if kind == "generation":  # read once a flush: wait for the writer's report before planting over it
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                why = f"corrupt value g:generation: not UTF-8 (byte {exc.start})"
+                wait_until(lambda: why in writer_proc.text("stderr"), timeout=10, what=why)
 
     try:
         plant()
