@@ -65,7 +65,9 @@ class Publisher:
         self._reader = reader
         self._in_process = not isinstance(reader.store, MemcachedStore)  # the embedded store: only here
         self._context = multiprocessing.get_context("spawn")  # no fork of a process with threads
-        self._stop = self._context.Event()
+        #: Made with the first process: a multiprocessing Event starts a resource-tracker process,
+        #: which ``ingest`` (it never ticks) and the embedded store (a thread) need not pay for.
+        self._stop: EventType | None = None
         self._process: SpawnProcess | None = None
         self._busy = threading.Lock()
 
@@ -74,6 +76,8 @@ class Publisher:
         embedded store, publish in a thread unless the last round is still running."""
         if not self._in_process:
             if self._process is None or not self._process.is_alive():
+                if self._stop is None:
+                    self._stop = self._context.Event()
                 self._process = self._context.Process(
                     target=_child, args=(self._settings, self._stop, os.getpid()), name="eventdash-publish", daemon=True
                 )
@@ -90,7 +94,8 @@ class Publisher:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the publisher process (a round in progress finishes first, within ``timeout``)."""
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
         if self._process is not None:
             self._process.join(timeout)
             if self._process.is_alive():

@@ -8,8 +8,9 @@ commits a lone append at once (``linger_seconds`` can hold a group open a little
 ``group_bytes`` pending end the wait early).
 
 Records live in numbered segment files (``spool/0000000000000001.seg``, …); a new segment starts
-when the current one passes ``segment_bytes`` (at most half the capacity). A consumer that has put everything up to a position
-into the store calls :meth:`Spool.release`; segments wholly behind it are deleted. Capacity
+when the current one passes ``segment_bytes`` (at most half the capacity). A consumer that has put
+everything up to a position into the store calls :meth:`Spool.release`; segments wholly behind it
+are deleted. Capacity
 (``capacity_bytes``, default 256 MB) counts every byte not yet released, on disk or queued: over
 it, ``submit`` raises :class:`SpoolFull` (the server answers 429), so a store that stays down cannot
 fill the disk. Released bytes left in the current segment do not count (the segment is deleted once
