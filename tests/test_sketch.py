@@ -181,12 +181,21 @@ def test_a_batch_makes_one_sketch_per_bucket_series_and_id() -> None:
             _Ev("user-event", "INF-a", 11_000, "v1", None),  # next bucket
             _Ev("signup", "INF-a", 3_000, "v2", 42),
             _Ev("signup", "INF-a", 4_000, "v3", 42),  # the same e-mail from another visitor
-            _Ev("review", "INF-b", 5_000, None, None),  # no visitor id: nothing
+            _Ev("review", "INF-b", 5_000, None, None),  # no visitor id: an empty entry beside its count
+            _Ev("signup", "INF-c", 6_000, "v4", None),  # a sign-up without an e-mail: an empty signups entry
         ]
     )
     taken = batch.take()
     counts = {key: round(sk.estimate([s]).value) for key, s in taken.items()}
-    assert counts == {(0, "user-event", "INF-a"): 1, (1, "user-event", "INF-a"): 1, (0, "signup", "INF-a"): 2, (0, SIGNUPS, "INF-a"): 1}
+    assert counts == {
+        (0, "user-event", "INF-a"): 1,
+        (1, "user-event", "INF-a"): 1,
+        (0, "signup", "INF-a"): 2,
+        (0, SIGNUPS, "INF-a"): 1,
+        (0, "review", "INF-b"): 0,
+        (0, "signup", "INF-c"): 1,
+        (0, SIGNUPS, "INF-c"): 0,
+    }
     assert len(batch) == 0 and batch.take() == {}
 
 

@@ -143,6 +143,7 @@ class Settings:
     #: A posted ``value.event`` -> the type it counts as, for ``serve`` and ``ingest``; pairs, not a
     #: dict, so that settings stay hashable.
     event_types: tuple[tuple[str, str], ...] = tuple(DEFAULT_EVENT_TYPES.items())
+    sketch_lg_k: int = 13
 
     @property
     def retention(self) -> dict[int, int]:

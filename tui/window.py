@@ -14,9 +14,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tui import EVENT_TYPES
 from tui.events import iso_ms
+
+if TYPE_CHECKING:
+    from tui.store.sketch_reads import DistinctRead
 
 #: Counts of one bucket or block: event type -> tracking id -> events.
 BucketCounts = dict[str, dict[str, int]]
@@ -139,6 +143,8 @@ class WindowView:
     #: The "±" of every count: one bucket, more where the old edge had to round to a coarser level
     #: because the finest level is no longer kept that far back.
     bound_seconds: int = 0
+    #: Distinct visitors of the same window (per type, per id), when the read asked for them.
+    visitors: DistinctRead | None = None
 
     @property
     def approximation_seconds(self) -> int:

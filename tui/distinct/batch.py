@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import repeat
 from operator import attrgetter, floordiv
-from typing import Protocol
+from typing import Any, Protocol
 
 from tui.distinct.sketch import DEFAULT_LG_K, check_lg_k, sketch_of, sketch_of_hashes
 
 #: The series of distinct signups (distinct e-mail hashes of ``formsubmit`` events) per tracking id.
 SIGNUPS = "signups"
+#: The event type whose e-mails are the signups.
+SIGNUP_TYPE = "signup"
 
 #: (bucket, series, tracking id): what one sketch of a flush covers.
 SketchKey = tuple[int, str, str]
@@ -61,26 +63,43 @@ class DistinctBatch:
 
         One C-level pass (``map``/``zip`` of attribute getters into ``set.update``): no Python code
         runs per event, which keeps ingest with sketches near plain counting."""
-        bucket = map(floordiv, map(_TS, events), repeat(self._ms))
-        self._pending.update(zip(bucket, map(_TYPE, events), map(_TID, events), map(_VISITOR, events), map(_EMAIL, events)))
+        try:
+            bucket = map(floordiv, map(_TS, events), repeat(self._ms))
+            self._pending.update(zip(bucket, map(_TYPE, events), map(_TID, events), map(_VISITOR, events), map(_EMAIL, events)))
+        except AttributeError:  # plain (type, id, ts_ms) tuples (tools, tests): no visitors, entries only
+            ms = self._ms
+            self._pending.update(
+                (e[2] // ms, e[0], e[1], getattr(e, "visitor_id", None), getattr(e, "email_hash", None)) for e in events
+            )
 
     def __len__(self) -> int:
         """Distinct (bucket, type, id, visitor, e-mail hash) entries waiting for the next :meth:`take`."""
         return len(self._pending)
 
+    def take_items(self) -> dict[SketchKey, set[Any]]:
+        """The distinct items of everything recorded since the last take, per (bucket, series,
+        tracking id), and forget them. Every (bucket, type, id) that had an event has an entry, an
+        empty one when no event carried a visitor id, and so has every id with a sign-up under
+        :data:`SIGNUPS`: the store keeps an entry beside every count, so that a missing one is known
+        to be lost (:mod:`tui.store.sketches`)."""
+        taken: dict[SketchKey, set[Any]] = {}
+        group = taken.setdefault
+        for bucket, etype, tracking_id, visitor, email in self._pending:
+            visitors = group((bucket, etype, tracking_id), set())
+            if visitor is not None:
+                visitors.add(visitor)
+            if etype == SIGNUP_TYPE:
+                signups = group((bucket, SIGNUPS, tracking_id), set())
+                if email is not None:
+                    signups.add(email)
+        self._pending = set()
+        return taken
+
     def take(self) -> dict[SketchKey, bytes]:
         """One compact sketch per (bucket, series, tracking id) of everything recorded since the last
-        call, and forget it. A flush that fails can simply be retried with the same sketches, or
-        with these united with the next ones: union is idempotent."""
-        visitors: dict[SketchKey, list[str]] = {}
-        signups: dict[SketchKey, list[int]] = {}
-        visitor_group, signup_group = visitors.setdefault, signups.setdefault
-        for bucket, etype, tracking_id, visitor, email in self._pending:
-            if visitor is not None:
-                visitor_group((bucket, etype, tracking_id), []).append(visitor)
-            if email is not None:
-                signup_group((bucket, SIGNUPS, tracking_id), []).append(email)
-        self._pending = set()
-        taken = {key: sketch_of(items, self.lg_k) for key, items in visitors.items()}
-        taken.update((key, sketch_of_hashes(items, self.lg_k)) for key, items in signups.items())
-        return taken
+        call (:meth:`take_items`, built into sketches). A flush that fails can simply be retried with
+        the same sketches, or with these united with the next ones: union is idempotent."""
+        return {
+            key: (sketch_of_hashes if key[1] == SIGNUPS else sketch_of)(items, self.lg_k)
+            for key, items in self.take_items().items()
+        }

@@ -8,12 +8,18 @@ bytes                 meaning
 ====================  =============================================================================
 4                     magic ``EDS1`` (eventdash sketches, version 1)
 1                     ``lg_k`` of every sketch in it
+1                     flags: 1 = *restored* (see below); no other bit
 4                     ``n``, the number of ids
 4                     ``ids_len``, the length of the id block
 ``ids_len``           ``\\n`` then each id (UTF-8) followed by ``\\n``, sorted by bytes, no duplicates
 4 × (n + 1)           offsets of each id's sketch in the sketch area, from 0 to its length
 rest                  the sketch area: id ``i``'s compact sketch is ``area[off[i]:off[i+1]]``
 ====================  =============================================================================
+
+*Restored*: a writer found this value lost (evicted, or its server restarted) while the counts of
+its block were still there, and wrote it again from what it still held. Visitors that other writers
+(or this one, earlier) had put in it may be missing, so a reader reports every figure it makes from
+it as ``incomplete`` rather than print a low number as exact.
 
 An id's entry may be empty: :data:`SPILLED`, "this id's sketch for this block is in its own key".
 :func:`merge` moves the largest sketches there while the value would be over its byte budget,
@@ -37,7 +43,8 @@ import datasketches as ds
 from tui.distinct.sketch import CorruptSketch, load, union
 
 MAGIC = b"EDS1"
-_HEAD = struct.Struct("<4sBII")
+_HEAD = struct.Struct("<4sBBII")
+RESTORED_FLAG = 1
 #: Store v2's limit for any value.
 MAX_VALUE_BYTES = 512 * 1024
 #: Default budget of a shared value: a one-id read of a 24 h window gets about 45 of them, so they
@@ -57,15 +64,15 @@ class ValueTooLarge(ValueError):
     """Even with every sketch spilled, the ids alone are over the budget: more shards are needed."""
 
 
-def encode(entries: Mapping[str, bytes], lg_k: int) -> bytes:
-    """The value holding ``entries`` (id -> compact sketch, or :data:`SPILLED`)."""
+def encode(entries: Mapping[str, bytes], lg_k: int, restored: bool = False) -> bytes:
+    """The value holding ``entries`` (id -> compact sketch, or :data:`SPILLED`); ``restored``: see the module doc."""
     ids = sorted((tracking_id.encode("utf-8"), sketch) for tracking_id, sketch in entries.items())
     block = b"\n" + b"".join(raw + b"\n" for raw, _ in ids)
     offsets = [0]
     for _, sketch in ids:
         offsets.append(offsets[-1] + len(sketch))
     return b"".join(
-        (_HEAD.pack(MAGIC, lg_k, len(ids), len(block)), block, struct.pack(f"<{len(offsets)}I", *offsets), *(s for _, s in ids))
+        (_HEAD.pack(MAGIC, lg_k, RESTORED_FLAG if restored else 0, len(ids), len(block)), block, struct.pack(f"<{len(offsets)}I", *offsets), *(s for _, s in ids))
     )
 
 
@@ -80,6 +87,7 @@ class _Frame:
     block: bytes
     offsets_at: int
     area_at: int
+    restored: bool
 
 
 def _frame(data: bytes, lg_k: int) -> _Frame:
@@ -88,11 +96,13 @@ def _frame(data: bytes, lg_k: int) -> _Frame:
         raise CorruptValue(f"expected bytes, got {type(data).__name__}")
     if len(data) < _HEAD.size:
         raise CorruptValue(f"{len(data)} bytes is shorter than the {_HEAD.size}-byte header")
-    magic, data_lg_k, n, ids_len = _HEAD.unpack_from(data)
+    magic, data_lg_k, flags, n, ids_len = _HEAD.unpack_from(data)
     if magic != MAGIC:
         raise CorruptValue(f"magic {magic!r}, expected {MAGIC!r}")
     if data_lg_k != lg_k:
         raise CorruptValue(f"lg_k is {data_lg_k}, expected {lg_k}")
+    if flags & ~RESTORED_FLAG:
+        raise CorruptValue(f"flags {flags:#04x}: only {RESTORED_FLAG} (restored) is defined")
     offsets_at = _HEAD.size + ids_len
     area_at = offsets_at + 4 * (n + 1)
     if area_at > len(data):
@@ -103,7 +113,7 @@ def _frame(data: bytes, lg_k: int) -> _Frame:
     (last,) = struct.unpack_from("<I", data, area_at - 4)
     if area_at + last != len(data):
         raise CorruptValue(f"the sketch area is {len(data) - area_at} bytes but the last offset says {last}")
-    return _Frame(n, block, offsets_at, area_at)
+    return _Frame(n, block, offsets_at, area_at, bool(flags & RESTORED_FLAG))
 
 
 def _entry(data: bytes, frame: _Frame, index: int) -> bytes:
@@ -115,7 +125,10 @@ def _entry(data: bytes, frame: _Frame, index: int) -> bytes:
 
 def find(data: bytes, tracking_id: str, lg_k: int) -> bytes | None:
     """``tracking_id``'s sketch in ``data``; :data:`SPILLED` if in its own key; None if absent."""
-    frame = _frame(data, lg_k)
+    return _find(data, _frame(data, lg_k), tracking_id)
+
+
+def _find(data: bytes, frame: _Frame, tracking_id: str) -> bytes | None:
     if "\n" in tracking_id:
         return None
     at = frame.block.find(b"\n" + tracking_id.encode("utf-8") + b"\n")
@@ -127,7 +140,15 @@ def find(data: bytes, tracking_id: str, lg_k: int) -> bytes | None:
 def decode(data: bytes, lg_k: int) -> dict[str, bytes]:
     """Every entry of ``data``, its framing fully checked (ids valid, sorted and unique; offsets in
     order). The sketches themselves are checked when they are used."""
-    frame = _frame(data, lg_k)
+    return _decode(data, _frame(data, lg_k))
+
+
+def is_restored(data: bytes, lg_k: int) -> bool:
+    """Whether the value is marked restored (module doc); :class:`CorruptValue` if its frame is bad."""
+    return _frame(data, lg_k).restored
+
+
+def _decode(data: bytes, frame: _Frame) -> dict[str, bytes]:
     raw_ids = frame.block[1:-1].split(b"\n") if frame.n else []
     if raw_ids != sorted(set(raw_ids)):
         raise CorruptValue("the ids are not sorted and unique")
@@ -152,24 +173,31 @@ class Merged:
     spilled: dict[str, bytes] = field(default_factory=dict)
     #: One sentence per corrupt thing found and replaced (the whole stored value, or one entry).
     problems: list[str] = field(default_factory=list)
+    #: The new value is marked restored: asked for, carried over from the stored value, or because
+    #: something corrupt in it was replaced (what it held is gone).
+    restored: bool = False
 
 
-def merge(stored: bytes | None, delta: Mapping[str, bytes], lg_k: int, budget: int = DEFAULT_BUDGET) -> Merged:
+def merge(stored: bytes | None, delta: Mapping[str, bytes], lg_k: int, budget: int = DEFAULT_BUDGET, restored: bool = False) -> Merged:
     """Unite ``delta`` (id -> sketch of one flush) into the ``stored`` value (None: no value yet).
 
     Union is idempotent, so merging the same delta twice gives the same value: a ``cas`` retry or a
     repeated flush is harmless. A corrupt stored value or entry is replaced by the delta and named
     in ``problems``. While the value is over ``budget`` the largest sketches move to
-    ``spilled`` (marked :data:`SPILLED` here); :class:`ValueTooLarge` if the ids alone do not fit."""
+    ``spilled`` (marked :data:`SPILLED` here); :class:`ValueTooLarge` if the ids alone do not fit.
+    ``restored``: mark the new value restored (the writer knows the missing ``stored`` was lost)."""
     if budget > MAX_VALUE_BYTES:
         raise ValueError(f"budget: {budget:,} bytes is over the {MAX_VALUE_BYTES:,}-byte limit")
-    merged = Merged(b"")
+    merged = Merged(b"", restored=restored)
     entries: dict[str, bytes] = {}
     if stored is not None:
         try:
-            entries = decode(stored, lg_k)
+            frame = _frame(stored, lg_k)
+            entries = _decode(stored, frame)
+            merged.restored = merged.restored or frame.restored
         except CorruptValue as error:
             merged.problems.append(f"stored value replaced: {error}")
+            merged.restored = True
     for tracking_id, sketch in delta.items():
         held = entries.get(tracking_id)
         if held == SPILLED:
@@ -180,6 +208,7 @@ def merge(stored: bytes | None, delta: Mapping[str, bytes], lg_k: int, budget: i
         except CorruptSketch as error:
             entries[tracking_id] = union([sketch], lg_k)  # the delta is ours: if it were bad, this raises
             merged.problems.append(f"{tracking_id}: stored sketch replaced: {error}")
+            merged.restored = True
     size = encoded_size(entries)
     if size > budget:
         for tracking_id in sorted(entries, key=lambda t: len(entries[t]), reverse=True):
@@ -191,7 +220,7 @@ def merge(stored: bytes | None, delta: Mapping[str, bytes], lg_k: int, budget: i
             size -= len(sketch)
         if size > budget:
             raise ValueTooLarge(f"{len(entries):,} ids take {size:,} bytes even with every sketch in its own key; budget {budget:,}")
-    merged.value = encode(entries, lg_k)
+    merged.value = encode(entries, lg_k, merged.restored)
     return merged
 
 
@@ -205,6 +234,10 @@ class Collected:
     spilled: list[str] = field(default_factory=list)
     #: key -> why its value or entry was ignored (report it; the window is then incomplete).
     corrupt: dict[str, str] = field(default_factory=dict)
+    #: Keys whose value is marked restored: what it gives may be low (the window is then incomplete).
+    restored: list[str] = field(default_factory=list)
+    #: Keys whose value holds no entry for the id.
+    absent: list[str] = field(default_factory=list)
 
 
 def collect(values: Mapping[str, bytes | None], tracking_id: str, lg_k: int) -> Collected:
@@ -215,10 +248,15 @@ def collect(values: Mapping[str, bytes | None], tracking_id: str, lg_k: int) -> 
         if data is None:
             continue
         try:
-            sketch = find(data, tracking_id, lg_k)
-            if sketch == SPILLED:
+            frame = _frame(data, lg_k)
+            sketch = _find(data, frame, tracking_id)
+            if frame.restored:
+                found.restored.append(key)
+            if sketch is None:
+                found.absent.append(key)
+            elif sketch == SPILLED:
                 found.spilled.append(key)
-            elif sketch is not None:
+            else:
                 found.sketches.append(load(sketch, lg_k))
         except (CorruptValue, CorruptSketch) as error:
             found.corrupt[key] = str(error)

@@ -7,6 +7,11 @@ prefix's :class:`~tui.pipeline.prefix.PrefixLayout` with this process's writer, 
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
+from collections.abc import Sequence
+
+from tui import EVENT_TYPES
 from tui.clock import Clock, SystemClock
 from tui.pipeline.prefix import PrefixLayout
 from tui.settings import Settings
@@ -14,6 +19,8 @@ from tui.store import Store
 from tui.store.layout import Layout
 from tui.store.publishing import summary_documents
 from tui.store.reads import BlocksRead
+from tui.store.sketch_reads import DistinctRead
+from tui.store.sketches import counted_type
 from tui.window import (
     Block,
     BucketCounts,
@@ -25,6 +32,9 @@ from tui.window import (
 )
 
 MAX_SERIES_BUCKETS = 8_640  # the per-bucket series covers at most the newest day of 10 s buckets
+#: A window read gives the distinct visitors of at most this many ids (the busiest), so its cost
+#: does not grow with 100,000 ids; the per-type totals cover every id. One id: :meth:`Reader.read_visitors`.
+MAX_VISITOR_IDS = 1_000
 
 
 class Reader:
@@ -45,7 +55,7 @@ class Reader:
         """The prefix's layout (agreed with its meta key on first use)."""
         return self.prefix.get("reading buckets")
 
-    def read_view(self, series: bool = False, window_seconds: int | None = None, ids: bool = True) -> WindowView:
+    def read_view(self, series: bool = False, window_seconds: int | None = None, ids: bool = True, visitors: bool = False) -> WindowView:
         """Read the current window from the store and summarize it. Raises StoreUnavailable.
 
         The counts by id come from the fewest kept blocks that tile the window; ``series=True`` also
@@ -53,7 +63,8 @@ class Reader:
         ids) for the dashboard's per-bucket sparklines. Parts that could not be read whole are in
         ``view.incomplete``; the old edge's rounding, if any, is in ``view.bound_seconds``.
         ``ids=False`` skips the counts by id (the view's summary is then empty): the series alone
-        costs the same at 10 and at 100,000 ids.
+        costs the same at 10 and at 100,000 ids. ``visitors``: also the distinct visitors per type
+        and of the :data:`MAX_VISITOR_IDS` busiest ids (``view.visitors``), read after the counts.
         """
         settings = self.settings
         seconds = settings.window_seconds if window_seconds is None else window_seconds
@@ -71,7 +82,32 @@ class Reader:
             totals = {index: t for (_, index), t in heads.totals.items()}
             gaps.extend(g for g in heads.gaps if g not in gaps)
         gaps.sort(key=lambda g: (g.first, g.why))
-        return summarize(now, seconds, settings.bucket_seconds, found.counts, series_totals=totals, incomplete=gaps, rounded=rounded)
+        view = summarize(now, seconds, settings.bucket_seconds, found.counts, series_totals=totals, incomplete=gaps, rounded=rounded)
+        if visitors and ids:
+            busiest: Counter[str] = Counter()
+            for summary in view.summary.values():
+                busiest.update(summary.by_tracking_id)
+            chosen = [tid for tid, _ in busiest.most_common(MAX_VISITOR_IDS)]
+            read = self.store.read_visitors(layout, blocks, EVENT_TYPES, chosen, found)
+            view = dataclasses.replace(view, visitors=dataclasses.replace(read, omitted=len(busiest) - len(chosen)))
+        return view
+
+    def read_visitors(self, tracking_ids: Sequence[str], series: Sequence[str] = EVENT_TYPES, window_seconds: int | None = None) -> DistinctRead:
+        """Distinct visitors of ``tracking_ids`` (each, and of the union of ``series``) over a window
+        (the settings' by default), with the total over every id: the counts of those ids first (one
+        ``only`` read per type, the evidence of what must be there), then their sketches. Its cost
+        grows with the ids asked for, not with the prefix's. Raises StoreUnavailable."""
+        layout = self.layout()
+        now = self.clock.time()
+        blocks, _ = self._plan(layout, now, self.settings.window_seconds if window_seconds is None else window_seconds)
+        found = self.store.read(layout, blocks, ids=False) if not tracking_ids else BlocksRead()
+        for etype in sorted({counted_type(name) for name in series}) if tracking_ids else ():
+            for tid in tracking_ids:
+                part = self.store.read(layout, blocks, only=(etype, tid))
+                for block, by_type in part.counts.items():
+                    found.counts.setdefault(block, {}).setdefault(etype, {}).update(by_type.get(etype, {}))
+                found.totals.update(part.totals)
+        return self.store.read_visitors(layout, blocks, series, list(tracking_ids), found)
 
     def read_one(self, etype: str, tracking_id: str, window_seconds: int) -> WindowView:
         """One id's count of one type over a window: the heads and that id's one shard per block,

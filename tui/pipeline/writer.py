@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.clock import Clock, SystemClock
+from tui.distinct.batch import DistinctBatch
 from tui.events import Event
 from tui.pipeline.prefix import PrefixLayout
 from tui.settings import Settings
 from tui.store import Store, StoreUnavailable
 from tui.store.merge import key_of
 from tui.store.repair import absolute_counts, events_away, verify
+from tui.store.sketches import PendingSketches
 from tui.store.writer_state import WriterState, deltas_by_key
 from tui.window import Ledger, bucket_of, window_range
 
@@ -79,6 +81,10 @@ class Writer:
         allowed = frozenset(settings.tracking_ids) if settings.allow_only_listed_ids else None
         self._ledger = Ledger(settings.bucket_seconds, settings.max_tracking_ids, allowed)
         self._state = WriterState(self.writer_id)
+        #: Distinct visitors and signups since the last flush, then per sketch key until the store
+        #: confirms it (:mod:`tui.store.sketches`); written before the counts of the same flush.
+        self._distinct = DistinctBatch(settings.bucket_seconds, settings.sketch_lg_k)
+        self._sketches = PendingSketches()
         self._next_verify = self.clock.monotonic() + VERIFY_SECONDS
         self._verify_cursor = 0  # where the rotating sample of shard values to verify goes on
         #: Events whose deltas outlived the store's retention before the store took them (an outage
@@ -118,7 +124,9 @@ class Writer:
 
     def ingest(self, events: Iterable[Event]) -> None:
         """Count events made in the writer's thread (the generator, a benchmark's feed)."""
+        events = events if isinstance(events, Sequence) else list(events)
         self._ledger.record(events)
+        self._distinct.record(events)
 
     def submit(self, events: Sequence[tuple[str, str, int]], position: Any = None) -> None:
         """Hand in durable events from any thread (``(type, tracking_id, ts_ms, ...)`` each); they
@@ -133,6 +141,7 @@ class Writer:
             except queue.Empty:
                 return
             self._ledger.record(events)
+            self._distinct.record(events)
             if position is not None:
                 self._inbox_position = position
 
@@ -144,15 +153,19 @@ class Writer:
         ``position``: the spool position that state covers; the first write passes it to
         :attr:`on_written`, so the spool behind it is released even if no new event ever arrives
         (a restart on a full spool answered 429 for good)."""
+        plain = dict(plain)
+        sketches = PendingSketches.from_plain(plain.pop("sketches", []))
         state = WriterState.from_plain(plain)
         if state.writer_id != self.writer_id:
             raise ValueError(f"saved writer state is writer {state.writer_id}'s, not {self.writer_id}'s")
         self._state = state
+        self._sketches = sketches
         self._inbox_position = position
 
     def writer_state(self) -> dict[str, Any]:
-        """The writer's state as plain data (what the checkpoint persists)."""
-        return self._state.to_plain()
+        """The writer's state as plain data (what the checkpoint persists): the counts' pending deltas
+        and the sketches' pending items, so a ``kill -9`` after the checkpoint loses neither."""
+        return {**self._state.to_plain(), "sketches": self._sketches.to_plain()}
 
     # -- flushes ---------------------------------------------------------------------------------
 
@@ -190,14 +203,19 @@ class Writer:
                 damaged, self._verify_cursor = verify(self.store, layout, self._state, self._verify_cursor)
                 self._state.check.update(damaged)
             self._state.stage(deltas_by_key(self._ledger.take_deltas(), layout))
+            taken = self._distinct.take_items()
+            self._sketches.stage(taken, layout)
+            self._sketches.forget(lambda b: layout.expires_at(b) > now)
             staged = self._inbox_position
             # Every new sequence number (a staged delta, a head listing a shard) raises seq, so an
-            # unchanged mark means the last checkpoint already holds every number this write can use.
+            # unchanged mark means the last checkpoint already holds every number this write can
+            # use; new sketch items always come with new deltas (every event has a count).
             mark = (staged, self._state.seq)
             if self.on_staged is not None and mark != self._checkpointed:
                 self.on_staged(staged)
                 self._checkpointed = mark
             started = self.clock.monotonic()
+            self.store.write_sketches(layout, self._sketches, now, everything)  # before the counts
             self.store.write(layout, self._state, lambda ident: absolute_counts(self._ledger, layout, ident, self._state.confirmed), now, everything)
             if self.on_written is not None and staged != self._released:
                 self.on_written(staged)

@@ -32,7 +32,7 @@ class OpenedStore:
 
 
 def prefix_settings(settings: Settings) -> PrefixSettings:
-    return PrefixSettings(settings.bucket_seconds, settings.retention, settings.window_minutes)
+    return PrefixSettings(settings.bucket_seconds, settings.retention, settings.window_minutes, settings.sketch_lg_k)
 
 
 def open_store(settings: Settings, clock: Clock | None = None, chosen_by: str = "the settings") -> OpenedStore:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from tui.distinct.sketch import DEFAULT_LG_K
 from tui.settings import SettingsError
 from tui.store.codec import (
     Corrupt,
@@ -29,6 +30,8 @@ from tui.store.decode_cache import DecodeCache
 from tui.store.layout import DEFAULT_SHARDS, LAYOUT_VERSION, MAX_SHARDS, Layout, memcached_expiry
 from tui.store.merge import MAX_CAS_ATTEMPTS, Absolute, TooLarge, Write, flush
 from tui.store.reads import BlocksRead, read_blocks
+from tui.store.sketch_reads import DistinctRead, read_distinct
+from tui.store.sketches import PendingSketches, flush_sketches
 from tui.store.writer_state import WriterState
 from tui.store.written import Written
 from tui.window import Block
@@ -70,6 +73,7 @@ class PrefixSettings:
     bucket_seconds: int
     retention: Mapping[int, int]
     window_minutes: float
+    lg_k: int = DEFAULT_LG_K
 
 
 class Store(ABC):
@@ -166,7 +170,7 @@ class Store(ABC):
     def _open_prefix(self, wanted: PrefixSettings) -> Layout:
         key = f"{self.prefix}meta"
         now_ms = int(self.now() * 1000)
-        ours = Meta(LAYOUT_VERSION, wanted.bucket_seconds, DEFAULT_SHARDS, dict(wanted.retention), wanted.window_minutes, now_ms)
+        ours = Meta(LAYOUT_VERSION, wanted.bucket_seconds, DEFAULT_SHARDS, dict(wanted.retention), wanted.window_minutes, now_ms, wanted.lg_k)
         for _ in range(MAX_CAS_ATTEMPTS):
             found = self.gets_many([key]).get(key)
             if found is None:
@@ -195,13 +199,15 @@ class Store(ABC):
             raise conflict("layout version", LAYOUT_VERSION, meta.layout, "a matching eventdash version")
         if meta.bucket_seconds != wanted.bucket_seconds:
             raise conflict("bucket_seconds", wanted.bucket_seconds, meta.bucket_seconds, "the same bucket")
+        if meta.lg_k != wanted.lg_k:
+            raise conflict("sketch_lg_k", wanted.lg_k, meta.lg_k, "the same sketch_lg_k")
         if dict(meta.retention) != dict(wanted.retention):
             show = lambda r: ", ".join(f"x{s}={r[s] / 3600:g} h" for s in sorted(r))
             raise conflict("retention_hours", show(wanted.retention), show(meta.retention), "the same retention")
 
     def _adopt(self, meta: Meta) -> Layout:
         self.meta = meta
-        return Layout(self.prefix, meta.bucket_seconds, meta.shards, dict(meta.retention))
+        return Layout(self.prefix, meta.bucket_seconds, meta.shards, dict(meta.retention), meta.lg_k)
 
     # -- counts ---------------------------------------------------------------------------------------
 
@@ -216,6 +222,28 @@ class Store(ABC):
                 raise StoreUnavailable(f"{self.where}: {exc}") from None
 
         self._call("writing buckets", run)
+
+    def write_sketches(self, layout: Layout, pending: PendingSketches, now: float, everything: bool = False) -> None:
+        """Unite the writer's pending sketch items that are due into the store (before its counts of
+        the same flush, :mod:`tui.store.sketches`). Raises StoreUnavailable; the rest stays pending."""
+
+        def run() -> None:
+            try:
+                flush_sketches(self, layout, pending, layout.lg_k, now, self.report, everything)
+            except (TooLarge, TimeoutError) as exc:
+                raise StoreUnavailable(f"{self.where}: {exc}") from None
+
+        self._call("writing visitor sketches", run)
+
+    def read_visitors(
+        self, layout: Layout, blocks: Sequence[Block], series: Sequence[str], ids: Sequence[str], found: BlocksRead, total: bool = True
+    ) -> DistinctRead:
+        """Distinct visitors over ``blocks``, after ``found`` (the counts read of the same blocks,
+        the evidence of what must be there). Raises StoreUnavailable."""
+        return self._call(
+            "reading visitor sketches",
+            lambda: read_distinct(self.get_many, layout, blocks, series, ids, found.counts, found.totals, self.report, total),
+        )
 
     def written(self, writer_id: str) -> Written:
         """What the writer ``writer_id`` stored last through this store (see :mod:`tui.store.written`)."""

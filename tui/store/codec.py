@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui import EVENT_TYPES
+from tui.distinct.sketch import DEFAULT_LG_K, check_lg_k
 from tui.window import LEVELS
 
 MAX_COUNT = 2**53  # a count above this cannot be exact in a JSON reader that uses doubles
@@ -201,6 +202,9 @@ class Meta:
     retention: dict[int, int]
     window_minutes: float
     created_ms: int
+    #: ``lg_k`` of every distinct-visitors sketch of the prefix (tui.distinct): sketches of two
+    #: sizes cannot share a value, so a process with another one is refused, like another bucket.
+    lg_k: int = DEFAULT_LG_K
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -210,6 +214,7 @@ class Meta:
             "retention": {str(span): seconds for span, seconds in self.retention.items()},
             "windowMinutes": self.window_minutes,
             "createdMs": self.created_ms,
+            "sketchLgK": self.lg_k,
         }
 
 
@@ -221,7 +226,7 @@ def _positive_number(value: Any, what: str) -> float:
 
 def decode_meta(raw: bytes, now_ms: int, max_shards: int) -> Meta:
     value = parse_object(raw)
-    _fields(value, ("layout", "bucketSeconds", "shards", "retention", "windowMinutes", "createdMs"))
+    _fields(value, ("layout", "bucketSeconds", "shards", "retention", "windowMinutes", "createdMs"), ("sketchLgK",))
     retention = value["retention"]
     if not isinstance(retention, dict) or sorted(retention) != sorted(str(s) for s in LEVELS):
         raise Corrupt(f"'retention' must give seconds for the levels {', '.join(map(str, LEVELS))}")
@@ -243,7 +248,15 @@ def decode_meta(raw: bytes, now_ms: int, max_shards: int) -> Meta:
         kept,
         _positive_number(value["windowMinutes"], "'windowMinutes'"),
         created,
+        _lg_k(value.get("sketchLgK", DEFAULT_LG_K)),
     )
+
+
+def _lg_k(value: Any) -> int:
+    try:
+        return check_lg_k(value)
+    except ValueError as exc:
+        raise Corrupt(f"'sketchLgK': {exc}") from None
 
 
 def as_of_ms(value: dict[str, Any], now_ms: int) -> int:

@@ -8,6 +8,10 @@ This module is the documented contract that lets a client in any language find a
 * ``Ph<span>:<index>`` -- the *head* of block ``(span, index)``: per-type totals, which shards and
   which child blocks hold data, the writers' sequence numbers.
 * ``Ps<span>:<index>:<type>:<shard>`` -- the counts of the tracking ids of ``shard`` in that block.
+* ``Pd<span>:<index>:<series>:<shard>`` -- the HLL sketches of the distinct visitors of the ids of
+  ``shard`` in that block, per type (``series`` = the type) and of the distinct signups (``signups``);
+  ``…:t`` the series over all ids; ``…:<shard>/<id>`` one id's sketch when it does not fit
+  (:mod:`tui.store.sketches`, format in :mod:`tui.distinct.value`).
 * ``P<type>`` -- the published summary of a type (the brief's shape);
   ``P<type>:s<shard>`` -- the same for the ids of one shard, so one id's count is one ``get``.
 
@@ -27,10 +31,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from tui.distinct.sketch import DEFAULT_LG_K
 from tui.settings import DEFAULT_RETENTION_SECONDS
 from tui.window import LEVELS, Block
 
-LAYOUT_VERSION = 2
+#: 3: distinct-visitors sketches beside the counts (``Pd…`` keys, :mod:`tui.store.sketches`).
+LAYOUT_VERSION = 3
 #: Chosen by measurement (README "Performance"): at 100,000 ids a shard of a 1 h block holds about
 #: 1,600 ids (40 KB), far under the 512 KB goal, and a flush touches at most 64 keys per type and level.
 DEFAULT_SHARDS = 64
@@ -94,6 +100,8 @@ class Layout:
     bucket_seconds: int
     shards: int = DEFAULT_SHARDS
     retention: Mapping[int, int] = field(default_factory=lambda: dict(DEFAULT_RETENTION))
+    #: ``lg_k`` of the prefix's sketches (the meta key's ``sketchLgK``).
+    lg_k: int = DEFAULT_LG_K
 
     # -- keys -------------------------------------------------------------------------------------
 

@@ -1,0 +1,209 @@
+"""Distinct visitors in the store (issue 13): writers unite sketches beside their counts, readers unite
+the blocks of a window, and a lost or restored sketch value makes the figure ``incomplete``.
+
+Every test runs on the embedded store and on a real memcached (the ``store`` fixture)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from tui.clock import FakeClock
+from tui.distinct.batch import SIGNUPS
+from tui.distinct.sketch import estimate, relative_error_bound
+from tui.distinct.value import decode
+from tui.ingest.decode import IngestEvent
+from tui.pipeline import Pipeline
+from tui.settings import MemcachedSettings, Settings
+from tui.store import MemoryStore, Store
+from tui.store.sketches import sketch_key
+
+IDS = tuple(f"INF-{i:03d}" for i in range(40))
+TYPES = ("signup", "user-event", "review")
+
+
+def settings(**changes: object) -> Settings:
+    return Settings(tracking_ids=IDS, backend="memory", memcached=MemcachedSettings(key_prefix="t:"), **changes)  # type: ignore[arg-type]
+
+
+def pipeline(store: Store, clock: FakeClock, writer: str, **changes: object) -> Pipeline:
+    return Pipeline(settings(**changes), store, clock=clock, generate=False, writer_id=writer)
+
+
+def events(rng: random.Random, clock: FakeClock, n: int, visitors: int = 500) -> list[IngestEvent]:
+    now_ms = int(clock.time() * 1000)
+    out = []
+    for i in range(n):
+        etype = rng.choice(TYPES)
+        visitor = f"v{rng.randrange(visitors)}"
+        email = rng.randrange(visitors // 2) if etype == "signup" else None
+        out.append(IngestEvent(etype, rng.choice(IDS), now_ms + i % 1000, visitor, None, email))
+    return out
+
+
+def exact(batches: list[list[IngestEvent]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for batch in batches:
+        for event in batch:
+            out.setdefault(event.tracking_id, set()).add(event.visitor_id or "")
+    return out
+
+
+def run(writers: list[Pipeline], clock: FakeClock, seconds: int, per_second: int, seed: int = 1) -> list[list[IngestEvent]]:
+    """Each second every writer gets its own events, then flushes; returns every batch."""
+    rng = random.Random(seed)
+    batches = []
+    for _ in range(seconds):
+        for engine in writers:
+            batch = events(rng, clock, per_second)
+            engine.writer.ingest(batch)
+            batches.append(batch)
+            assert engine.writer.flush()
+        clock.advance(1.0)
+    return batches
+
+
+def content(store: Store, keys: list[str], lg_k: int) -> dict[str, dict[str, float]]:
+    """Each value's sketches by id, as their estimates: a list or set sketch may store the same
+    coupons in another order, so bytes can differ while the registers are the same."""
+    out = {}
+    for key, data in store.get_many(keys).items():
+        out[key] = {tid: estimate([sketch], lg_k).value for tid, sketch in decode(data, lg_k).items()}
+    return out
+
+
+def evict(store: Store, key: str) -> None:
+    """What memcached does to a value under memory pressure."""
+    if isinstance(store, MemoryStore):
+        store.delete(key)
+    else:
+        store._client.delete(key, noreply=False)  # type: ignore[attr-defined]
+
+
+def within(estimate: float, truth: int, lg_k: int = 13) -> bool:
+    return abs(estimate - truth) <= max(1.0, truth * relative_error_bound(lg_k))
+
+
+def test_a_window_counts_the_distinct_visitors_of_every_id_within_the_sketch_error(store: Store, clock: FakeClock) -> None:
+    engine = pipeline(store, clock, "w1")
+    batches = run([engine], clock, 90, 300)
+    truth = exact(batches)
+    view = engine.reader.read_view(visitors=True)
+    assert view.visitors is not None and view.visitors.incomplete == ()
+    for tid, seen in truth.items():
+        assert within(view.visitors.by_id[tid].value, len(seen)), tid
+    assert within(view.visitors.total.value, len(set().union(*truth.values())))  # type: ignore[union-attr]
+    assert view.visitors.total.value < sum(len(s) for s in truth.values())  # type: ignore[union-attr]  # a union, not a sum
+
+
+def test_eight_writers_give_what_one_writer_gives_for_the_same_events(store: Store, clock: FakeClock) -> None:
+    rng = random.Random(3)
+    batches = [events(rng, clock, 2_000) for _ in range(8)]
+    one = pipeline(MemoryStore(clock, key_prefix="one:"), clock, "solo")
+    one.writer.ingest([e for batch in batches for e in batch])
+    assert one.writer.flush()
+    many = [pipeline(store, clock, f"w{i}") for i in range(8)]
+    for engine, batch in zip(many, batches):
+        engine.writer.ingest(batch)
+        assert engine.writer.flush()
+    clock.advance(1.0)
+    solo, united = one.reader.read_view(visitors=True).visitors, many[0].reader.read_view(visitors=True).visitors
+    assert solo is not None and united is not None and united.incomplete == ()
+    assert united.total == solo.total  # register-wise maximum: the same registers, whatever the writers
+    assert united.by_id == solo.by_id
+
+
+def test_a_retried_flush_of_the_same_sketches_changes_nothing(store: Store, clock: FakeClock) -> None:
+    engine = pipeline(store, clock, "w1")
+    engine.writer.ingest(events(random.Random(5), clock, 1_000))
+    saved: dict[str, Any] = {}
+    engine.writer.on_staged = lambda _position: saved.update(engine.writer.writer_state())  # the checkpoint, before the write
+    assert engine.writer.flush()
+    assert saved["sketches"], "pending sketch items are in the checkpoint"
+    layout = engine.reader.layout()
+    keys = [sketch_key(layout, tuple(ident)) for ident, _ in saved["sketches"]]  # type: ignore[arg-type]
+    before = content(store, keys, layout.lg_k)
+    again = pipeline(store, clock, "w1")  # the same writer after a crash: it re-sends its checkpoint
+    again.writer.restore(saved)
+    assert again.writer.flush()
+    assert content(store, keys, layout.lg_k) == before
+
+
+class Crash(Exception):
+    """Stands for a kill -9 right after the checkpoint was saved."""
+
+
+def test_a_checkpoint_keeps_visitors_that_were_not_written_yet(store: Store, clock: FakeClock) -> None:
+    engine = pipeline(store, clock, "w1")
+    batch = events(random.Random(6), clock, 600)
+    engine.writer.ingest(batch)
+    saved: dict[str, object] = {}
+
+    def checkpoint(_position: object) -> None:
+        saved.update(engine.writer.writer_state())
+        raise Crash
+
+    engine.writer.on_staged = checkpoint
+    with pytest.raises(Crash):
+        engine.writer.flush()
+    restarted = pipeline(store, clock, "w1")
+    restarted.writer.restore(saved)
+    assert restarted.writer.flush()
+    seen = restarted.reader.read_view(visitors=True).visitors
+    assert seen is not None and seen.incomplete == ()
+    for tid, visitors in exact([batch]).items():
+        assert within(seen.by_id[tid].value, len(visitors)), tid
+
+
+def test_an_evicted_sketch_value_makes_the_figure_incomplete_and_a_rewrite_says_restored(store: Store, clock: FakeClock) -> None:
+    engine = pipeline(store, clock, "w1")
+    run([engine], clock, 3, 200)
+    layout = engine.reader.layout()
+    tid = IDS[0]
+    bucket = int((clock.time() - 1) * 1000) // 10_000
+    key = sketch_key(layout, ("d", 1, bucket, "user-event", layout.shard(tid)))
+    assert store.get_many([key]), "the single bucket's sketch value is there"
+    evict(store, key)
+    seen = engine.reader.read_visitors([tid])
+    assert any(key in gap.why and "missing" in gap.why for gap in seen.incomplete)
+    # A writer adding visitors to that block finds it missing while its counts are there: restored.
+    engine.writer.ingest([IngestEvent("user-event", tid, int((clock.time() - 1) * 1000), "late", None, None)])
+    assert engine.writer.flush()
+    again = engine.reader.read_visitors([tid])
+    assert any(key in gap.why and "restored" in gap.why for gap in again.incomplete)
+
+
+def test_a_day_window_unites_coarse_blocks(store: Store, clock: FakeClock) -> None:
+    engine = pipeline(store, clock, "w1", window_minutes=24 * 60)
+    rng = random.Random(8)
+    batches = []
+    for _ in range(30):  # 30 bursts a few minutes apart: the old ones are read from coarse blocks
+        batch = events(rng, clock, 200)
+        engine.writer.ingest(batch)
+        batches.append(batch)
+        assert engine.writer.flush()
+        clock.advance(200.0)
+        assert engine.writer.flush()
+    clock.advance(3_700.0)
+    assert engine.writer.flush(everything=True)
+    truth = exact(batches)
+    tid = IDS[1]
+    one = engine.reader.read_visitors([tid], window_seconds=24 * 3600)
+    assert one.incomplete == ()
+    assert within(one.by_id[tid].value, len(truth[tid]))
+    signups = engine.reader.read_visitors([tid], series=[SIGNUPS], window_seconds=24 * 3600)
+    wanted = {e.email_hash for b in batches for e in b if e.tracking_id == tid and e.email_hash is not None}
+    assert within(signups.by_id[tid].value, len(wanted))
+
+
+@pytest.mark.parametrize("prefix_lg_k,ours", [(12, 13)])
+def test_a_process_with_another_sketch_size_is_refused(store: Store, clock: FakeClock, prefix_lg_k: int, ours: int) -> None:
+    from tui.store.base import PrefixConflict
+
+    first = pipeline(store, clock, "w1", sketch_lg_k=prefix_lg_k)
+    first.reader.layout()
+    second = pipeline(store, clock, "w2", sketch_lg_k=ours)
+    with pytest.raises(PrefixConflict, match="sketch_lg_k 13 conflicts .*sketch_lg_k 12"):
+        second.reader.layout()

@@ -1,0 +1,133 @@
+"""Reading distinct visitors: the union of the sketches of the blocks that tile a window.
+
+A window's distinct count is the union of its blocks' sketches (:mod:`tui.distinct.sketch`). The
+read comes *after* the counts of the same blocks, and uses them as evidence (see
+:mod:`tui.store.sketches` for why that is sound): an id counted in a block must have an entry in that
+block's sketch value, a type with a total in a block must have its total sketch. Whatever is
+missing, corrupt or marked restored becomes a :class:`~tui.window.Gap`, and the figure is reported
+``incomplete``, never printed as if whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import datasketches as ds
+
+from tui.distinct.sketch import Estimate, estimate_loaded
+from tui.distinct.value import collect
+from tui.store.layout import Layout
+from tui.store.reads import block_gap
+from tui.store.sketches import TOTAL_ID, counted_type, own_key, sketch_key
+from tui.window import Block, BucketCounts, Gap
+
+
+@dataclass(frozen=True)
+class DistinctRead:
+    """Distinct counts of the union of some series over a window, and why any may be low."""
+
+    #: Over every id (None: not asked for).
+    total: Estimate | None = None
+    #: Per id asked for (an id without data in the window is absent).
+    by_id: Mapping[str, Estimate] = field(default_factory=dict)
+    #: Per series (type) and id: each series alone, for the per-type tables and summaries.
+    by_series: Mapping[str, Mapping[str, Estimate]] = field(default_factory=dict)
+    #: Per series, over every id.
+    series_totals: Mapping[str, Estimate] = field(default_factory=dict)
+    incomplete: tuple[Gap, ...] = ()
+    #: Ids of the window left out of ``by_id`` (only the busiest are read; the totals cover all).
+    omitted: int = 0
+
+
+@dataclass
+class _Found:
+    sketches: list[ds.hll_sketch] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+
+
+def read_distinct(
+    get_many: Callable[[list[str]], Mapping[str, bytes]],
+    layout: Layout,
+    blocks: Sequence[Block],
+    series: Sequence[str],
+    ids: Iterable[str],
+    counts: Mapping[Block, BucketCounts],
+    totals: Mapping[Block, Mapping[str, int]],
+    report: Callable[[str, str], None],
+    total: bool = True,
+) -> DistinctRead:
+    """The distinct visitors of ``series`` (types, or ``signups``) over ``blocks``: per id of ``ids``,
+    per series, and (``total``) over all ids. ``counts`` and ``totals`` are what a read of the same
+    blocks found just before (per block: type -> id -> count; type -> total), the evidence of what
+    must be there. Two round trips: the shared values, then the own keys of ids that spilled."""
+    ids = list(ids)
+    keys: dict[tuple[Block, str, int], str] = {}
+    for block in blocks:
+        for name in series:
+            shards = {layout.shard(tid) for tid in ids}
+            if total:
+                shards.add(layout.shards)
+            for shard in shards:
+                keys[(block, name, shard)] = sketch_key(layout, ("d", block[0], block[1], name, shard))
+    values = get_many(list(keys.values())) if keys else {}
+    lg_k = layout.lg_k
+    found: dict[tuple[str, str], _Found] = {}  # (series, id or TOTAL_ID) -> sketches and gaps
+    spilled: dict[str, tuple[Block, str, str]] = {}
+    wanted = [(tid, layout.shard(tid)) for tid in ids] + ([(TOTAL_ID, layout.shards)] if total else [])
+    for block in blocks:
+        for name in series:
+            etype = counted_type(name)
+            for tid, shard in wanted:
+                key = keys[(block, name, shard)]
+                held = totals.get(block, {}).get(etype, 0) if tid == TOTAL_ID else counts.get(block, {}).get(etype, {}).get(tid, 0)
+                into = found.setdefault((name, tid), _Found())
+                data = values.get(key)
+                if data is None:
+                    if held:
+                        into.gaps.append(block_gap(block, f"visitors: {key} is missing (evicted?)"))
+                    continue
+                got = collect({key: data}, tid, lg_k)
+                into.sketches.extend(got.sketches)
+                for why in got.corrupt.values():
+                    report(key, why)
+                    into.gaps.append(block_gap(block, f"visitors: {key} is corrupt"))
+                if got.restored:
+                    into.gaps.append(block_gap(block, f"visitors: {key} was restored after a loss"))
+                if got.absent and held:
+                    into.gaps.append(block_gap(block, f"visitors: {key} lacks {tid}"))
+                if got.spilled:
+                    spilled[own_key(key, tid)] = (block, name, tid)
+    if spilled:
+        own = get_many(list(spilled))
+        for key, (block, name, tid) in spilled.items():
+            into = found[(name, tid)]
+            data = own.get(key)
+            if data is None:
+                into.gaps.append(block_gap(block, f"visitors: {key} is missing (evicted?)"))
+                continue
+            got = collect({key: data}, tid, lg_k)
+            into.sketches.extend(got.sketches)
+            for why in got.corrupt.values():
+                report(key, why)
+                into.gaps.append(block_gap(block, f"visitors: {key} is corrupt"))
+    return _estimates(found, series, ids, total, lg_k)
+
+
+def _estimates(found: Mapping[tuple[str, str], _Found], series: Sequence[str], ids: Sequence[str], total: bool, lg_k: int) -> DistinctRead:
+    gaps: list[Gap] = []
+    for got in found.values():
+        gaps.extend(g for g in got.gaps if g not in gaps)
+    by_series = {
+        name: {tid: estimate_loaded(got.sketches, lg_k) for tid in ids if (got := found.get((name, tid))) and got.sketches}
+        for name in series
+    }
+    by_id = {}
+    for tid in ids:
+        sketches = [s for name in series for s in found.get((name, tid), _Found()).sketches]
+        if sketches:
+            by_id[tid] = estimate_loaded(sketches, lg_k)
+    series_totals = {name: estimate_loaded(found.get((name, TOTAL_ID), _Found()).sketches, lg_k) for name in series} if total else {}
+    whole = estimate_loaded([s for name in series for s in found.get((name, TOTAL_ID), _Found()).sketches], lg_k) if total else None
+    gaps.sort(key=lambda g: (g.first, g.why))
+    return DistinctRead(whole, by_id, by_series, series_totals, tuple(gaps))

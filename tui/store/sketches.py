@@ -1,0 +1,194 @@
+"""Distinct visitors in the store: a writer's pending items per sketch key, and how a flush unites them in.
+
+Beside the counts of every (block, type, shard) the store keeps one value of HLL sketches
+(:mod:`tui.distinct.value`), one entry per tracking id of that shard: the distinct visitors of that
+type at that id in that block. The series :data:`~tui.distinct.batch.SIGNUPS` holds the distinct
+e-mail hashes of sign-ups the same way, and the pseudo-shard ``t`` of each series holds the sketch of
+the series over all ids (entry :data:`TOTAL_ID`), so a type's distinct visitors need no union of
+100,000 sketches.
+
+Why no sequence numbers: a union is a register-wise maximum, so uniting the same sketch twice
+changes nothing. A ``cas`` whose reply was lost, a flush retried after an outage, a restarted writer
+re-sending its checkpoint: all are harmless. The counts need per-writer sequence numbers only
+because addition is not idempotent.
+
+Order: a flush writes the sketches of a key *before* the counts of the same (block, type, shard)
+(:meth:`tui.pipeline.writer.Writer.flush`), and every id counted in a shard gets an entry in its
+sketch value, even an empty one when its events carried no visitor id. So:
+
+* a reader that reads the counts first, then the sketches, finds an entry for every id it counted;
+  one that is missing was lost (evicted), and the reader says ``incomplete``;
+* a writer that finds a sketch value missing while the counts of its shard (the head's total, for
+  the pseudo-shard) are there knows it was lost, and marks the value it writes *restored*: readers
+  then say ``incomplete`` for that block instead of printing the few visitors written since.
+
+The writer keeps raw items (visitor ids, e-mail hashes) per key until the store confirms the key,
+and builds each sketch once per write: staging costs set unions, not sketch unions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from tui.distinct.batch import SIGNUPS, SketchKey
+from tui.distinct.sketch import sketch_of, sketch_of_hashes
+from tui.distinct.value import DEFAULT_BUDGET, MAX_VALUE_BYTES, ValueTooLarge, merge
+from tui.store.codec import Corrupt, decode_head, decode_shard
+from tui.store.layout import Layout
+from tui.store.merge import KV, MAX_CAS_ATTEMPTS, TooLarge, Write, due_now
+from tui.window import LEVELS, Block
+
+#: ``("d", span, index, series, shard)``; ``shard == layout.shards`` is the series' total (key suffix ``t``).
+SketchIdent = tuple[str, int, int, str, int]
+#: The one entry of a total key.
+TOTAL_ID = "*"
+#: Items of one id in one key: visitor ids (str) or e-mail hashes (int).
+Items = set[Any]
+
+
+def sketch_block(ident: SketchIdent) -> Block:
+    return (ident[1], ident[2])
+
+
+def counted_type(series: str) -> str:
+    """The event type whose counts sit beside a series' sketches (signups beside ``signup``)."""
+    return "signup" if series == SIGNUPS else series
+
+
+class PendingSketches:
+    """What a writer has seen and the store has not confirmed: items per id per sketch key."""
+
+    def __init__(self) -> None:
+        self.items: dict[SketchIdent, dict[str, Items]] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def stage(self, taken: Mapping[SketchKey, Iterable[Any]], layout: Layout) -> None:
+        """Fold a batch's items (per bucket, series, id) into the key of every level's block that
+        holds the bucket, and into the series' total key of that block."""
+        total_shard = layout.shards
+        items = self.items
+        for (bucket, series, tracking_id), found in taken.items():
+            shard = layout.shard(tracking_id)
+            for span in LEVELS:
+                index = bucket // span
+                items.setdefault(("d", span, index, series, shard), {}).setdefault(tracking_id, set()).update(found)
+                items.setdefault(("d", span, index, series, total_shard), {}).setdefault(TOTAL_ID, set()).update(found)
+
+    def forget(self, keep: Callable[[Block], bool]) -> None:
+        """Drop the keys of blocks the store no longer keeps (nothing reads them any more)."""
+        self.items = {ident: ids for ident, ids in self.items.items() if keep(sketch_block(ident))}
+
+    def to_plain(self) -> list[list[Any]]:
+        """JSON-ready: ``[[ident...], {id: [items]}]`` per key (the checkpoint of ``serve``)."""
+        return [[list(ident), {tid: sorted(found, key=str) for tid, found in ids.items()}] for ident, ids in self.items.items()]
+
+    @classmethod
+    def from_plain(cls, plain: Sequence[Sequence[Any]]) -> PendingSketches:
+        pending = cls()
+        for ident, ids in plain:
+            kind, span, index, series, shard = ident
+            pending.items[(str(kind), int(span), int(index), str(series), int(shard))] = {str(t): set(found) for t, found in ids.items()}
+        return pending
+
+
+def sketch_key(layout: Layout, ident: SketchIdent) -> str:
+    _, span, index, series, shard = ident
+    return f"{layout.prefix}d{span}:{index}:{series}:{'t' if shard == layout.shards else shard}"
+
+
+def own_key(shared_key: str, tracking_id: str) -> str:
+    """Where an id's sketch goes when it does not fit in its shared value (:data:`~tui.distinct.value.SPILLED`)."""
+    return f"{shared_key}/{tracking_id}"
+
+
+def evidence_key(layout: Layout, ident: SketchIdent) -> str:
+    """The value whose data proves that this sketch value existed: the counts of the same
+    (block, type, shard), or for a total the block's head."""
+    block = sketch_block(ident)
+    if ident[4] == layout.shards:
+        return layout.head_key(block)
+    return layout.shard_key(block, counted_type(ident[3]), ident[4])
+
+
+def _held_data(layout: Layout, ident: SketchIdent, raw: bytes | None) -> bool:
+    """Does the evidence value hold counts (of the series' type) that the sketch value must cover?"""
+    if raw is None:
+        return False
+    try:
+        if ident[4] == layout.shards:
+            return decode_head(raw, layout.shards, ident[1]).totals.get(counted_type(ident[3]), 0) > 0
+        return bool(decode_shard(raw).counts)
+    except Corrupt:
+        return False  # the counts' own flush reports and repairs it
+
+
+def _delta(series: str, ids: Mapping[str, Items], lg_k: int) -> dict[str, bytes]:
+    build = sketch_of_hashes if series == SIGNUPS else sketch_of
+    return {tid: build(found, lg_k) for tid, found in ids.items()}
+
+
+def flush_sketches(
+    kv: KV,
+    layout: Layout,
+    pending: PendingSketches,
+    lg_k: int,
+    now: float,
+    report: Callable[[str, str], None],
+    everything: bool = False,
+    budget: int = DEFAULT_BUDGET,
+) -> None:
+    """Unite the pending items of every key that is due (the counts' schedule, :func:`due_now`) into
+    the store; a key leaves ``pending`` once its ``add``/``cas`` is confirmed. Raises on a store
+    error (the caller turns it into StoreUnavailable); what was not confirmed stays pending."""
+    due = due_now(layout, now, everything)
+    # A total goes with its block's head, written every flush (its evidence); a shard's sketches go
+    # with that shard's counts, on the counts' schedule.
+    todo = {sketch_key(layout, ident): ident for ident in pending.items if ident[4] == layout.shards or due(ident)}
+    deltas = {key: _delta(ident[3], pending.items[ident], lg_k) for key, ident in todo.items()}
+    for _ in range(MAX_CAS_ATTEMPTS):
+        if not todo:
+            return
+        fetched = kv.gets_many(list(todo))
+        missing = {evidence_key(layout, ident): ident for key, ident in todo.items() if key not in fetched}
+        evidence = kv.gets_many(list(missing)) if missing else {}
+        lost = {key for key, ident in todo.items() if key not in fetched and _held_data(layout, ident, evidence.get(evidence_key(layout, ident), (None,))[0])}
+        writes: list[Write] = []
+        for key, ident in todo.items():
+            stored = fetched.get(key)
+            try:
+                merged = merge(stored[0] if stored else None, deltas[key], lg_k, budget, restored=key in lost)
+            except ValueTooLarge as error:
+                raise TooLarge(f"{key}: {error}") from None
+            for problem in merged.problems:
+                report(key, problem)
+            expire = layout.expire(sketch_block(ident), now)
+            # An id's own key is written before the shared value that says "spilled", so a reader
+            # who sees that mark finds the sketch there.
+            _unite_own(kv, {own_key(key, tid): {tid: sketch} for tid, sketch in merged.spilled.items()}, lg_k, expire, report)
+            writes.append((key, merged.value, stored[1] if stored else None, expire))
+        results = kv.store_many(writes)
+        for (key, *_), stored_ok in zip(writes, results):
+            if stored_ok:
+                pending.items.pop(todo.pop(key), None)
+    raise TimeoutError(f"sketches: gave up after {MAX_CAS_ATTEMPTS} contended attempts")
+
+
+def _unite_own(kv: KV, deltas: dict[str, dict[str, bytes]], lg_k: int, expire: int, report: Callable[[str, str], None]) -> None:
+    """Unite single-id sketches into their own keys (one id each, so never over the limit)."""
+    for _ in range(MAX_CAS_ATTEMPTS):
+        if not deltas:
+            return
+        fetched = kv.gets_many(list(deltas))
+        writes: list[Write] = []
+        for key, delta in deltas.items():
+            stored = fetched.get(key)
+            merged = merge(stored[0] if stored else None, delta, lg_k, MAX_VALUE_BYTES)
+            for problem in merged.problems:
+                report(key, problem)
+            writes.append((key, merged.value, stored[1] if stored else None, expire))
+        results = kv.store_many(writes)
+        deltas = {key: deltas[key] for (key, *_), ok in zip(writes, results) if not ok}
+    raise TimeoutError(f"sketches: gave up after {MAX_CAS_ATTEMPTS} contended attempts")
