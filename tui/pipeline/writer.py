@@ -67,6 +67,7 @@ class Writer:
         writer_id: str | None = None,
         writer_name: str | None = None,
         on_store_change: Callable[[], None] | None = None,
+        count_visitors: bool = True,
     ) -> None:
         #: The pipeline keeps them current (``set_window``): the ledger keeps the window's buckets.
         self.settings = settings
@@ -83,6 +84,8 @@ class Writer:
         self._state = WriterState(self.writer_id)
         #: Distinct visitors and signups since the last flush, then per sketch key until the store
         #: confirms it (:mod:`tui.store.sketches`); written before the counts of the same flush.
+        #: False only for a benchmark's baseline (bench/sketch.py): the same writer without sketches.
+        self.count_visitors = count_visitors
         self._distinct = DistinctBatch(settings.bucket_seconds, settings.sketch_lg_k)
         self._sketches = PendingSketches()
         self._next_verify = self.clock.monotonic() + VERIFY_SECONDS
@@ -126,7 +129,8 @@ class Writer:
         """Count events made in the writer's thread (the generator, a benchmark's feed)."""
         events = events if isinstance(events, Sequence) else list(events)
         self._ledger.record(events)
-        self._distinct.record(events)
+        if self.count_visitors:
+            self._distinct.record(events)
 
     def submit(self, events: Sequence[tuple[str, str, int]], position: Any = None) -> None:
         """Hand in durable events from any thread (``(type, tracking_id, ts_ms, ...)`` each); they
@@ -141,7 +145,8 @@ class Writer:
             except queue.Empty:
                 return
             self._ledger.record(events)
-            self._distinct.record(events)
+            if self.count_visitors:
+                self._distinct.record(events)
             if position is not None:
                 self._inbox_position = position
 
