@@ -207,3 +207,17 @@ def test_a_process_with_another_sketch_size_is_refused(store: Store, clock: Fake
     second = pipeline(store, clock, "w2", sketch_lg_k=ours)
     with pytest.raises(PrefixConflict, match="sketch_lg_k 13 conflicts .*sketch_lg_k 12"):
         second.reader.layout()
+
+
+def test_ids_past_the_limit_count_their_visitors_under_other_like_their_events(store: Store, clock: FakeClock) -> None:
+    engine = pipeline(store, clock, "w1", max_tracking_ids=2)
+    now_ms = int(clock.time() * 1000)
+    engine.writer.ingest([IngestEvent("review", tid, now_ms, f"v-{tid}", None, None) for tid in ("INF-a", "INF-b", "INF-c", "INF-d")])
+    assert engine.writer.flush()
+    clock.advance(1.0)
+    view = engine.reader.read_view(visitors=True)
+    assert view.visitors is not None and view.visitors.incomplete == ()
+    counted = set(view.summary["review"].by_tracking_id)
+    assert counted == {"INF-a", "INF-b", "(other)"}
+    assert set(view.visitors.by_id) == counted
+    assert round(view.visitors.by_id["(other)"].value) == 2

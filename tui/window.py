@@ -273,6 +273,11 @@ class Ledger:
         self.other_events += count
         return OTHER_ID
 
+    def counted_as(self, etype: str, tid: str) -> str:
+        """The id that events of ``tid`` were counted under after the last fold: itself, or
+        :data:`OTHER_ID` past ``max_ids`` (distinct visitors follow the counts, id for id)."""
+        return tid if tid in self._ids.get(etype, ()) else OTHER_ID
+
     def _fold(self) -> None:
         # Per (bucket, type) first, then each group into its block of every level: one dict merge per
         # group and level instead of a chain of lookups per id (a flush at 100,000 ids folds thousands).

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.clock import Clock, SystemClock
-from tui.distinct.batch import DistinctBatch
+from tui.distinct.batch import DistinctBatch, SketchKey
 from tui.events import Event
 from tui.pipeline.prefix import PrefixLayout
 from tui.settings import Settings
 from tui.store import Store, StoreUnavailable
 from tui.store.merge import key_of
 from tui.store.repair import absolute_counts, events_away, verify
-from tui.store.sketches import PendingSketches
+from tui.store.sketches import PendingSketches, counted_type
 from tui.store.writer_state import WriterState, deltas_by_key
 from tui.window import Ledger, bucket_of, window_range
 
@@ -167,6 +167,15 @@ class Writer:
         self._sketches = sketches
         self._inbox_position = position
 
+    def _as_counted(self, taken: dict[SketchKey, set[Any]]) -> dict[SketchKey, set[Any]]:
+        """Visitors under the ids their events were counted under (an id past ``max_tracking_ids``
+        counts as "(other)"), so that every sketch entry sits beside a count, and no more ids."""
+        out: dict[SketchKey, set[Any]] = {}
+        counted_as = self._ledger.counted_as
+        for (bucket, series, tid), items in taken.items():
+            out.setdefault((bucket, series, counted_as(counted_type(series), tid)), set()).update(items)
+        return out
+
     def writer_state(self) -> dict[str, Any]:
         """The writer's state as plain data (what the checkpoint persists): the counts' pending deltas
         and the sketches' pending items, so a ``kill -9`` after the checkpoint loses neither."""
@@ -208,8 +217,7 @@ class Writer:
                 damaged, self._verify_cursor = verify(self.store, layout, self._state, self._verify_cursor)
                 self._state.check.update(damaged)
             self._state.stage(deltas_by_key(self._ledger.take_deltas(), layout))
-            taken = self._distinct.take_items()
-            self._sketches.stage(taken, layout)
+            self._sketches.stage(self._as_counted(self._distinct.take_items()), layout)
             self._sketches.forget(lambda b: layout.expires_at(b) > now)
             staged = self._inbox_position
             # Every new sequence number (a staged delta, a head listing a shard) raises seq, so an
