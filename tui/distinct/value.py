@@ -123,6 +123,19 @@ def _entry(data: bytes, frame: _Frame, index: int) -> bytes:
     return data[frame.area_at + start : frame.area_at + end]
 
 
+class Opened:
+    """A value whose frame was checked once, for finding many ids in it (a window read)."""
+
+    def __init__(self, data: bytes, lg_k: int) -> None:
+        """:class:`CorruptValue` if the frame is bad."""
+        self._data, self._frame = data, _frame(data, lg_k)
+        self.restored = self._frame.restored
+
+    def find(self, tracking_id: str) -> bytes | None:
+        """As :func:`find`."""
+        return _find(self._data, self._frame, tracking_id)
+
+
 def find(data: bytes, tracking_id: str, lg_k: int) -> bytes | None:
     """``tracking_id``'s sketch in ``data``; :data:`SPILLED` if in its own key; None if absent."""
     return _find(data, _frame(data, lg_k), tracking_id)
@@ -248,9 +261,9 @@ def collect(values: Mapping[str, bytes | None], tracking_id: str, lg_k: int) -> 
         if data is None:
             continue
         try:
-            frame = _frame(data, lg_k)
-            sketch = _find(data, frame, tracking_id)
-            if frame.restored:
+            opened = Opened(data, lg_k)
+            sketch = opened.find(tracking_id)
+            if opened.restored:
                 found.restored.append(key)
             if sketch is None:
                 found.absent.append(key)

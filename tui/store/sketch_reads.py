@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import datasketches as ds
 
-from tui.distinct.sketch import Estimate, estimate_loaded
-from tui.distinct.value import collect
+from tui.distinct.sketch import CorruptSketch, Estimate, estimate_loaded, load
+from tui.distinct.value import SPILLED, CorruptValue, Opened
 from tui.store.layout import Layout
 from tui.store.reads import block_gap
 from tui.store.sketches import TOTAL_ID, counted_type, own_key, sketch_key
@@ -78,40 +78,62 @@ def read_distinct(
     for block in blocks:
         for name in series:
             etype = counted_type(name)
+            opened: dict[str, Opened | str | None] = {}  # key -> the value framed once, or why it is unusable
             for tid, shard in wanted:
                 key = keys[(block, name, shard)]
                 held = totals.get(block, {}).get(etype, 0) if tid == TOTAL_ID else counts.get(block, {}).get(etype, {}).get(tid, 0)
                 into = found.setdefault((name, tid), _Found())
-                data = values.get(key)
-                if data is None:
+                value = opened[key] if key in opened else opened.setdefault(key, _open(key, values.get(key), lg_k, report))
+                if value is None:
                     if held:
                         into.gaps.append(block_gap(block, f"visitors: {key} is missing (evicted?)"))
-                    continue
-                got = collect({key: data}, tid, lg_k)
-                into.sketches.extend(got.sketches)
-                for why in got.corrupt.values():
-                    report(key, why)
-                    into.gaps.append(block_gap(block, f"visitors: {key} is corrupt"))
-                if got.restored:
-                    into.gaps.append(block_gap(block, f"visitors: {key} was restored after a loss"))
-                if got.absent and held:
-                    into.gaps.append(block_gap(block, f"visitors: {key} lacks {tid}"))
-                if got.spilled:
+                elif isinstance(value, str):
+                    into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({value})"))
+                elif _take(value, key, tid, lg_k, into, block, report, bool(held)):
                     spilled[own_key(key, tid)] = (block, name, tid)
     if spilled:
         own = get_many(list(spilled))
         for key, (block, name, tid) in spilled.items():
             into = found[(name, tid)]
-            data = own.get(key)
-            if data is None:
+            value = _open(key, own.get(key), lg_k, report)
+            if value is None:
                 into.gaps.append(block_gap(block, f"visitors: {key} is missing (evicted?)"))
-                continue
-            got = collect({key: data}, tid, lg_k)
-            into.sketches.extend(got.sketches)
-            for why in got.corrupt.values():
-                report(key, why)
-                into.gaps.append(block_gap(block, f"visitors: {key} is corrupt"))
+            elif isinstance(value, str):
+                into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({value})"))
+            else:
+                _take(value, key, tid, lg_k, into, block, report, True)
     return _estimates(found, series, ids, total, lg_k)
+
+
+def _open(key: str, data: bytes | None, lg_k: int, report: Callable[[str, str], None]) -> Opened | str | None:
+    """The value framed once; None when missing; why, when corrupt (reported once)."""
+    if data is None:
+        return None
+    try:
+        return Opened(data, lg_k)
+    except CorruptValue as error:
+        report(key, str(error))
+        return str(error)
+
+
+def _take(value: Opened, key: str, tid: str, lg_k: int, into: _Found, block: Block, report: Callable[[str, str], None], held: bool) -> bool:
+    """Add ``tid``'s sketch in ``value`` to ``into`` (or the gap that stands for it); True when the
+    entry says the sketch is in the id's own key."""
+    if value.restored:
+        into.gaps.append(block_gap(block, f"visitors: {key} was restored after a loss"))
+    try:
+        sketch = value.find(tid)
+        if sketch is None:
+            if held:
+                into.gaps.append(block_gap(block, f"visitors: {key} lacks {tid}"))
+            return False
+        if sketch == SPILLED:
+            return True
+        into.sketches.append(load(sketch, lg_k))
+    except (CorruptValue, CorruptSketch) as error:
+        report(key, str(error))
+        into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({error})"))
+    return False
 
 
 def _estimates(found: Mapping[tuple[str, str], _Found], series: Sequence[str], ids: Sequence[str], total: bool, lg_k: int) -> DistinctRead:
