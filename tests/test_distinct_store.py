@@ -5,6 +5,7 @@ Every test runs on the embedded store and on a real memcached (the ``store`` fix
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
@@ -221,3 +222,17 @@ def test_ids_past_the_limit_count_their_visitors_under_other_like_their_events(s
     assert counted == {"INF-a", "INF-b", "(other)"}
     assert set(view.visitors.by_id) == counted
     assert round(view.visitors.by_id["(other)"].value) == 2
+
+
+def test_a_shard_whose_ids_alone_pass_the_budget_still_writes(store: Store, clock: FakeClock) -> None:
+    from tui.store.sketches import PendingSketches, flush_sketches
+
+    engine = pipeline(store, clock, "w1")
+    layout = engine.reader.layout()
+    pending = PendingSketches()
+    bucket = int(clock.time()) // 10
+    many = {(bucket, "review", f"INF-{i:06d}-{'x' * 30}"): {f"v{i}"} for i in range(4_000)}  # ~2,000 ids a shard at 2 shards
+    pending.stage(many, dataclasses.replace(layout, shards=2))
+    reported: list[str] = []
+    flush_sketches(store, dataclasses.replace(layout, shards=2), pending, layout.lg_k, clock.time(), lambda k, w: reported.append(w), everything=True, budget=16 * 1024)
+    assert not pending.items and not reported

@@ -33,7 +33,7 @@ from typing import Any
 
 from tui.distinct.batch import SIGNUPS, SketchKey
 from tui.distinct.sketch import sketch_of, sketch_of_hashes
-from tui.distinct.value import DEFAULT_BUDGET, MAX_VALUE_BYTES, ValueTooLarge, merge
+from tui.distinct.value import DEFAULT_BUDGET, MAX_VALUE_BYTES, Merged, ValueTooLarge, merge
 from tui.store.codec import Corrupt, decode_head, decode_shard
 from tui.store.layout import Layout
 from tui.store.merge import KV, MAX_CAS_ATTEMPTS, TooLarge, Write, due_now
@@ -158,10 +158,7 @@ def flush_sketches(
         writes: list[Write] = []
         for key, ident in todo.items():
             stored = fetched.get(key)
-            try:
-                merged = merge(stored[0] if stored else None, deltas[key], lg_k, budget, restored=key in lost)
-            except ValueTooLarge as error:
-                raise TooLarge(f"{key}: {error}") from None
+            merged = _merge(key, stored[0] if stored else None, deltas[key], lg_k, budget, key in lost)
             for problem in merged.problems:
                 report(key, problem)
             expire = layout.expire(sketch_block(ident), now)
@@ -174,6 +171,18 @@ def flush_sketches(
             if stored_ok:
                 pending.items.pop(todo.pop(key), None)
     raise TimeoutError(f"sketches: gave up after {MAX_CAS_ATTEMPTS} contended attempts")
+
+
+def _merge(key: str, stored: bytes | None, delta: dict[str, bytes], lg_k: int, budget: int, restored: bool) -> Merged:
+    """:func:`~tui.distinct.value.merge` within ``budget``; a shard whose ids alone pass it (some
+    thousands, near ``max_tracking_ids``) may use Store v2's whole limit rather than stop the writer."""
+    try:
+        return merge(stored, delta, lg_k, budget, restored=restored)
+    except ValueTooLarge:
+        try:
+            return merge(stored, delta, lg_k, MAX_VALUE_BYTES, restored=restored)
+        except ValueTooLarge as error:
+            raise TooLarge(f"{key}: {error}") from None
 
 
 def _unite_own(kv: KV, deltas: dict[str, dict[str, bytes]], lg_k: int, expire: int, report: Callable[[str, str], None]) -> None:
