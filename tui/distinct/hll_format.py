@@ -72,10 +72,12 @@ def _u32s(data: bytes) -> array[int]:
 
 
 def _coupons_problem(coupons: array[int]) -> str | None:
-    """Coupons of a list or set: none empty, each value 1..63, no duplicates."""
-    for coupon in coupons:
-        if not 1 <= coupon >> KEY_BITS <= MAX_VALUE:
-            return f"coupon {coupon:#010x} has value {coupon >> KEY_BITS}, not 1..{MAX_VALUE}"
+    """Coupons of a list or set: none empty, each value 1..63, no duplicates. A u32's value (its top
+    6 bits) is at most 63, so only "at least 1" needs a look, and ``min`` does it in C: a set of 700
+    coupons was 0.2 ms checked one by one in Python, on every union a writer makes."""
+    if coupons and min(coupons) >> KEY_BITS < 1:
+        coupon = next(c for c in coupons if c >> KEY_BITS < 1)
+        return f"coupon {coupon:#010x} has value {coupon >> KEY_BITS}, not 1..{MAX_VALUE}"
     if len(set(coupons)) != len(coupons):
         return "a coupon appears twice"
     return None

@@ -61,17 +61,21 @@ def check_lg_k(lg_k: int) -> int:
 
 def sketch_of(items: Iterable[str], lg_k: int = DEFAULT_LG_K) -> bytes:
     """The compact sketch of the strings ``items`` (visitor ids; duplicates count once)."""
+    return bytes(new_sketch(items, lg_k).serialize_compact())
+
+
+def new_sketch(items: Iterable[str] | Iterable[int], lg_k: int = DEFAULT_LG_K, hashes: bool = False) -> ds.hll_sketch:
+    """A sketch of ``items``: strings (visitor ids), or with ``hashes`` 64-bit e-mail hashes (see
+    :func:`sketch_of_hashes`). The loop runs in C: no Python code per item."""
     sketch = ds.hll_sketch(lg_k, _HLL_4)
-    deque(map(sketch.update, items), maxlen=0)  # the loop runs in C: no Python code per item
-    return bytes(sketch.serialize_compact())
+    deque(map(sketch.update, map(sub, items, repeat(_HALF)) if hashes else items), maxlen=0)  # type: ignore[arg-type]
+    return sketch
 
 
 def sketch_of_hashes(hashes: Iterable[int], lg_k: int = DEFAULT_LG_K) -> bytes:
     """The compact sketch of 64-bit hashes in ``[0, 2**64)`` (:func:`tui.ingest.decode.hash_email`),
     shifted by 2**63 into the signed range DataSketches' ``update(int)`` takes, a bijection."""
-    sketch = ds.hll_sketch(lg_k, _HLL_4)
-    deque(map(sketch.update, map(sub, hashes, repeat(_HALF))), maxlen=0)
-    return bytes(sketch.serialize_compact())
+    return bytes(new_sketch(hashes, lg_k, hashes=True).serialize_compact())
 
 
 def load(data: bytes, lg_k: int = DEFAULT_LG_K) -> ds.hll_sketch:

@@ -87,7 +87,7 @@ class Writer:
         #: False only for a benchmark's baseline (bench/sketch.py): the same writer without sketches.
         self.count_visitors = count_visitors
         self._distinct = DistinctBatch(settings.bucket_seconds, settings.sketch_lg_k)
-        self._sketches = PendingSketches()
+        self._sketches = PendingSketches(settings.sketch_lg_k)
         self._next_verify = self.clock.monotonic() + VERIFY_SECONDS
         self._verify_cursor = 0  # where the rotating sample of shard values to verify goes on
         #: Events whose deltas outlived the store's retention before the store took them (an outage
@@ -159,7 +159,7 @@ class Writer:
         :attr:`on_written`, so the spool behind it is released even if no new event ever arrives
         (a restart on a full spool answered 429 for good)."""
         plain = dict(plain)
-        sketches = PendingSketches.from_plain(plain.pop("sketches", []))
+        sketches = PendingSketches.from_plain(plain.pop("sketches", []), self.settings.sketch_lg_k)
         state = WriterState.from_plain(plain)
         if state.writer_id != self.writer_id:
             raise ValueError(f"saved writer state is writer {state.writer_id}'s, not {self.writer_id}'s")
