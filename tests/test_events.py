@@ -86,3 +86,33 @@ def test_pacer_says_how_long_until_the_next_event() -> None:
     pacer = Pacer(4, now=0.0)
     assert pacer.seconds_until_next(0.0) == pytest.approx(0.25)
     assert pacer.seconds_until_next(0.3) == 0.0
+
+
+# -- the visitor pools behind the generator (tui/visitors.py) -----------------------------------------
+
+
+def test_visitor_pools_cost_nothing_per_id_until_it_is_drawn() -> None:
+    """A million Zipf-weighted ids: linear set-up (the weights' total once, not once per id), and
+    state only for the sites visited; weights and their running sums give the same visitors."""
+    import itertools
+    import time
+
+    from tui.events import zipf_cdf
+    from tui.visitors import Visitors
+
+    weights = [1.0 / rank**1.1 for rank in range(1, 1_000_001)]
+    started = time.perf_counter()
+    visitors = Visitors(len(weights), 100, seed=1, weights=weights)
+    assert time.perf_counter() - started < 2.0  # was quadratic: minutes for 100,000 ids
+    same = Visitors(len(weights), 100, seed=1, cum_weights=list(itertools.accumulate(weights)))
+    picks = [0, 1, 0, 999_999, 5, 0] * 50
+    assert [visitors.visit(s) for s in picks] == [same.visit(s) for s in picks]
+    assert len(visitors._sites) == 4
+    cdf = Visitors(1_000, 100, seed=1, cum_weights=zipf_cdf(1_000, 1.1))
+    assert cdf.pool_sizes == Visitors(1_000, 100, seed=1, weights=[1.0 / r**1.1 for r in range(1, 1_001)]).pool_sizes
+    with pytest.raises(ValueError, match="cum_weights"):
+        Visitors(2, 10, cum_weights=[2.0, 1.0])
+    with pytest.raises(ValueError, match="not both"):
+        Visitors(2, 10, weights=[1, 1], cum_weights=[1, 2])
+    with pytest.raises(IndexError):
+        Visitors(2, 10).visit(2)
