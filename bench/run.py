@@ -143,7 +143,7 @@ def ingest_naive(port: int, events: list[Event], prefix: str) -> float:
     """The baseline: one ``incr`` per event, ``add`` on a miss, ``incr`` again if the add lost."""
     client = Client(("127.0.0.1", port), no_delay=True)
     started = time.perf_counter()
-    for etype, tid, ts, _ in events:
+    for etype, tid, ts, *_ in events:
         key = f"{prefix}{etype}:{tid}:{ts // (BUCKET * 1000)}"
         if client.incr(key, 1, noreply=False) is None and not client.add(key, b"1", expire=3600, noreply=False):
             client.incr(key, 1, noreply=False)
