@@ -40,9 +40,9 @@ from bench.dashboard import bench_dashboard  # noqa: E402
 from bench.store_v2 import run as run_store_v2  # noqa: E402
 from tui import EVENT_TYPES  # noqa: E402
 from tui.events import Event, EventFactory  # noqa: E402
-from tui.ingest.decode import IngestEvent  # noqa: E402
 from tui.pipeline import Pipeline, Reader  # noqa: E402
 from tui.service.spool import Spool  # noqa: E402
+from tui.service.wiring import as_spooled  # noqa: E402
 from tui.settings import DEFAULT_TRACKING_IDS, MemcachedSettings, Server, Settings  # noqa: E402
 from tui.store import MemcachedStore  # noqa: E402
 from tui.store.decode_cache import DecodeCache  # noqa: E402
@@ -143,7 +143,7 @@ def ingest_naive(port: int, events: list[Event], prefix: str) -> float:
     """The baseline: one ``incr`` per event, ``add`` on a miss, ``incr`` again if the add lost."""
     client = Client(("127.0.0.1", port), no_delay=True)
     started = time.perf_counter()
-    for etype, tid, ts, _ in events:
+    for etype, tid, ts, *_ in events:
         key = f"{prefix}{etype}:{tid}:{ts // (BUCKET * 1000)}"
         if client.incr(key, 1, noreply=False) is None and not client.add(key, b"1", expire=3600, noreply=False):
             client.incr(key, 1, noreply=False)
@@ -245,7 +245,7 @@ def group_commit_cost(tmp: Path, batches: int) -> dict[str, float]:
             started = time.perf_counter()
             events = [factory.make(1_700_000_000_000 + i) for i in range(SPOOL_BATCH)]
             made = time.perf_counter()
-            spool.submit([IngestEvent(e[0], e[1], e[2]) for e in events]).result()
+            spool.submit(as_spooled(events)).result()
             make_ms.append((made - started) * 1000)
             spool_ms.append((time.perf_counter() - made) * 1000)
     finally:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import re
+from collections import defaultdict
+from typing import Any
 
 import pytest
 
 from tui import EVENT_TYPES
-from tui.events import EventFactory, Pacer, iso_ms
+from tui.clock import FakeClock
+from tui.events import Event, EventFactory, Pacer, iso_ms
+from tui.ingest.decode import hash_email
+from tui.pipeline.generator import Generator
+from tui.settings import Settings
 
 IDS = ("INF-yj562hjojbtez", "INF-3gbfcjjdsd6vhvo", "INF-ixpktk3itsk86")
 
@@ -18,6 +27,22 @@ def test_same_seed_gives_the_same_stream() -> None:
     c = [EventFactory(IDS, seed=8).make(1_700_000_000_000 + i).doc for i in range(3)]
     assert a == b
     assert a != c
+
+
+@pytest.mark.parametrize(("zipf", "expected"), [(0.0, "a865c8aff45854ad"), (1.1, "38d5f61d54798aa0")])
+def test_a_seed_keeps_the_stream_it_made_before_the_visitor_pools(zipf: float, expected: str) -> None:
+    """Everything but who made each event (visitorId, sessionId, the e-mail) is as the factory made
+    it before they came from :class:`tui.visitors.Visitors` (digests taken from that version): a
+    seed's types, ids and counts, and so the dashboard snapshots, stay."""
+    factory = EventFactory(IDS, seed=42, zipf=zipf)
+    digest = hashlib.sha256()
+    for i in range(2000):
+        event = factory.make(1_700_000_000_000 + i)
+        value = {k: v for k, v in event.doc["value"].items() if k not in ("sessionId", "visitorId")}
+        if "form" in value:
+            value["form"] = {k: v for k, v in value["form"].items() if k != "email"}
+        digest.update(json.dumps([event.type, event.tracking_id, event.ts_ms, value], sort_keys=True).encode())
+    assert digest.hexdigest()[:16] == expected
 
 
 def test_documents_have_the_samples_full_shape() -> None:
@@ -86,3 +111,122 @@ def test_pacer_says_how_long_until_the_next_event() -> None:
     pacer = Pacer(4, now=0.0)
     assert pacer.seconds_until_next(0.0) == pytest.approx(0.25)
     assert pacer.seconds_until_next(0.3) == 0.0
+
+
+# -- the visitor pools behind the generator (tui/visitors.py) -----------------------------------------
+
+
+def test_visitor_pools_cost_nothing_per_id_until_it_is_drawn() -> None:
+    """A million Zipf-weighted ids: linear set-up (the weights' total once, not once per id), and
+    state only for the sites visited; weights and their running sums give the same visitors."""
+    import itertools
+    import time
+
+    from tui.events import zipf_cdf
+    from tui.visitors import Visitors
+
+    weights = [1.0 / rank**1.1 for rank in range(1, 1_000_001)]
+    started = time.perf_counter()
+    visitors = Visitors(len(weights), 100, seed=1, weights=weights)
+    assert time.perf_counter() - started < 2.0  # was quadratic: minutes for 100,000 ids
+    same = Visitors(len(weights), 100, seed=1, cum_weights=list(itertools.accumulate(weights)))
+    picks = [0, 1, 0, 999_999, 5, 0] * 50
+    assert [visitors.visit(s) for s in picks] == [same.visit(s) for s in picks]
+    assert len(visitors._sites) == 4
+    cdf = Visitors(1_000, 100, seed=1, cum_weights=zipf_cdf(1_000, 1.1))
+    assert cdf.pool_sizes == Visitors(1_000, 100, seed=1, weights=[1.0 / r**1.1 for r in range(1, 1_001)]).pool_sizes
+    with pytest.raises(ValueError, match="cum_weights"):
+        Visitors(2, 10, cum_weights=[2.0, 1.0])
+    with pytest.raises(ValueError, match="not both"):
+        Visitors(2, 10, weights=[1, 1], cum_weights=[1, 2])
+    with pytest.raises(IndexError):
+        Visitors(2, 10).visit(2)
+
+
+# -- who makes the generated events ------------------------------------------------------------------
+
+TEN = tuple(f"INF-site{i}" for i in range(10))
+START = 1_700_000_000_000
+
+
+def run_of(seed: int, seconds: int = 60, rate: int = 200, **options: Any) -> list[Event]:
+    factory = EventFactory(TEN, seed=seed, events_per_second=rate, **options)
+    return [factory.make(START + i * 1000 // rate) for i in range(seconds * rate)]
+
+
+def test_a_sites_visitors_come_in_sessions_so_distinct_visitors_are_far_fewer_than_events() -> None:
+    events = run_of(3)
+    per_site: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        assert event.visitor_id == event.doc["value"]["visitorId"]
+        per_site[event.tracking_id].append(event)
+    assert len(per_site) == 10
+    for made in per_site.values():
+        visitors = {e.visitor_id for e in made}
+        sessions = {e.doc["value"]["sessionId"] for e in made}
+        assert len(visitors) <= len(sessions) < len(made) / 3  # sessions of about 5 events
+        by_session: dict[str, set[str | None]] = defaultdict(set)
+        for e in made:
+            by_session[e.doc["value"]["sessionId"]].add(e.visitor_id)
+        assert all(len(v) == 1 for v in by_session.values())  # a session is one visitor's
+    ids = [{e.visitor_id for e in made} for made in per_site.values()]
+    assert sum(map(len, ids)) == len(set().union(*ids))  # no visitor of two sites
+
+
+def test_the_same_seed_gives_the_same_visitors_and_another_seed_others() -> None:
+    def who(events: list[Event]) -> list[tuple[Any, ...]]:
+        return [(e.visitor_id, e.doc["value"]["sessionId"], e.doc["value"].get("form", {}).get("email")) for e in events]
+
+    first, again, other = run_of(11, seconds=5), run_of(11, seconds=5), run_of(12, seconds=5)
+    assert who(first) == who(again) and [e.doc for e in first] == [e.doc for e in again]
+    assert not {e.visitor_id for e in first} & {e.visitor_id for e in other}
+
+
+def test_a_visitor_signs_up_with_one_email_hashed_with_the_salt_and_without_one_not_at_all() -> None:
+    salted, plain = run_of(5, 30, email_salt="generator salt"), run_of(5, 30)
+    emails: dict[str | None, set[str]] = defaultdict(set)
+    signups = 0
+    for event, same in zip(salted, plain):
+        value = event.doc["value"]
+        assert same.visitor_id == event.visitor_id and same.email_hash is None  # the salt changes nothing else
+        if event.type == "signup":
+            signups += 1
+            emails[event.visitor_id].add(value["form"]["email"])
+            assert event.email_hash == hash_email(value["form"]["email"], b"generator salt")
+            assert value["form"]["email"] not in repr(event[:3] + event[4:])  # only the document has it
+        else:
+            assert event.email_hash is None and "form" not in value
+    assert all(len(found) == 1 for found in emails.values())
+    assert signups > len(emails)  # some visitors signed up more than once, with the same address
+
+
+def test_pools_follow_the_rate_and_the_zipf_weights_of_the_ids() -> None:
+    uniform = EventFactory(TEN, seed=1, events_per_second=100).visitors.pool_sizes
+    assert len(set(uniform)) == 1 and uniform[0] == 7_200  # a tenth of 20 sessions/s for an hour
+    assert EventFactory(TEN, seed=1, events_per_second=1000).visitors.pool_sizes[0] == 72_000
+    zipf = EventFactory(TEN, seed=1, zipf=1.1, events_per_second=100).visitors.pool_sizes
+    assert list(zipf) == sorted(zipf, reverse=True) and zipf[0] > 4 * zipf[-1]
+    assert sum(zipf) == pytest.approx(sum(uniform), rel=0.01)
+
+
+def test_the_generator_takes_its_visitors_from_the_settings() -> None:
+    settings = Settings(tracking_ids=TEN, events_per_second=500, zipf=1.1, email_salt="from the settings")
+    runs = []
+    for _ in range(2):
+        clock = FakeClock()
+        log = io.StringIO()
+        generator = Generator(settings, clock, seed=8, events_log=log)
+        generator.start(clock.monotonic())
+        clock.advance(2.0)
+        events, _ = generator.make(clock.monotonic())
+        generator.log(events)
+        runs.append(events)
+    events = runs[0]
+    assert len(events) == 1000 and [e.visitor_id for e in events] == [e.visitor_id for e in runs[1]]
+    assert len({e.visitor_id for e in events}) < len(events) / 3
+    signups = [e for e in events if e.type == "signup"]
+    assert signups and all(e.email_hash == hash_email(e.doc["value"]["form"]["email"], b"from the settings") for e in signups)
+    logged = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [d["value"]["visitorId"] for d in logged] == [e.visitor_id for e in runs[1]]
+    assert any("form" in d["value"] and "@" in d["value"]["form"]["email"] for d in logged)  # the local log keeps the e-mail
+    assert "from the settings" not in log.getvalue()

@@ -74,9 +74,21 @@ CASES: list[tuple[str, list[str], str | None, str]] = [
     ("writer-name-too-long", ["--writer-name", "w" * 65], None, "--writer-name: must be 1 to 64 characters long, got 65"),
     ("writer-name-invisible", ["--writer-name", "a\u200bb"], None, "--writer-name: \"a\\u200bb\" contains the invisible character U+200B"),
     ("unknown-flag-usage-is-one-line", ["--nope"], None, "unrecognized arguments: --nope (see eventdash --help)"),
+    ("email-salt-flag-too-long", ["--email-salt", "pepper" * 11], None, "--email-salt: is 66 bytes long in UTF-8; at most 64 are allowed (it is the key of a BLAKE2b hash"),
+    ("email-salt-in-file-a-number", [], '{"email_salt": 42}', "settings.json: email_salt: expected a string (the secret key of the e-mail hash), got a number"),
+    ("email-salt-lone-surrogate", [], '{"email_salt": "ab\\udcff"}', "settings.json: email_salt: is not valid UTF-8 text"),
+    ("sketch-lg-k-flag-17", ["--sketch-lg-k", "17"], None, "--sketch-lg-k: must be a whole number from 8 to 16 (a sketch has 2^lg_k registers), got 17"),
+    ("sketch-lg-k-flag-fraction", ["--sketch-lg-k", "13.5"], None, "argument --sketch-lg-k: expected a whole number, got '13.5'"),
+    ("sketch-lg-k-in-file-7", [], '{"sketch_lg_k": 7}', "settings.json: sketch_lg_k: must be a whole number from 8 to 16"),
+    ("live-minutes-flag-zero", ["--live-minutes", "0"], None, "--live-minutes: must be more than 0 minutes, got 0"),
+    ("live-minutes-flag-nan", ["--live-minutes", "nan"], None, "argument --live-minutes: expected a finite number, got 'nan'"),
+    ("live-minutes-beyond-retention", [], '{"live_minutes": 20000}', "settings.json: live_minutes: 20000 min is longer than the longest retention (retention_hours.x360 = 168 h)"),
+    ("live-minutes-vs-bucket-flag", ["--bucket-seconds", "8", "--window-minutes", "4"], '{"live_minutes": 7}', "live_minutes in settings.json with --bucket-seconds: 7 min is not a whole number of 8 s buckets"),
 ]
 
 TOML_CASES: list[tuple[str, str, str]] = [
+    ("salt-date", "email_salt = 1979-05-27\n", "s.toml: email_salt: expected a string (the secret key of the e-mail hash), got a date"),
+    ("lg-k-float", "sketch_lg_k = 12.0\n", "s.toml: sketch_lg_k: must be a whole number from 8 to 16 (a sketch has 2^lg_k registers), got 12.0"),
     ("rate-date", "events_per_second = 1979-05-27\n", "s.toml: events_per_second: expected a number, got a date 1979-05-27"),
     ("ids-date", "tracking_ids = [1979-05-27]\n", "s.toml: tracking_ids[0]: expected a non-empty string, got a date 1979-05-27"),
     ("prefix-time", "[memcached]\nkey_prefix = 07:32:00\n", "s.toml: memcached.key_prefix: expected a string, got a time 07:32:00"),
@@ -325,6 +337,7 @@ def test_any_toml_document_is_accepted_or_refused_in_one_line(home: Path, docume
 
 FLAGS = [
     "--settings", "--rate", "--window-minutes", "--bucket-seconds", "--backend", "--memcached", "--key-prefix",
+    "--email-salt", "--sketch-lg-k", "--live-minutes",
     "--seed", "--duration", "--refresh", "--events-log", "--writer-name", "--no-generate", "--headless", "--json",
     "summary", "--version",
 ]
@@ -344,3 +357,89 @@ def test_any_flags_are_accepted_or_refused_in_one_line(home: Path, argv: list[st
     assert code in (0, 2)
     if plan is not None:
         assert plan.command in ("dashboard", "headless", "summary")
+
+
+# --------------------------------------------------------------------------------------------------
+# The e-mail salt: a secret, so no message, repr or log shows it, wherever it came from.
+
+SALT = "SeCrEt-pepper-7a1f"
+
+
+def test_a_salt_in_the_environment_that_cannot_be_used_ends_in_one_line_without_it(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "EVENTDASH_EMAIL_SALT": SALT * 5}
+    result = subprocess.run(
+        [sys.executable, "-m", "tui", "--headless", "--duration", "2"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=20, check=False
+    )
+    assert_one_error_line(result, "EVENTDASH_EMAIL_SALT: is 90 bytes long in UTF-8; at most 64 are allowed")
+    assert "SeCrEt" not in result.stderr
+
+
+def test_a_flag_salt_that_is_refused_is_not_shown(tmp_path: Path) -> None:
+    result = run(["--headless", "--duration", "2", "--email-salt", SALT * 5], tmp_path)
+    assert_one_error_line(result, "--email-salt: is 90 bytes long")
+    assert "SeCrEt" not in result.stderr
+
+
+def test_the_salt_reaches_serve_ingest_and_the_generator_and_no_repr(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    serve = prepare(["serve", "--backend", "memory", "--email-salt", SALT])
+    assert serve.serve is not None and serve.serve.config.email_salt == SALT and serve.settings.email_salt == SALT
+    ingest = prepare(["ingest", "--backend", "memory", f"--email-salt={SALT}"])
+    assert ingest.ingest is not None and ingest.ingest.email_salt == SALT
+    listen = prepare(["--listen", "127.0.0.1:8080", "--backend", "memory", "--email-salt", SALT])
+    assert listen.options.serve is not None and listen.options.serve.config.email_salt == SALT
+    for plan in (serve, ingest, listen):
+        assert "SeCrEt" not in repr(plan)
+    monkeypatch.setenv("EVENTDASH_EMAIL_SALT", SALT)
+    from_env = prepare(["serve", "--backend", "memory"])
+    assert from_env.serve is not None and from_env.serve.config.email_salt == SALT
+    assert from_env.settings.origin_of("email_salt") == "EVENTDASH_EMAIL_SALT"
+    monkeypatch.delenv("EVENTDASH_EMAIL_SALT")
+    assert prepare(["serve", "--backend", "memory"]).settings.email_salt == ""
+
+
+def test_web_refuses_the_salt_flag_as_it_prints_its_command(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        prepare(["--email-salt", SALT, "web"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--email-salt: not available with web" in err and "EVENTDASH_EMAIL_SALT" in err
+    assert "SeCrEt" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["web", "--email-salt", SALT], "unrecognized arguments: --email-salt <hidden> (see eventdash --help)"),
+        (["send", "--url", "http://127.0.0.1:1/", "--rate", "1", "--duration", "1", f"--email-salt={SALT}"], "unrecognized arguments: --email-salt=<hidden>"),
+        (["--e=" + SALT], "ambiguous option: --e=<hidden> could match"),
+        (["summary", "--email-s", SALT, "--nope"], "unrecognized arguments: --nope"),
+        (["--email-salt", "a", "a"], "invalid choice: '<hidden>' (choose from 'summary', 'query'"),
+    ],
+)
+def test_usage_errors_never_repeat_a_salt_typed_where_it_does_not_belong(home: Path, argv: list[str], expected: str) -> None:
+    _, code, stderr = outcome(argv)
+    assert code == 2 and expected in stderr, stderr
+    assert "SeCrEt" not in stderr
+
+
+salts = st.text(max_size=80) | st.binary(max_size=70).map(lambda b: b.decode("latin-1"))
+
+
+@PROPERTY
+@given(tail=salts, where=st.sampled_from(["flag", "json", "toml"]))
+def test_any_salt_is_accepted_whole_or_refused_in_one_line_that_never_shows_it(home: Path, tail: str, where: str) -> None:
+    salt = "SeCrEt" + tail
+    if where == "flag":
+        argv = ["--backend", "memory", f"--email-salt={salt}"]
+    else:
+        path = home / f"s.{where}"
+        text = json.dumps({"email_salt": salt, "backend": "memory"}) if where == "json" else f"backend = \"memory\"\nemail_salt = {json.dumps(salt)}\n"
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        argv = ["--settings", path.name]
+    with captured() as (out, err):
+        plan, code, stderr = outcome(argv)
+    assert "SeCrEt" not in stderr and "SeCrEt" not in out.getvalue() and "SeCrEt" not in err.getvalue()
+    if plan is not None:
+        assert plan.settings.email_salt == salt and len(salt.encode()) <= 64
+        assert "SeCrEt" not in repr(plan)
+    else:
+        assert code == 2

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.proc import REPO, Eventdash
+from tui.ingest.decode import hash_email
 from tui.service.spool import Spool
 
 
@@ -105,3 +106,23 @@ def test_follow_reads_a_growing_truncated_and_rotated_file_and_sigterm_loses_not
     assert report["accepted"] == sum(stored.values()), "what was reported accepted is exactly what is durable"
     assert stored["INF-a"] == 2 and stored["INF-b"] == 2 and stored["INF-c"] == 1 and stored["INF-d"] == 3
     assert stored["INF-e"] <= 200  # as far as it was read when the signal came: every line read is durable
+
+
+def test_the_email_salt_from_the_environment_keys_the_hash_and_no_salt_hashes_nothing(tmp_path: Path) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    signup = json.dumps({"value": {"trackingId": "INF-a", "event": "formsubmit", "timestamp": stamp, "form": {"email": "Agency@Gmail.com"}}}) + "\n"
+    for salt in ("pepper-of-this-deployment", ""):
+        state = tmp_path / (salt or "none")
+        result = subprocess.run(
+            [sys.executable, "-m", "tui", "ingest", "-", "--state-dir", str(state), "--backend", "memory"],
+            check=False, input=signup.encode(), capture_output=True, timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPO), "EVENTDASH_EMAIL_SALT": salt},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert b"pepper" not in result.stdout + result.stderr and b"Agency" not in result.stdout + result.stderr
+        spool = Spool(state / "spool")
+        try:
+            hashes = [e.email_hash for r in spool.records() for e in r.events]
+        finally:
+            spool.close()
+        assert hashes == [hash_email("agency@gmail.com", salt.encode()) if salt else None]

@@ -33,8 +33,12 @@ RETENTION = 3600.0
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
+#: The e-mail salt of these tests (without one, no e-mail is hashed).
+KEY = b"salt of the decoder tests"
+
+
 def decoder(**limits: Any) -> Decoder:
-    return Decoder(FakeClock(NOW), RETENTION, limits=IngestLimits(**limits))
+    return Decoder(FakeClock(NOW), RETENTION, limits=IngestLimits(**limits), email_key=KEY)
 
 
 def event(**fields: Any) -> dict[str, Any]:
@@ -137,11 +141,21 @@ def test_optional_fields_may_be_null_or_absent() -> None:
 
 
 def test_the_email_hash_ignores_case_and_depends_on_the_key() -> None:
-    def hashed(email: str, key: bytes = b"") -> int | None:
+    def hashed(email: str, key: bytes = KEY) -> int | None:
         return Decoder(FakeClock(NOW), RETENTION, email_key=key).decode(json.dumps(event(form={"email": email})).encode()).events[0].email_hash
 
     assert hashed("Agency@Gmail.com") == hashed("agency@gmail.com") != hashed("other@gmail.com")
     assert hashed("agency@gmail.com", b"secret") != hashed("agency@gmail.com")
+
+
+def test_without_a_salt_no_email_is_hashed_but_it_is_still_checked() -> None:
+    """No salt, no distinct signups: an unkeyed hash could be reversed from a list of addresses."""
+    plain = Decoder(FakeClock(NOW), RETENTION)
+    batch = plain.decode(json.dumps([event(form={"email": "agency@gmail.com"}), event(form={"email": "x" * 255})]).encode())
+    assert [e.email_hash for e in batch.events] == [None]
+    assert [(r.field, r.code) for r in batch.rejected] == [("value.form.email", Reason.TOO_LONG)]
+    careful = plain.decode(json.dumps(event(form={"email": "Zoë@example.com"})).encode())  # non-ASCII: the careful path
+    assert careful.rejected == [] and careful.events[0].email_hash is None
 
 
 def test_a_custom_event_types_mapping_is_used_and_checked() -> None:

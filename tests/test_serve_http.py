@@ -69,6 +69,22 @@ def test_the_briefs_samples_posted_with_a_plain_client_are_accepted_durably_and_
     assert summary["summary"]["review"] == {"totalEventsCaptured": 0, "eventsCapturedByTrackingIds": {}}
 
 
+def test_the_settings_salt_keys_the_email_hash_and_without_one_no_email_is_hashed(service: RunningService, tmp_path: Path, clock: FakeClock) -> None:
+    from tui.ingest.decode import hash_email
+
+    samples = BRIEF.read_bytes()
+    assert service.post(samples).json()["accepted"] == 2
+    assert [e.email_hash for r in service.spool.records() for e in r.events] == [None, None]  # no salt: nothing to count by
+    salted = RunningService(tmp_path / "salted", clock, config(email_salt="salt of this deployment"))
+    try:
+        assert salted.post(samples).json()["accepted"] == 2
+        signup, click = [e for r in salted.spool.records() for e in r.events]
+        assert signup.email_hash == hash_email("agency@gmail.com", b"salt of this deployment") and click.email_hash is None
+        assert "salt of this deployment" not in repr(config(email_salt="salt of this deployment"))
+    finally:
+        salted.stop()
+
+
 def test_a_mixed_batch_gets_a_result_for_every_event(service: RunningService) -> None:
     answer = service.post(body(event(), event(tid=""), event(name="teleport"), event(ts="2019-12-08T05:00:00Z"), event(ts="2019-12-08T08:00:00Z"), 7))
     assert answer.status == 202

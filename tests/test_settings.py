@@ -10,6 +10,7 @@ import pytest
 
 from tui.settings import (
     DEFAULT_TRACKING_IDS,
+    EMAIL_SALT_ENV,
     Server,
     Settings,
     SettingsError,
@@ -40,7 +41,7 @@ def test_toml_settings_are_read_too(tmp_path: Path) -> None:
 
 def _error(raw: dict[str, Any]) -> str:
     with pytest.raises(SettingsError) as info:
-        build_settings(raw, origin="s.json")
+        build_settings(raw, origin="s.json", environ={})
     return str(info.value)
 
 
@@ -100,6 +101,24 @@ def _error(raw: dict[str, Any]) -> str:
         ({"event_types": {"form submit": "signup"}}, "event_types: the event name \"form submit\" contains whitespace"),
         ({"event_types": {"x" * 65: "signup"}}, "is longer than 64 bytes"),
         ({"event_types": {f"e{i}": "review" for i in range(1001)}}, "event_types: 1,001 names given; at most 1,000 are allowed"),
+        ({"email_salt": "s" * 65}, "email_salt: is 65 bytes long in UTF-8; at most 64 are allowed (it is the key of a BLAKE2b hash"),
+        ({"email_salt": "é" * 33}, "email_salt: is 66 bytes long in UTF-8; at most 64 are allowed"),
+        ({"email_salt": 1234}, "email_salt: expected a string (the secret key of the e-mail hash), got a number"),
+        ({"email_salt": ["x"]}, "email_salt: expected a string (the secret key of the e-mail hash), got a list"),
+        ({"email_salt": "ab\udcff"}, "email_salt: is not valid UTF-8 text"),
+        ({"sketch_lg_k": 7}, "sketch_lg_k: must be a whole number from 8 to 16 (a sketch has 2^lg_k registers), got 7"),
+        ({"sketch_lg_k": 17}, "sketch_lg_k: must be a whole number from 8 to 16"),
+        ({"sketch_lg_k": 13.0}, "sketch_lg_k: must be a whole number from 8 to 16 (a sketch has 2^lg_k registers), got 13.0"),
+        ({"sketch_lg_k": "13"}, "sketch_lg_k: must be a whole number from 8 to 16 (a sketch has 2^lg_k registers), got \"13\""),
+        ({"sketch_lg_k": True}, "sketch_lg_k: must be a whole number from 8 to 16"),
+        ({"sketch_lg_k": 10**30}, "sketch_lg_k: must be a whole number from 8 to 16 (a sketch has 2^lg_k registers), got a 31-digit number"),
+        ({"live_minutes": 0}, "live_minutes: must be more than 0 minutes, got 0"),
+        ({"live_minutes": -7}, "live_minutes: must be more than 0 minutes"),
+        ({"live_minutes": "7"}, "live_minutes: expected a number"),
+        ({"live_minutes": 0.1}, "live_minutes: 0.1 min is shorter than one bucket (10 s)"),
+        ({"live_minutes": 7.05}, "live_minutes: 7.05 min is not a whole number of 10 s buckets; use 7 or 7.16667"),
+        ({"live_minutes": 10081}, "live_minutes: 10081 min is longer than the longest retention (retention_hours.x360 = 168 h)"),
+        ({"live_minutes": float("inf")}, "live_minutes: expected a finite number"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field_and_what_is_allowed(raw: dict[str, Any], expected: str) -> None:
@@ -185,3 +204,70 @@ def test_json_parse_level_trouble_is_refused_naming_the_file(tmp_path: Path, con
     with pytest.raises(SettingsError) as info:
         build_settings(read_settings_file(path), origin="s.json")
     assert str(info.value).replace(f"{tmp_path}/", "").startswith(expected)
+
+
+# -- email_salt, sketch_lg_k, live_minutes ------------------------------------------------------------
+
+SALT = "pepper-0f9e8d7c6b5a"
+
+
+def test_the_new_settings_are_read_from_json_and_toml_and_saved_back(tmp_path: Path) -> None:
+    raw = {"email_salt": SALT, "sketch_lg_k": 14, "live_minutes": 3.5}
+    settings = build_settings(raw, origin="s.json", environ={})
+    assert (settings.email_salt, settings.sketch_lg_k, settings.live_minutes) == (SALT, 14, 3.5)
+    assert settings.origin_of("email_salt") == settings.origin_of("sketch_lg_k") == settings.origin_of("live_minutes") == "s.json"
+    toml = tmp_path / "s.toml"
+    toml.write_text(f'email_salt = "{SALT}"\nsketch_lg_k = 14\nlive_minutes = 3.5\n')
+    assert build_settings(read_settings_file(toml), environ={}) == settings
+    path = tmp_path / "s.json"
+    save_settings(settings, path)
+    assert {k: json.loads(path.read_text())[k] for k in raw} == raw
+    assert build_settings(json.loads(path.read_text()), resolve_hosts=False, environ={}) == settings
+
+
+def test_the_defaults() -> None:
+    settings = build_settings({}, environ={})
+    assert (settings.email_salt, settings.sketch_lg_k, settings.live_minutes) == ("", 13, 7.0) == (Settings().email_salt, Settings().sketch_lg_k, Settings().live_minutes)
+
+
+def test_the_salt_is_never_shown_in_a_repr_or_a_message() -> None:
+    settings = build_settings({"email_salt": SALT}, environ={})
+    assert SALT not in repr(settings) and SALT not in str(settings)
+    for bad in (SALT * 4, SALT + "\udcff"):
+        with pytest.raises(SettingsError) as info:
+            build_settings({"email_salt": bad}, origin="s.json", environ={})
+        assert SALT not in str(info.value) and "pepper" not in str(info.value)
+    with pytest.raises(SettingsError) as info:
+        build_settings({"email_salt": 123456789}, origin="s.json", environ={})
+    assert "123456789" not in str(info.value)
+
+
+def test_the_salt_comes_from_the_environment_when_the_settings_leave_it_empty(tmp_path: Path) -> None:
+    env = {EMAIL_SALT_ENV: SALT}
+    from_env = build_settings({}, environ=env)
+    assert from_env.email_salt == SALT and from_env.origin_of("email_salt") == "EVENTDASH_EMAIL_SALT"
+    assert build_settings({"email_salt": ""}, environ=env).email_salt == SALT
+    assert build_settings({"email_salt": "from-the-file"}, environ=env).email_salt == "from-the-file"  # the file (or flag) wins
+    assert build_settings({}, environ={EMAIL_SALT_ENV: ""}).email_salt == ""
+    with pytest.raises(SettingsError, match=r"^EVENTDASH_EMAIL_SALT: is 70 bytes long in UTF-8; at most 64") as info:
+        build_settings({}, origin="s.json", environ={EMAIL_SALT_ENV: "x" * 70})
+    assert "xxxx" not in str(info.value)
+    # saving never copies a secret from the environment into a file; reading it back takes it from there again
+    assert from_env.to_raw()["email_salt"] == ""
+    path = tmp_path / "s.json"
+    save_settings(from_env, path)
+    assert SALT not in path.read_text()
+    assert build_settings(json.loads(path.read_text()), resolve_hosts=False, environ=env) == from_env
+
+
+def test_the_default_live_window_fits_any_buckets_but_a_given_one_must_fit() -> None:
+    assert build_settings({"bucket_seconds": 8, "window_minutes": 4}, environ={}).live_minutes == 52 * 8 / 60  # 7 min, rounded to buckets
+    assert build_settings({"bucket_seconds": 3600, "window_minutes": 60}, environ={}).live_minutes == 60  # one bucket at least
+    short = build_settings({"window_minutes": 2, "retention_hours": {"x1": 0.05, "x6": 0.05, "x60": 0.05, "x360": 0.05}}, environ={})
+    assert short.live_minutes == 3  # no longer than the longest retention
+    with pytest.raises(SettingsError, match=r"^live_minutes in s.json with --bucket-seconds: 7 min is not a whole number of 8 s buckets; use 6.93333 or 7.06667"):
+        build_settings({"bucket_seconds": 8, "window_minutes": 4, "live_minutes": 7}, labels={"bucket_seconds": "--bucket-seconds"}, origin="s.json", environ={})
+    with pytest.raises(SettingsError, match=r"^--live-minutes: 0.05 min is shorter than one bucket"):
+        build_settings({"live_minutes": 0.05}, labels={"live_minutes": "--live-minutes"}, environ={})
+    with pytest.raises(SettingsError, match=r"^s.json: live_minutes: 61 min is longer than the longest retention \(retention_hours.x360 = 1 h\)"):
+        build_settings({"live_minutes": 61, "retention_hours": {"x1": 1, "x6": 1, "x60": 1, "x360": 1}}, origin="s.json", environ={})

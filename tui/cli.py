@@ -14,6 +14,7 @@ import argparse
 import gc
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from tui.history import command as query_command
 from tui.history.query import QueryError
 from tui.service import options as service_options
 from tui.settings import (
+    EMAIL_SALT_ENV,
     Settings,
     SettingsError,
     build_settings,
@@ -64,6 +66,9 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "refresh": ("refresh_seconds", "--refresh"),
     "generated_ids": ("generated_ids", "--tracking-ids"),
     "zipf": ("zipf", "--zipf"),
+    "email_salt": ("email_salt", "--email-salt"),
+    "sketch_lg_k": ("sketch_lg_k", "--sketch-lg-k"),
+    "live_minutes": ("live_minutes", "--live-minutes"),
 }
 
 
@@ -79,15 +84,41 @@ def usage_error(message: str) -> NoReturn:
     raise SystemExit(EXIT_USAGE)
 
 
+#: Flags whose values are secrets: a usage error never repeats them.
+SECRET_FLAGS: tuple[str, ...] = ("--email-salt",)
+
+
+def secrets_in(argv: Sequence[str]) -> list[str]:
+    """The values given to a secret flag, or to an abbreviation argparse would take for one."""
+    found = []
+    for i, token in enumerate(argv):
+        name, eq, value = token.partition("=")
+        if len(name) > 2 and name.startswith("--") and any(flag.startswith(name) for flag in SECRET_FLAGS):
+            found.append(value if eq else argv[i + 1] if i + 1 < len(argv) else "")
+    return [value for value in found if value]
+
+
+def hide_secrets(message: str, secrets: Sequence[str]) -> str:
+    """``message`` with every secret that stands as a word of it (argparse repeats the words it
+    could not use: ``unrecognized arguments: --email-salt VALUE``) replaced by ``<hidden>``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        message = re.sub(rf"(?<![^\s=']){re.escape(secret)}(?![^\s'])", "<hidden>", message)
+    return message
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors end like a settings error: one line, no usage block, exit 2.
 
     argparse prints the usage (several lines) before its message; a script reading stderr, and the
     team's rule, want the one line, so the usage is left to ``--help``, which the line points to.
+    The values of :data:`SECRET_FLAGS` in the arguments being parsed (``hidden``, set by
+    :func:`prepare`, shared by the subcommands' parsers) are left out of the message.
     """
 
+    hidden: list[str] = []
+
     def error(self, message: str) -> NoReturn:
-        usage_error(f"{message} (see eventdash --help)")
+        usage_error(f"{hide_secrets(message, _Parser.hidden)} (see eventdash --help)")
 
 
 def _typed(text: str) -> str:
@@ -128,6 +159,9 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", "memory", "memcached"), default=s, help="where counts live (auto: memcached if it answers)")
     parser.add_argument("--memcached", metavar="HOST:PORT[,HOST:PORT...]", default=s, help="memcached servers; several use consistent hashing")
     parser.add_argument("--key-prefix", metavar="STR", default=s, help="prefix of every memcached key (keeps dashboards apart)")
+    parser.add_argument("--email-salt", metavar="SECRET", default=s, help=f"key of the hash of sign-up e-mails, at most 64 bytes (better: {EMAIL_SALT_ENV}, which ps does not show; none: no distinct signups)")
+    parser.add_argument("--sketch-lg-k", metavar="N", type=_whole, default=s, help="distinct-count sketches have 2^N registers, 8-16 (default 13)")
+    parser.add_argument("--live-minutes", metavar="N", type=_number, default=s, help="the window of visitors right now, in minutes (default 7)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -266,7 +300,9 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
     memcached hosts, for tests that feed thousands of made-up names.
     """
     parser = make_parser()
-    args = parser.parse_args(query_command.relative_times_as_values(sys.argv[1:] if argv is None else argv))
+    tokens = query_command.relative_times_as_values(sys.argv[1:] if argv is None else argv)
+    _Parser.hidden = secrets_in(tokens)
+    args = parser.parse_args(tokens)
     if args.command == "send":  # a load client: it reads no settings
         try:
             return Plan("send", Settings(), RunOptions(), load=send.options_from(args))

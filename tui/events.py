@@ -10,6 +10,7 @@ event.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import random
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from tui import EVENT_TYPES
+from tui.ingest.decode import hash_email
+from tui.visitors import Visitors
 
 #: Relative frequency of each type: most traffic is user interaction, fewer sign-ups and reviews.
 TYPE_WEIGHTS: dict[str, int] = {"signup": 2, "user-event": 6, "review": 2}
@@ -54,12 +57,24 @@ EVENT_NAME = {"signup": "formsubmit", "review": "review"}
 
 
 class Event(NamedTuple):
-    """One generated event: what the counters need, plus the full document for the events log."""
+    """One generated event: what the counters need, plus the full document for the events log.
+
+    ``visitor_id`` and ``email_hash`` are what the distinct counts take, by name, as from an
+    :class:`tui.ingest.decode.IngestEvent` (whose fields stand in other places): the document's
+    ``visitorId``, and for a signup the keyed hash of its ``form.email`` (None without a salt).
+    """
 
     type: str
     tracking_id: str
     ts_ms: int
     doc: dict[str, Any]
+    visitor_id: str | None = None
+    email_hash: int | None = None
+
+
+#: Builds an :class:`Event` from a tuple of all six fields without the NamedTuple's Python-level
+#: ``__new__``: the generator makes one per event.
+_new_event = functools.partial(tuple.__new__, Event)
 
 
 _iso_cache: list[Any] = [None, ""]
@@ -108,14 +123,35 @@ def zipf_cdf(count: int, exponent: float) -> list[float]:
     return [c / total for c in cum]
 
 
+#: The rate a factory sizes its visitor pools for when it is not told one (the settings' default).
+DEFAULT_RATE = 100.0
+
+
 class EventFactory:
     """Builds events of the three types from a seeded RNG.
 
+    Who made each event comes from :class:`tui.visitors.Visitors`: a pool of visitors per tracking
+    id, sized from ``events_per_second`` and the id's share of the traffic (its Zipf weight when
+    ``zipf`` > 0), and sessions of several events, so that a visitor comes back and distinct
+    visitors are far fewer than events. ``visitorId``, ``sessionId`` and a signup's ``form.email``
+    are that visitor's; with an ``email_salt`` the event also carries the keyed hash of the e-mail
+    (:func:`tui.ingest.decode.hash_email`, as ``serve`` computes it), without one none.
+
     This is the generator's hot path (about half of a headless run's CPU): each draw is one
     ``random()`` or ``getrandbits()`` call, and parts that never vary are built once and shared.
+    The visitors draw from their own RNG, seeded from the same seed, and the factory still makes
+    the draws of the per-event ids they replaced, so a seed gives the same types, ids and other
+    fields as before they came.
     """
 
-    def __init__(self, tracking_ids: Sequence[str], seed: int | None = None, zipf: float = 0.0) -> None:
+    def __init__(
+        self,
+        tracking_ids: Sequence[str],
+        seed: int | None = None,
+        zipf: float = 0.0,
+        events_per_second: float = DEFAULT_RATE,
+        email_salt: str = "",
+    ) -> None:
         if not tracking_ids:
             raise ValueError("at least one tracking id is needed")
         self.tracking_ids = tuple(tracking_ids)
@@ -124,22 +160,29 @@ class EventFactory:
         #: Zipf: the id of rank r (list order) is drawn with weight 1/r^s, by bisecting the CDF with
         #: one random() per event; uniform (s = 0) keeps the former, faster index.
         self._cdf = zipf_cdf(len(self.tracking_ids), zipf) if zipf > 0 else None
+        self.visitors = Visitors(len(self.tracking_ids), events_per_second, seed, cum_weights=self._cdf)
+        self._email_key = email_salt.encode()
 
-    def _tracking_id(self, u: float) -> str:
+    def _site(self, u: float) -> int:
+        """The index of the tracking id that the uniform draw ``u`` picks."""
         if self._cdf is None:
-            return self.tracking_ids[int(u * len(self.tracking_ids))]
-        return self.tracking_ids[min(bisect.bisect_right(self._cdf, u), len(self.tracking_ids) - 1)]
+            return int(u * len(self.tracking_ids))
+        return min(bisect.bisect_right(self._cdf, u), len(self.tracking_ids) - 1)
 
     def make(self, ts_ms: int) -> Event:
         rnd = self._rng.random
         bits = self._rng.getrandbits
         etype = self._types[int(rnd() * len(self._types))]
-        tid = self._tracking_id(rnd())
+        site = self._site(rnd())
+        tid = self.tracking_ids[site]
+        visit = self.visitors.visit(site)
         city, country, lat, lon, net = CITIES[int(rnd() * len(CITIES))]
+        fingerprint = bits(128)
+        bits(256)  # the former random sessionId and visitorId: the same seed keeps the same stream
         value: dict[str, Any] = {
-            "fingerprint": f"{bits(128):032x}",
-            "sessionId": _uuid(bits(128)),
-            "visitorId": _uuid(bits(128)),
+            "fingerprint": f"{fingerprint:032x}",
+            "sessionId": visit.session_id,
+            "visitorId": visit.visitor_id,
             "trackingId": tid,
             "userId": None,
             "userProfile": None,
@@ -151,8 +194,12 @@ class EventFactory:
                 "ip": f"{net}.{int(rnd() * 256)}.{1 + int(rnd() * 254)}",
             },
         }
+        email_hash = None
         if etype == "signup":
-            value["form"] = {"formId": _uuid(bits(128)), "email": f"user{int(rnd() * 100_000)}@example.com", "anonymous": "Login"}
+            value["form"] = {"formId": _uuid(bits(128)), "email": visit.email, "anonymous": "Login"}
+            bits(64)  # the former random e-mail's draw (one random(): two 32-bit words)
+            if self._email_key:
+                email_hash = hash_email(visit.email, self._email_key)
             event_name = EVENT_NAME[etype]
         elif etype == "review":
             product_id, product_name = PRODUCTS[int(rnd() * len(PRODUCTS))]
@@ -175,7 +222,7 @@ class EventFactory:
         value["event"] = event_name
         value["source"] = SOURCES[int(rnd() * len(SOURCES))]
         value["referrer"] = REFERRERS[int(rnd() * len(REFERRERS))]
-        return Event(etype, tid, ts_ms, {"type": etype, "path": "/visitors/events/", "value": value})
+        return _new_event((etype, tid, ts_ms, {"type": etype, "path": "/visitors/events/", "value": value}, visit.visitor_id, email_hash))
 
 
 class Pacer:

@@ -220,7 +220,7 @@ def _another_visitor(event: Event, bits: Callable[[int], int]) -> Event:
     for field in ("sessionId", "visitorId"):
         h = f"{bits(128):032x}"
         value[field] = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    return event._replace(doc={**event.doc, "value": value})
+    return event._replace(doc={**event.doc, "value": value}, visitor_id=value["visitorId"])
 
 
 def parse_scenarios(specs: Sequence[str], label: str = "--scenario") -> list[Scenario]:

@@ -193,7 +193,7 @@ async def send(options: SendOptions) -> dict[str, Any]:
     """Post ``rate × duration`` events, paced, and return the report."""
     import aiohttp
 
-    factory = EventFactory(tracking_ids(options.tracking_ids), seed=options.seed)
+    factory = EventFactory(tracking_ids(options.tracking_ids), seed=options.seed, events_per_second=options.rate)
     headers = {"Content-Type": "application/json"}
     if options.gzip:
         headers["Content-Encoding"] = "gzip"

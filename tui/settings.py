@@ -38,6 +38,11 @@ MAX_BUCKET_SECONDS = 3_600
 MAX_TRACKING_IDS = 100_000  # listed in the settings; the store counts any valid id
 MAX_GENERATED_IDS = 10_000_000
 MAX_ZIPF = 10.0
+#: BLAKE2b takes keys of up to 64 bytes: the e-mail salt is its key (:func:`tui.ingest.decode.hash_email`).
+MAX_EMAIL_SALT_BYTES = 64
+#: Where the e-mail salt comes from when the settings leave it empty: a secret is better kept out of
+#: files and out of ``ps``.
+EMAIL_SALT_ENV = "EVENTDASH_EMAIL_SALT"
 #: Retention per level, as ``retention_hours`` names them: ``x1`` single buckets, ``x6`` blocks of 6
 #: buckets (1 min with 10 s buckets), ``x60`` (10 min), ``x360`` (1 h); stored in the prefix's meta key.
 RETENTION_LEVELS: tuple[tuple[str, int], ...] = (("x1", 1), ("x6", 6), ("x60", 60), ("x360", 360))
@@ -143,7 +148,14 @@ class Settings:
     #: A posted ``value.event`` -> the type it counts as, for ``serve`` and ``ingest``; pairs, not a
     #: dict, so that settings stay hashable.
     event_types: tuple[tuple[str, str], ...] = tuple(DEFAULT_EVENT_TYPES.items())
+    #: The key of the keyed hash of sign-up e-mails (``serve``, ``ingest`` and the generator hash with
+    #: it, so no address reaches the store); empty: no e-mail is hashed, so no distinct signups. Read
+    #: from :data:`EMAIL_SALT_ENV` when empty. A secret: never in a repr, a message or a log.
+    email_salt: str = field(default="", repr=False)
+    #: Distinct-count sketches have 2^sketch_lg_k registers (:mod:`tui.distinct.sketch`).
     sketch_lg_k: int = 13
+    #: The window of "visitors right now" (the API's live figure), in minutes.
+    live_minutes: float = 7.0
 
     @property
     def retention(self) -> dict[int, int]:
@@ -189,6 +201,10 @@ class Settings:
             "generated_ids": self.generated_ids,
             "zipf": _plain_number(self.zipf),
             "event_types": dict(self.event_types),
+            # A salt taken from the environment stays there: saving must not copy a secret into a file.
+            "email_salt": "" if self.origins.get("email_salt") == EMAIL_SALT_ENV else self.email_salt,
+            "sketch_lg_k": self.sketch_lg_k,
+            "live_minutes": _plain_number(self.live_minutes),
         }
 
 
@@ -306,6 +322,44 @@ def check_zipf(value: Any, label: str) -> float:
     if not 0 <= s <= MAX_ZIPF:
         raise SettingsError(f"{label}: {allowed}, got {_show(value)}")
     return s
+
+
+def check_email_salt(value: Any, label: str) -> str:
+    """The salt as given, refused when it cannot key BLAKE2b. Messages never show it: a salt that is
+    refused is still someone's secret, perhaps with a typo."""
+    if not isinstance(value, str):
+        raise SettingsError(f"{label}: expected a string (the secret key of the e-mail hash), got {_kind(value)}")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise SettingsError(f"{label}: is not valid UTF-8 text (it holds a lone surrogate)") from None
+    if size > MAX_EMAIL_SALT_BYTES:
+        raise SettingsError(
+            f"{label}: is {size:,} bytes long in UTF-8; at most {MAX_EMAIL_SALT_BYTES} are allowed "
+            f"(it is the key of a BLAKE2b hash, whose keys are at most {MAX_EMAIL_SALT_BYTES} bytes)"
+        )
+    return value
+
+
+def check_sketch_lg_k(value: Any, label: str) -> int:
+    """A sketch size a prefix may use: the range of :func:`tui.distinct.sketch.check_lg_k`."""
+    from tui.distinct.sketch import MAX_LG_K, MIN_LG_K, check_lg_k  # DataSketches: loaded only when given
+
+    allowed = f"must be a whole number from {MIN_LG_K} to {MAX_LG_K} (a sketch has 2^lg_k registers)"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingsError(f"{label}: {allowed}, got {_show(value)}")
+    try:
+        return check_lg_k(value)
+    except ValueError:
+        raise SettingsError(f"{label}: {allowed}, got {_show(value)}") from None
+
+
+def default_live_minutes(bucket_seconds: int, longest_retention: int) -> float:
+    """``live_minutes`` when it is not given: the default 7 minutes as the nearest whole number of
+    buckets (at least one), and no longer than the longest retention."""
+    default = Settings.live_minutes
+    buckets = max(1, min(round(default * 60 / bucket_seconds), longest_retention // bucket_seconds))
+    return buckets * bucket_seconds / 60
 
 
 def check_backend(value: Any, label: str) -> Backend:
@@ -444,6 +498,17 @@ def check_servers(value: Any, label: str, resolve: bool) -> tuple[Server, ...]:
     return servers
 
 
+def _kind(value: Any) -> str:
+    """What a value is, without the value itself: for messages about a secret."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float, LongNumber)):
+        return "a number"
+    if value is None:
+        return "null"
+    return {list: "a list", dict: "an object"}.get(type(value), f"a {type(value).__name__}")
+
+
 def _show(value: Any) -> str:
     """A short one-line picture of a value for a message. Never fails, whatever a file held: TOML
     dates and times, numbers with thousands of digits, lists nested hundreds of levels deep."""
@@ -476,6 +541,7 @@ def _show(value: Any) -> str:
 TOP_KEYS = (
     "events_per_second", "window_minutes", "bucket_seconds", "tracking_ids", "backend", "memcached", "refresh_seconds",
     "retention_hours", "max_tracking_ids", "allow_only_listed_ids", "generated_ids", "zipf", "event_types",
+    "email_salt", "sketch_lg_k", "live_minutes",
 )
 MEMCACHED_KEYS = ("servers", "key_prefix")
 #: Every setting by its field path, the names :meth:`Settings.origin_of` knows.
@@ -609,12 +675,14 @@ def build_settings(
     labels: Mapping[str, str] | None = None,
     origin: str = "",
     resolve_hosts: bool = True,
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Check a raw mapping (file contents with flag overrides merged in) and build :class:`Settings`.
 
     ``labels`` maps a field path such as ``"memcached.servers"`` to the flag it came from, so that the
     message names what the user typed. ``origin`` (the file name) prefixes messages about file keys.
-    Each field's source is kept in :attr:`Settings.origins`.
+    Each field's source is kept in :attr:`Settings.origins`. ``environ`` (``os.environ`` by default)
+    gives :data:`EMAIL_SALT_ENV` when the file and the flags leave ``email_salt`` empty.
     """
     labels = labels or {}
     prefix = f"{origin}: " if origin else ""
@@ -644,25 +712,39 @@ def build_settings(
             return labels[path]
         return f"{path} in {origins[path]}" if path in origins else f"the default {path}"
 
-    # The window must fit the buckets; when the two came from different places (a flag and the
-    # file, or the file and the default), the message names both, as either may be the one to change.
-    bucket_origin = origins.get("bucket_seconds", DEFAULT_ORIGIN)
-    window_origin = origins.get("window_minutes", DEFAULT_ORIGIN)
-    window_label = (
-        label("window_minutes")
-        if bucket_origin in (DEFAULT_ORIGIN, window_origin)
-        else f"{named('window_minutes')} with {named('bucket_seconds')}"
-    )
+    def bucketed(path: str) -> str:
+        """The label of a span that must fit the buckets (the window, the live window); when it and
+        the buckets came from different places (a flag and the file, or the file and the default),
+        the message names both, as either may be the one to change."""
+        bucket_origin = origins.get("bucket_seconds", DEFAULT_ORIGIN)
+        if bucket_origin in (DEFAULT_ORIGIN, origins.get(path, DEFAULT_ORIGIN)):
+            return label(path)
+        return f"{named(path)} with {named('bucket_seconds')}"
+
+    def within_retention(path: str, minutes: float, retention: tuple[int, ...]) -> float:
+        if round(minutes * 60) > retention[-1]:
+            raise SettingsError(
+                f"{label(path)}: {minutes:g} min is longer than the longest retention "
+                f"(retention_hours.x360 = {retention[-1] / 3600:g} h); raise it or shorten {path}"
+            )
+        return minutes
+
     backend = get("backend", defaults.backend, check_backend)
     bucket = get("bucket_seconds", defaults.bucket_seconds, check_bucket)
-    window = check_window(raw.get("window_minutes", defaults.window_minutes), bucket, window_label)
+    window = check_window(raw.get("window_minutes", defaults.window_minutes), bucket, bucketed("window_minutes"))
     key_prefix = get("memcached.key_prefix", defaults.memcached.key_prefix, check_key_prefix)
     retention = get("retention_hours", defaults.retention_seconds, check_retention)
-    if round(window * 60) > retention[-1]:
-        raise SettingsError(
-            f"{label('window_minutes')}: {window:g} min is longer than the longest retention "
-            f"(retention_hours.x360 = {retention[-1] / 3600:g} h); raise it or shorten the window"
-        )
+    within_retention("window_minutes", window, retention)
+    if "live_minutes" in raw:
+        live = check_window(raw["live_minutes"], bucket, bucketed("live_minutes"))
+        within_retention("live_minutes", live, retention)
+    else:  # the default fits any buckets and retention the window fits, rather than refuse them
+        live = default_live_minutes(bucket, retention[-1])
+    email_salt = get("email_salt", defaults.email_salt, check_email_salt)
+    if not email_salt:
+        email_salt = check_email_salt((os.environ if environ is None else environ).get(EMAIL_SALT_ENV, ""), EMAIL_SALT_ENV)
+        if email_salt:
+            origins["email_salt"] = EMAIL_SALT_ENV
     return Settings(
         events_per_second=get("events_per_second", defaults.events_per_second, check_rate),
         window_minutes=window,
@@ -687,6 +769,9 @@ def build_settings(
         generated_ids=get("generated_ids", defaults.generated_ids, lambda v, lab: check_count(v, lab, 0, MAX_GENERATED_IDS)),
         zipf=get("zipf", defaults.zipf, check_zipf),
         event_types=get("event_types", defaults.event_types, check_event_types),
+        email_salt=email_salt,
+        sketch_lg_k=get("sketch_lg_k", defaults.sketch_lg_k, check_sketch_lg_k),
+        live_minutes=live,
     )
 
 

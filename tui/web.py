@@ -29,6 +29,7 @@ NOT_FOR_WEB = {
     "listen": "every browser connection is its own process, and only one can listen; run eventdash --listen on its own",
     "generate": "it goes with --listen",
     "state_dir": "every browser connection is its own process, and only one can hold a state directory",
+    "email_salt": "web prints the command it runs for each connection, and the salt is a secret; set EVENTDASH_EMAIL_SALT instead",
 }
 _NOT_COPIED = {"help", "version", *NOT_FOR_WEB}
 

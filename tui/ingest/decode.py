@@ -14,7 +14,9 @@ An event is the brief's wrapper ``{"path": "/visitors/events/", "value": {…}}`
   older than the retention (``late``) nor more than ``future_skew_seconds`` ahead (``future``);
 - optional ``value.visitorId`` and ``value.sessionId`` (ids, by the tracking id's rule) and
   ``value.form.email``, kept only as a keyed hash for a later distinct-visitors count: the address
-  itself, like the IP in ``geo``, is never kept, logged or stored.
+  itself, like the IP in ``geo``, is never kept, logged or stored. Without a key (no
+  ``email_salt``) no address is hashed at all (``email_hash`` None): an unkeyed hash of an address
+  can be reversed by hashing a list of addresses, so no salt means no distinct signups.
 
 Field paths are the paths in the posted document: ``value.trackingId`` in a wrapper,
 ``trackingId`` in a bare value. The wall clock is read once per body, from the injected clock.
@@ -144,7 +146,8 @@ class Decoder:
     ) -> None:
         """``retention_seconds``: events older than this (by their own timestamp) are ``late``.
         ``email_key``: the key of the e-mail hash; give every ``serve`` of one deployment the same
-        secret, so that their hashes agree and cannot be reversed by hashing a list of addresses."""
+        secret, so that their hashes agree and cannot be reversed by hashing a list of addresses.
+        Empty: e-mails are checked but not hashed (``email_hash`` is None)."""
         for name, etype in event_types.items():
             if etype not in EVENT_TYPES:
                 raise ValueError(f"event_types: {name!r} maps to {etype!r}; types are {', '.join(EVENT_TYPES)}")
@@ -270,8 +273,8 @@ class Decoder:
                 email_hash = self._hash(email)
         return IngestEvent(etype, tracking_id, ts_ms, visitor_id, session_id, email_hash)
 
-    def _hash(self, email: str) -> int:
-        return hash_email(email, self._email_key)
+    def _hash(self, email: str) -> int | None:
+        return hash_email(email, self._email_key) if self._email_key else None
 
 
 def hash_email(email: str, key: bytes) -> int:

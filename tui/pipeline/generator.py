@@ -48,7 +48,8 @@ class Generator:
     def __init__(self, settings: Settings, clock: Clock, seed: int | None = None, events_log: TextIO | None = None) -> None:
         self.clock = clock
         ids = generated_ids(settings.generated_ids) if settings.generated_ids else settings.tracking_ids
-        self._factory = EventFactory(ids, seed, settings.zipf)
+        # The visitor pools are sized for the configured rate; a live rate change keeps them.
+        self._factory = EventFactory(ids, seed, settings.zipf, settings.events_per_second, settings.email_salt)
         self._events_log = events_log
         self._rate = settings.events_per_second
         self._pacer = Pacer(self._rate, clock.monotonic())

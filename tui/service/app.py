@@ -166,7 +166,7 @@ def _render(answer: ReadAnswer) -> dict[str, Any]:
 
 def make_app(sink: Sink, reader: Reader, config: ServiceConfig, clock: Clock, metrics: Metrics) -> web.Application:
     """The application; serve it with ``auto_decompress=False``."""
-    decoder = Decoder(clock, config.retention_seconds, config.event_types, config.limits)
+    decoder = Decoder(clock, config.retention_seconds, config.event_types, config.limits, email_key=config.email_salt.encode())
     limit = config.limits.body_bytes
     origins = frozenset(config.cors_origins)
     retry_after = str(config.retry_after_seconds)

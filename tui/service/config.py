@@ -32,6 +32,9 @@ class ServiceConfig:
     ingest_token: str | None = None
     read_token: str | None = None
     retry_after_seconds: int = 1
+    #: The key of the e-mail hash (:attr:`tui.settings.Settings.email_salt`); empty: no e-mail is
+    #: hashed. A secret, so not in the repr.
+    email_salt: str = field(default="", repr=False)
 
 
 
@@ -57,3 +60,5 @@ class IngestOptions:
     spool_bytes: int
     retention_seconds: int
     event_types: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENT_TYPES))
+    #: As :attr:`ServiceConfig.email_salt`.
+    email_salt: str = field(default="", repr=False)

@@ -269,7 +269,7 @@ def run_ingest(settings: Settings, options: IngestOptions) -> int:
         return EXIT_USAGE
     clock = SystemClock()
     service = build(settings, state, clock, Metrics(), options.spool_bytes)
-    decoder = Decoder(clock, options.retention_seconds, options.event_types, options.limits)
+    decoder = Decoder(clock, options.retention_seconds, options.event_types, options.limits, email_key=options.email_salt.encode())
     try:
         return asyncio.run(_run(options, service.sink, decoder))
     finally:

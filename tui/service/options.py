@@ -124,6 +124,7 @@ def serve_options(args: argparse.Namespace, settings: Settings) -> ServeOptions:
         cors_origins=tuple(_origin(o) for o in args.cors_origin),
         ingest_token=_token(args.ingest_token, "--ingest-token"),
         read_token=_token(args.read_token, "--read-token"),
+        email_salt=settings.email_salt,
     )
     return ServeOptions(_listen(args.listen), _state_dir(args, "serve"), config, args.spool_mb << 20)
 
@@ -139,6 +140,7 @@ def dashboard_serve_options(listen: str, state_dir: str | None, settings: Settin
         event_types=dict(settings.event_types),
         ingest_token=_token(os.environ.get("EVENTDASH_INGEST_TOKEN"), "EVENTDASH_INGEST_TOKEN"),
         read_token=_token(os.environ.get("EVENTDASH_READ_TOKEN"), "EVENTDASH_READ_TOKEN"),
+        email_salt=settings.email_salt,
     )
     state = argparse.Namespace(state_dir=state_dir)
     return ServeOptions(_listen(listen), _state_dir(state, "dashboard"), config, DEFAULT_CAPACITY)
@@ -148,5 +150,6 @@ def ingest_options(args: argparse.Namespace, settings: Settings) -> IngestOption
     if args.follow and args.file == "-":
         raise ServiceUsageError("--follow: follows a file by name; give FILE (stdin is read to its end without it)")
     return IngestOptions(
-        args.file, args.follow, _state_dir(args, "ingest"), _limits(args), args.spool_mb << 20, retention_seconds(settings), dict(settings.event_types)
+        args.file, args.follow, _state_dir(args, "ingest"), _limits(args), args.spool_mb << 20, retention_seconds(settings), dict(settings.event_types),
+        settings.email_salt,
     )

@@ -59,6 +59,12 @@ def spool_generator(pipeline: Pipeline, state: StateDir, spool_bytes: int) -> Sp
     return spool
 
 
+def as_spooled(events: Sequence[Event]) -> list[IngestEvent]:
+    """What the spool keeps of generated events: what is counted, and who for the distinct counts
+    (no session id: nothing counts by it). The documents go to the events log."""
+    return [IngestEvent(e.type, e.tracking_id, e.ts_ms, e.visitor_id, None, e.email_hash) for e in events]
+
+
 def generate_into(pipeline: Pipeline, spool: Spool, state: StateDir, fault: Fault | None = None) -> None:
     """Route the generator's batches through ``spool``, which may be a server's too (``--listen
     --generate``): the spool hands every record to the writer in spool order, whichever thread
@@ -66,7 +72,7 @@ def generate_into(pipeline: Pipeline, spool: Spool, state: StateDir, fault: Faul
     writer = pipeline.writer
 
     def durable(events: Sequence[Event]) -> None:
-        spooled = [IngestEvent(e[0], e[1], e[2]) for e in events]  # what is counted; the documents go to the events log
+        spooled = as_spooled(events)
         try:
             spool.submit(spooled, lambda end: writer.submit(spooled, end)).result()
         except (SpoolFull, SpoolError) as exc:
