@@ -256,6 +256,8 @@ class Ledger:
         self._allowed = allowed
         self._ids: dict[str, set[str]] = {}
         self.other_events = 0
+        #: (type, id) of the events counted under OTHER_ID since the last take_other_ids().
+        self._other_ids: set[tuple[str, str]] = set()
 
     def record(self, events: Iterable[tuple[str, str, int]]) -> None:
         """Count events given as ``(type, tracking_id, ts_ms)`` (an :class:`~tui.events.Event` is one)."""
@@ -271,7 +273,18 @@ class Ledger:
             held.add(tid)
             return tid
         self.other_events += count
+        self._other_ids.add((etype, tid))
         return OTHER_ID
+
+    def take_other_ids(self) -> dict[tuple[str, str], bool]:
+        """The (type, id) pairs whose events were counted under :data:`OTHER_ID` since the last
+        call, each with whether the id now counts under itself too (its events of both times then
+        sit under both). The writer keeps their visitors where their counts are: a reader takes a
+        count without a visitors entry beside it for a lost entry (:mod:`tui.store.sketches`)."""
+        self._fold()
+        taken = {(etype, tid): tid in self._ids.get(etype, ()) for etype, tid in self._other_ids}
+        self._other_ids = set()
+        return taken
 
     def _fold(self) -> None:
         # Per (bucket, type) first, then each group into its block of every level: one dict merge per

@@ -13,7 +13,7 @@ is kept past the flush, and none reaches a stored value: a sketch holds only has
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import repeat
 from operator import attrgetter, floordiv
 from typing import Any, Protocol
@@ -103,3 +103,21 @@ class DistinctBatch:
             key: (sketch_of_hashes if key[1] == SIGNUPS else sketch_of)(items, self.lg_k)
             for key, items in self.take_items().items()
         }
+
+
+def under_other(taken: dict[SketchKey, set[Any]], other: Mapping[tuple[str, str], bool], other_id: str) -> dict[SketchKey, set[Any]]:
+    """``taken`` (:meth:`DistinctBatch.take_items`) with the items of the ids whose events were
+    counted under ``other_id`` moved there, as the counts were (more ids than ``max_tracking_ids``,
+    or not on the allow-list). ``other``: (type, id) -> whether the id counts under itself as well
+    (its items then stay there too). Without this, ``(other)`` had counts and no visitors, which
+    reads as a lost sketch, and the ids beyond the limit had visitors and no counts."""
+    if not other:
+        return taken
+    out: dict[SketchKey, set[Any]] = {}
+    for (bucket, series, tracking_id), items in taken.items():
+        also_itself = other.get((SIGNUP_TYPE if series == SIGNUPS else series, tracking_id))
+        if also_itself is None or also_itself:
+            out.setdefault((bucket, series, tracking_id), set()).update(items)
+        if also_itself is not None:
+            out.setdefault((bucket, series, other_id), set()).update(items)
+    return out

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.clock import Clock, SystemClock
-from tui.distinct.batch import DistinctBatch
+from tui.distinct.batch import DistinctBatch, under_other
 from tui.events import Event
 from tui.pipeline.prefix import PrefixLayout
 from tui.settings import Settings
@@ -33,7 +33,7 @@ from tui.store.merge import key_of
 from tui.store.repair import absolute_counts, events_away, verify
 from tui.store.sketches import PendingSketches
 from tui.store.writer_state import WriterState, deltas_by_key
-from tui.window import Ledger, bucket_of, window_range
+from tui.window import OTHER_ID, Ledger, bucket_of, window_range
 
 MAX_BACKOFF_SECONDS = 0.5  # a returning server is written to within half a second
 VERIFY_SECONDS = 5.0  # how often a writer checks that the blocks it wrote still carry its entry
@@ -208,7 +208,7 @@ class Writer:
                 damaged, self._verify_cursor = verify(self.store, layout, self._state, self._verify_cursor)
                 self._state.check.update(damaged)
             self._state.stage(deltas_by_key(self._ledger.take_deltas(), layout))
-            taken = self._distinct.take_items()
+            taken = under_other(self._distinct.take_items(), self._ledger.take_other_ids(), OTHER_ID)  # beside the counts
             self._sketches.stage(taken, layout)
             self._sketches.forget(lambda b: layout.expires_at(b) > now)
             staged = self._inbox_position
