@@ -148,6 +148,7 @@ class TidsTable(DataTable[Text | str]):
                         # measures every cell of the column, only when this one needs it.
                         set_cell(self, tid, column, value, update_width=_wider(value, self.columns[ColumnKey(column)].content_width))
         self._sort(counts, cursor)
+        self._cursor_key_after = None  # restored: a later show must not take the cursor back there
         self._titles(ranking)
 
     def _titles(self, ranking: Ranking) -> None:
