@@ -293,6 +293,23 @@ async def test_80x24_fits_the_tables_header_status_and_footer() -> None:
         assert any("total" in line and "review" in line for line in screen_lines(app))
 
 
+async def test_no_table_is_cut_at_any_width_for_a_type_or_all_types() -> None:
+    """The visitors columns make the tables wider: what does not fit gives way, nothing is cut."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await live(pilot)
+        for keys in ((), ("t", "t", "t")):
+            await pilot.press(*keys)
+            for width in (80, 90, 100, 102, 104, 110, 120, 140):  # 102, 104: the matrix beside the key hints
+                await pilot.resize_terminal(width, 30)
+                await shown(pilot)
+                for name in ("types", "tids"):
+                    table = app.query_one(f"#{name}", DataTable)
+                    if table.display and app.query_one("#left" if name == "types" else "#right").display:
+                        assert table.virtual_size.width <= table.size.width + 1, f"{name} is cut at {width} ({app.selected})"
+                assert "visitors" in {str(c.value) for c in app.query_one("#tids", DataTable).columns}
+
+
 async def test_the_left_column_is_as_wide_as_the_type_table_needs() -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:

@@ -239,7 +239,7 @@ class EventDashApp(App[int]):
             left.styles.width = width
         matrix_only = False
         if tids.selected == ALL and needed:
-            matrix_only = types.content_width + needed > screen_width
+            matrix_only = width + needed > screen_width
         if matrix_only and types.has_focus:
             tids.focus()
         self.screen.set_class(matrix_only, "-matrix-only")
