@@ -8,6 +8,7 @@ Update the SVGs after an intended change with ``pytest tests/test_app.py --snaps
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,21 +16,41 @@ from typing import Any
 import pytest
 from rich.text import Text
 from textual.widgets import DataTable, Markdown
+from textual.widgets.data_table import ColumnKey
 from textual.widgets._toast import Toast
 
 from tui.app import EventDashApp
 from tui.clock import FakeClock
 from tui.components.ranking import TOP_N
 from tui.components.sparklines import ZeroBasedBars, bucket_columns
+from tui.components.store_panel import MIN_WIDTH as PANEL_WIDTH
+from tui.components.visitors import VisitorsTips
+from tui.events import Event
+from tui.ingest.decode import IngestEvent
 from tui.pipeline import Pipeline
+from tui.pipeline.reader import MAX_VISITOR_IDS
 from tui.screens.help import HelpScreen
 from tui.screens.incomplete import IncompleteScreen
 from tui.settings import MemcachedSettings, Server, Settings
 from tui.store import MemcachedStore, MemoryStore
+from tui.store.sketches import sketch_key
 from tui.window import OTHER_ID
 
 START = 1_795_435_200.0  # 2026-11-23T08:00:00Z
 IDS = ("INF-yj562hjojbtez", "INF-3gbfcjjdsd6vhvo", "INF-ixpktk3itsk86", "INF-1bi5qk0zocqcz", "INF-8d1ovm2tx0kqe")
+
+
+def count_visitors(pipeline: Pipeline) -> None:
+    """Count each generated event's visitor, as serve's ingest does with a posted one. Generated
+    events carry their ``visitorId`` only in their document (not as ``visitor_id``) until the
+    generator makes visitors (issue 13), so without this the visitors column would be all zeros.
+    Other events (a test's plain tuples) are passed as they are."""
+    ingest = pipeline.writer.ingest
+
+    def with_visitors(events: Iterable[Any]) -> None:
+        ingest([IngestEvent(e.type, e.tracking_id, e.ts_ms, e.doc["value"]["visitorId"]) if isinstance(e, Event) and not hasattr(e, "visitor_id") else e for e in events])
+
+    pipeline.writer.ingest = with_visitors  # type: ignore[method-assign]
 
 
 def make_app(history_seconds: int = 290, settings_path: Path | None = None, **options: Any) -> EventDashApp:
@@ -38,6 +59,7 @@ def make_app(history_seconds: int = 290, settings_path: Path | None = None, **op
     clock = FakeClock(START)
     settings = Settings(events_per_second=40, tracking_ids=IDS, backend="memory", **options)
     pipeline = Pipeline(settings, MemoryStore(clock), clock=clock, seed=42, writer_id="writer-a", writer_name="demo-host-4242")
+    count_visitors(pipeline)
     for second in range(history_seconds):
         clock.advance(1.0 + (second % 7) * 0.1)  # an uneven history, so the sparklines have shape
         pipeline.step()
@@ -271,12 +293,31 @@ async def test_80x24_fits_the_tables_header_status_and_footer() -> None:
         assert any("total" in line and "review" in line for line in screen_lines(app))
 
 
+async def test_no_table_is_cut_at_any_width_for_a_type_or_all_types() -> None:
+    """The visitors columns make the tables wider: what does not fit gives way, nothing is cut."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await live(pilot)
+        for keys in ((), ("t", "t", "t")):
+            await pilot.press(*keys)
+            for width in (80, 90, 100, 102, 104, 110, 120, 140):  # 102, 104: the matrix beside the key hints
+                await pilot.resize_terminal(width, 30)
+                await shown(pilot)
+                for name in ("types", "tids"):
+                    table = app.query_one(f"#{name}", DataTable)
+                    if table.display and app.query_one("#left" if name == "types" else "#right").display:
+                        assert table.virtual_size.width <= table.size.width + 1, f"{name} is cut at {width} ({app.selected})"
+                assert "visitors" in {str(c.value) for c in app.query_one("#tids", DataTable).columns}
+
+
 async def test_the_left_column_is_as_wide_as_the_type_table_needs() -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await live(pilot)
         types = app.query_one("#types", DataTable)
-        assert app.query_one("#left").size.width <= types.virtual_size.width + 3
+        # ... or as its key hints need, when the type table gave up columns for the visitors
+        assert app.query_one("#left").size.width <= max(types.virtual_size.width + 3, PANEL_WIDTH)
+        assert any(line.startswith(" ^p  all commands w   save settings") for line in screen_lines(app))  # not wrapped
 
 
 async def test_rates_are_shown_right_after_start_not_after_a_bucket() -> None:
@@ -302,12 +343,19 @@ async def test_rates_follow_plus_within_seconds_everywhere() -> None:
         assert spark_rates == types_rates
 
 
-async def test_at_120x40_ids_get_share_bars_rates_and_trends() -> None:
+async def test_at_120x40_ids_get_shares_rates_and_trends_and_at_140_share_bars() -> None:
+    """The visitors columns take 20 cells: at 120 the type table's share gives way to the ids'
+    trends, and the share bar, which draws the share once more, comes at 140."""
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await live(pilot)
         tids = app.query_one("#tids", DataTable)
+        assert {"visitors", "share", "rate", "trend"} <= {str(c.value) for c in tids.columns}
+        assert tids.virtual_size.width <= tids.size.width + 1
+        await pilot.resize_terminal(140, 40)
+        await pilot.pause()
         assert {"bar", "rate", "trend"} <= {str(c.value) for c in tids.columns}
+        assert "share" in {str(c.value) for c in app.query_one("#types", DataTable).columns}
         top = tids.ordered_rows[0].key
         assert "█" in str(tids.get_cell(top, "bar"))
         assert str(tids.get_cell(top, "trend")).strip()
@@ -532,6 +580,96 @@ async def test_every_face_prints_the_views_label() -> None:
         assert app.query_one("#sparks").border_title == "Events per bucket · last 5 min ±60 s"
         await pilot.press("question_mark")
         assert 'What "last 5 min ±60 s" means' in app.screen.query_one(Markdown).source
+
+
+# -- distinct visitors ---------------------------------------------------------------------------
+
+
+def visitors_app(extra_ids: int = 0) -> EventDashApp:
+    """No generated history: known visitors in the current bucket. IDS[0]: 30 signups by v0..v9 and
+    20 reviews by v5..v14 (15 visitors of either); IDS[1]: 12 user-events by 12 others.
+    ``extra_ids`` more ids with events, so that some fall beyond the busiest read for visitors."""
+    app = make_app(0)
+    now_ms = int(app.clock.time() * 1000)
+    events = [IngestEvent("signup", IDS[0], now_ms, f"v{i % 10}") for i in range(30)]
+    events += [IngestEvent("review", IDS[0], now_ms, f"v{5 + i % 10}") for i in range(20)]
+    events += [IngestEvent("user-event", IDS[1], now_ms, f"w{i}") for i in range(12)]
+    # the extra ids: 2 signups each for the first that fill the busiest with IDS[0] and IDS[1],
+    # then 1 each: those are left out
+    busy = MAX_VISITOR_IDS - 2
+    events += [IngestEvent("signup", f"INF-x{i:012d}", now_ms, f"x{i}") for i in range(extra_ids) for _ in range(1 if i >= busy else 2)]
+    app.pipeline.writer.ingest(events)
+    app.pipeline.writer.flush()
+    return app
+
+
+async def test_the_visitors_columns_show_the_distinct_visitors_of_known_events() -> None:
+    app = visitors_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        types = {t: cell(app, "types", t, "visitors") for t in ("signup", "user-event", "review", "all")}
+        assert types == {"signup": "≈10", "user-event": "≈12", "review": "≈10", "all": "≈27"}  # 15 + 12: not 10 + 12 + 10
+        assert cell(app, "types", "signup", "events") == "30"
+        assert cell(app, "tids", IDS[0], "visitors") == "≈10"  # signup selected: its signup visitors
+        assert cell(app, "tids", IDS[1], "visitors") == "0"  # no signups: no visitors, exactly
+        await pilot.press("t", "t", "t")  # all types: of any type
+        assert cell(app, "tids", IDS[0], "visitors") == "≈15"
+        assert cell(app, "tids", IDS[1], "visitors") == "≈12"
+        assert app.query_one("#types").border_subtitle == "last 5 min ±10 s"  # nothing incomplete
+
+
+async def test_an_evicted_sketch_flags_the_visitors_incomplete_and_i_says_why() -> None:
+    app = visitors_app()
+    layout = app.pipeline.reader.layout()
+    bucket = int(app.clock.time()) // layout.bucket_seconds
+    key = sketch_key(layout, ("d", 1, bucket, "signup", layout.shard(IDS[0])))
+    store: MemoryStore = app.store  # type: ignore[assignment]
+    assert store.get_many([key])
+    store.delete(key)  # as memcached evicts it: the counts of that shard are still there
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot)
+        view = app.last.view  # type: ignore[union-attr]
+        assert not view.incomplete and view.visitors is not None and view.visitors.incomplete  # the counts are whole
+        assert Text.from_markup(str(app.query_one("#types").border_subtitle)).plain == "visitors incomplete — press i"
+        assert cell(app, "types", "signup", "events") == "30"  # counts unmarked
+        assert cell(app, "types", "all", "visitors").endswith(" !")  # every figure may be low
+        assert cell(app, "tids", IDS[0], "visitors") == "— !"  # its sketch is gone: no figure, marked
+        assert any("visitors incomplete — press i" in line for line in screen_lines(app))  # whole, at 80 columns
+        await pilot.press("i")
+        assert isinstance(app.screen, IncompleteScreen)
+        text = "\n".join(screen_lines(app))
+        assert "visitors (marked !) may be LOW" in text
+        assert f"visitors: {key} is missing (evicted?)" in " ".join(text.split())  # wrapped at 80
+
+
+async def test_ids_beyond_the_busiest_show_a_dash_and_the_help_says_why() -> None:
+    app = visitors_app(extra_ids=MAX_VISITOR_IDS + 5)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        assert app.last.view.visitors.omitted == 7  # type: ignore[union-attr]
+        left_out = f"INF-x{MAX_VISITOR_IDS:012d}"
+        await pilot.press("slash", *"00100", "enter")  # the filter finds it outside the top 200
+        await pilot.pause()
+        assert cell(app, "tids", left_out, "visitors") == "—"
+        assert cell(app, "tids", "INF-x000000000100", "visitors") == "≈1"  # one of the busiest
+        await pilot.press("question_mark")
+        source = " ".join(app.screen.query_one(Markdown).source.split())  # as read, not as wrapped
+    assert f"{MAX_VISITOR_IDS:,} busiest ids" in source and "shows `—`" in source
+    assert "Not the sum of the types" in source and "±2.3 %" in source and "HyperLogLog" in source
+
+
+async def test_hovering_a_visitors_figure_gives_its_range() -> None:
+    app = visitors_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        types = app.query_one("#types", VisitorsTips)
+        x = 1 + sum(types.columns[ColumnKey(k)].get_render_width(types) for k in ("type", "events")) + 2  # in the visitors column
+        await pilot.hover("#types", offset=(x, 1))  # the header
+        assert "±2.3 % at 95 %" in str(types.tooltip) and "Not the sum of the types" in str(types.tooltip)
+        await pilot.hover("#types", offset=(x, 2))  # signup
+        assert str(types.tooltip).startswith("≈10 distinct visitors: 95 % between 10 and 10")
+        await pilot.hover("#types", offset=(2, 2))  # the type's name: no tip
+        assert types.tooltip is None
 
 
 # -- snapshots -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from tui.pipeline import Pipeline
 from tui.settings import MemcachedSettings, Settings
 from tui.store import MemoryStore, Store
 from tui.store.sketches import sketch_key
+from tui.window import OTHER_ID
 
 IDS = tuple(f"INF-{i:03d}" for i in range(40))
 TYPES = ("signup", "user-event", "review")
@@ -97,6 +98,24 @@ def test_a_window_counts_the_distinct_visitors_of_every_id_within_the_sketch_err
         assert within(view.visitors.by_id[tid].value, len(seen)), tid
     assert within(view.visitors.total.value, len(set().union(*truth.values())))  # type: ignore[union-attr]
     assert view.visitors.total.value < sum(len(s) for s in truth.values())  # type: ignore[union-attr]  # a union, not a sum
+
+
+@pytest.mark.parametrize("limit", [{"max_tracking_ids": 3}, {"allow_only_listed_ids": True}])
+def test_visitors_of_ids_counted_under_other_are_under_other_too(store: Store, clock: FakeClock, limit: dict[str, Any]) -> None:
+    """Beyond max_tracking_ids (or off the allow-list) an id's events count under (other): so do
+    its visitors, or (other) would read as a lost sketch and the id would have visitors, no events."""
+    engine = pipeline(store, clock, "w1", **limit)
+    now_ms = int(clock.time() * 1000)
+    listed = [IngestEvent("signup", tid, now_ms, f"{tid}-v{i % 4}") for tid in IDS[:3] for i in range(8)]
+    unlisted = [IngestEvent("signup", f"INF-new{n}", now_ms, f"new{n}-v{i % 5}", None, None) for n in range(2) for i in range(10)]
+    engine.writer.ingest(listed + unlisted)
+    assert engine.writer.flush()
+    view = engine.reader.read_view(visitors=True)
+    assert view.summary["signup"].by_tracking_id[OTHER_ID] == 20
+    assert view.visitors is not None and view.visitors.incomplete == ()
+    assert round(view.visitors.by_id[OTHER_ID].value) == 10
+    assert {tid: round(e.value) for tid, e in view.visitors.by_id.items() if tid != OTHER_ID} == dict.fromkeys(IDS[:3], 4)
+    assert round(view.visitors.series_totals["signup"].value) == 22  # every visitor once, wherever counted
 
 
 def test_eight_writers_give_what_one_writer_gives_for_the_same_events(store: Store, clock: FakeClock) -> None:

@@ -72,6 +72,18 @@ def test_a_window_estimate_is_within_the_sketchs_own_error_bound(distinct: int) 
     assert sum(errors) / len(errors) <= sk.relative_error_bound() / 2  # the mean is within one standard deviation
 
 
+def test_a_window_estimate_does_not_depend_on_the_order_of_its_blocks_or_visitors() -> None:
+    """30 sparse blocks whose union turns dense: neither the order the reader unites them in nor
+    the order each writer added its visitors (its set iteration, PYTHONHASHSEED) moves the figure."""
+    rng = random.Random(7)
+    blocks = [[f"v{rng.getrandbits(64)}" for _ in range(400)] for _ in range(30)]
+    forward = [sk.sketch_of(block) for block in blocks]
+    backward = [sk.sketch_of(list(reversed(block))) for block in blocks]
+    assert forward != backward  # the coupons are listed in another order
+    got = {sk.estimate(forward), sk.estimate(forward[::-1]), sk.estimate(backward), sk.estimate(backward[::-1])}
+    assert len(got) == 1, got
+
+
 def test_lg_k_is_checked() -> None:
     assert sk.check_lg_k(13) == 13
     for bad in (7, 17, 13.0, True):

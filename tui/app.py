@@ -39,9 +39,11 @@ from tui.components.ranking import Ranking, rank
 from tui.components.snapshot import Recent, Snapshot
 from tui.components.sparklines import Sparks
 from tui.components.status import StatusLine
+from tui.components.store_panel import MIN_WIDTH as PANEL_WIDTH
 from tui.components.store_panel import StorePanel
-from tui.components.tids_table import TidsTable
+from tui.components.tids_table import TidsTable, preferred_extras
 from tui.components.types_table import ALL, TypesTable
+from tui.components.visitors import visitor_gaps
 from tui.history.export_files import render
 from tui.history.source import HistorySource
 from tui.pipeline import Pipeline
@@ -115,7 +117,7 @@ class EventDashApp(App[int]):
         "next_type": ("Next event type", "Show the next type's tracking ids (or all types)"),
         "toggle_sort": ("Sort tracking ids", "By count or by name"),
         "filter": ("Find tracking ids", "Filter by part of an id: every id of the type is searched, not only the top"),
-        "incomplete": ("Incomplete window", "Which buckets of the window could not be read, and why"),
+        "incomplete": ("Incomplete window", "Which buckets (or visitor sketches) of the window could not be read, and why"),
         "history": ("History", "The selected type's (or tracking id's) events per minute, hour, ... over the last hour, day, week"),
         "export": ("Export table", "Write the focused table (summary or tracking ids, with the filter) to a CSV or JSON file"),
         "save_settings": ("Save rate and window", "Write them to the settings file"),
@@ -191,6 +193,8 @@ class EventDashApp(App[int]):
 
     def on_mount(self) -> None:
         self._tids = self.query_one(TidsTable)  # read by the worker thread: selection and filter
+        for table in (self._tids, self.query_one(TypesTable)):
+            table.lg_k = self.pipeline.settings.sketch_lg_k  # the ± in the visitors column's tip
         self._fit(self.size.width, self.size.height)
         if self.live:
             self.set_interval(self.pipeline.settings.refresh_seconds, self.refresh_data)
@@ -211,19 +215,31 @@ class EventDashApp(App[int]):
         self.query_one("#too-small", Static).update(
             f"eventdash needs at least {MIN_WIDTH}×{MIN_HEIGHT}; this terminal is {width}×{height}.\nEnlarge it, or press q to quit."
         )
-        self._size_columns()
+        self._size_columns(width)
 
-    def _size_columns(self) -> None:
-        """The left column is as wide as the type table needs. When the tracking-id matrix (all
-        types) cannot fit beside it, the matrix takes the whole width: it has a column per type."""
+    def _size_columns(self, screen_width: int | None = None) -> None:
+        """The left column is as wide as the type table needs (and its key hints below). The type
+        table's rate is shown if the tracking-id table's counts and visitors still fit beside it,
+        its share if the id's share, rate and trend do too (at 80 columns both give way to the
+        visitors columns, at 120 the share does to the trends). When the tracking-id matrix (all
+        types) cannot fit beside even the narrowest type table, the matrix takes the whole width:
+        it has a column per type. ``screen_width``: the new one while a resize is handled
+        (``self.size`` is still the old one then)."""
+        screen_width = self.size.width if screen_width is None else screen_width
         types, tids = self.query_one(TypesTable), self.query_one(TidsTable)
         left = self.query_one("#left")
-        if left.styles.width is None or left.styles.width.value != types.content_width:
-            left.styles.width = types.content_width
+        view = self.last.view if self.last is not None else None
+        needed = 0
+        if view is not None and tids.ranking is not None:
+            needed = tids.base_width(tids.ranking.rows, view) + tids.spare(len(tids.ranking.rows)) + 2  # its borders
+        room = screen_width - needed
+        types.fit((room, room - preferred_extras(tids.selected)))  # its rate, then its share
+        width = max(types.content_width, PANEL_WIDTH)
+        if left.styles.width is None or left.styles.width.value != width:
+            left.styles.width = width
         matrix_only = False
-        if tids.selected == ALL and self.last is not None and self.last.view is not None and tids.ranking is not None:
-            needed = tids.base_width(tids.ranking.rows, self.last.view) + 2
-            matrix_only = types.content_width + needed > self.size.width
+        if tids.selected == ALL and needed:
+            matrix_only = width + needed > screen_width
         if matrix_only and types.has_focus:
             tids.focus()
         self.screen.set_class(matrix_only, "-matrix-only")
@@ -253,11 +269,13 @@ class EventDashApp(App[int]):
         window (about a second at 100,000); the series does not. So when a by-id read is slow, it
         is repeated only once it would take at most :data:`BY_ID_SHARE` of the time, and the
         refreshes in between read the series alone and keep the last counts by id (their time is
-        on the tracking-id table). Below ``by_id_fast_seconds`` every refresh reads both."""
+        on the tracking-id table). Below ``by_id_fast_seconds`` every refresh reads both. The
+        distinct visitors are read with the counts by id (they need them as evidence) and kept
+        with them."""
         now = self.clock.monotonic()
         if self._by_id is None or now >= self._by_id_due or self._by_id[0].window_seconds != self.pipeline.settings.window_seconds:
             started = time.perf_counter()
-            full = self.pipeline.reader.refresh(series=True)
+            full = self.pipeline.reader.refresh(series=True, visitors=True)
             took = time.perf_counter() - started
             self._by_id = (full, self.clock.time())
             self._by_id_due = now + (took / BY_ID_SHARE if took > self.by_id_fast_seconds else 0.0)
@@ -339,7 +357,8 @@ class EventDashApp(App[int]):
         if action == "clear_filter":
             return bool(self._tids.needle)
         if action == "incomplete":
-            return self.last is not None and self.last.view is not None and bool(self.last.view.incomplete)
+            view = self.last.view if self.last is not None else None
+            return view is not None and bool(view.incomplete or visitor_gaps(view))
         return True
 
     def _change(self, what: str, change: Callable[[], None]) -> None:
@@ -500,7 +519,7 @@ class EventDashApp(App[int]):
             label = view.label  # the true ±, wider where the old edge rounds to a coarser level
         else:
             label = window_label(settings.window_minutes, settings.bucket_seconds)
-        self.push_screen(HelpScreen(label, settings.window_minutes, settings.bucket_seconds))
+        self.push_screen(HelpScreen(label, settings.window_minutes, settings.bucket_seconds, settings.sketch_lg_k))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The palette (ctrl+p) offers every key of the dashboard beside Textual's own commands,

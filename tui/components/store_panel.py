@@ -11,6 +11,9 @@ from tui.pipeline import Pipeline
 
 #: Two hints a line: (key, what) pairs.
 HINTS = ((("tab", "next table"), ("s", "sort ids")), (("h", "history"), ("e", "export table")), (("^p", "all commands"), ("w", "save settings")))
+#: Cells the hints need unwrapped (the first of a line is padded to 17), with the panel's padding:
+#: the left column is never narrower, even when the type table gives up columns.
+MIN_WIDTH = 17 + max(4 + len(what) for line in HINTS for _, what in line[1:]) + 2
 
 
 class StorePanel(Static):

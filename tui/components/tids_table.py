@@ -1,6 +1,7 @@
 """Per tracking id: the top ids by count of the selected type (or a tracking id × type matrix for
-all types), or those matching the ``/`` filter, and, where the panel has room, a share bar, the
-id's events/s and its recent trend. Which ids is decided by :mod:`tui.components.ranking`."""
+all types), or those matching the ``/`` filter, with their distinct visitors, and, where the panel
+has room, a share bar, the id's events/s and its recent trend. Which ids is decided by
+:mod:`tui.components.ranking`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from typing import Any
 from rich.cells import cell_len
 from rich.text import Text
 from textual.events import Resize
-from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
 from tui import EVENT_TYPES
@@ -20,48 +20,66 @@ from tui.components.format import bar, num, rate, share, trend
 from tui.components.ranking import ALL, Ranking, rank
 from tui.components.types_table import RATE_LABEL
 from tui.components.unchanged import set_cell, set_titles
+from tui.components.visitors import VISITORS, Figure, VisitorsTips, cell_width, visitors_cell
 from tui.rates import RateMeter
 from tui.window import OTHER_ID, WindowView
 
 TREND_WIDTH = 12  # the last 12 refreshes
+SHARE_WIDTH = len("100.0%")
 BAR_WIDTH = (6, 24)  # a share bar only when at least 6 cells fit; never wider than 24
 SCROLLBAR = 2  # cells of the vertical scrollbar, when the ids outgrow the panel
 
 
 @dataclass(frozen=True)
 class Layout:
-    """The columns the panel shows: always the counts, then the extras that fit its width."""
+    """The columns the panel shows: always the counts and visitors, then the extras that fit its
+    width (the share first: the narrowest, and beside the counts it explains)."""
 
     selected: str
     bar: int  # cells of the share bar, 0 for none
     rate: bool
     trend: bool
+    share: bool = True  # of the type's events (never for all types)
 
     def columns(self) -> list[tuple[str, str]]:
         """(key, label) of each column."""
-        counts = [(t, t) for t in EVENT_TYPES] + [("total", "total")] if self.selected == ALL else [("events", "events"), ("share", "share")]
+        if self.selected == ALL:
+            counts = [(t, t) for t in EVENT_TYPES] + [("total", "total"), (VISITORS, VISITORS)]
+        else:
+            counts = [("events", "events"), (VISITORS, VISITORS)] + ([("share", "share")] if self.share else [])
         extras = [("bar", "")] if self.bar else []
         extras += [("rate", RATE_LABEL)] if self.rate else []
         extras += [("trend", "trend")] if self.trend else []
         return [("tid", "tracking id"), *counts, *extras]
 
 
+def preferred_extras(selected: str) -> int:
+    """Cells of the extras that rank above the type table's share (:meth:`TypesTable.fit`): the
+    id's share, its rate and its trend. The bar ranks below: it draws the share once more."""
+    return (SHARE_WIDTH + 2 if selected != ALL else 0) + len(RATE_LABEL) + 2 + TREND_WIDTH + 2
+
+
 def fit(selected: str, width: int, base: int, spare: int) -> Layout:
     """The extras that fit ``width`` cells beside ``base`` cells of counts (and ``spare`` for a
     scrollbar), in order of use."""
     free = width - base - spare
+    show_share = selected != ALL and free >= SHARE_WIDTH + 2
+    free -= SHARE_WIDTH + 2 if show_share else 0
     rate_cells = len(RATE_LABEL) + 2
     show_rate = free >= rate_cells
     free -= rate_cells if show_rate else 0
     show_trend = free >= TREND_WIDTH + 2
     free -= TREND_WIDTH + 2 if show_trend else 0
     bar_cells = min(BAR_WIDTH[1], free - 2) if selected != ALL and free - 2 >= BAR_WIDTH[0] else 0
-    return Layout(selected, bar_cells, show_rate, show_trend)
+    return Layout(selected, bar_cells, show_rate, show_trend, show_share)
 
 
-class TidsTable(DataTable[Text | str]):
+class TidsTable(VisitorsTips):
     """Rows are added, removed and updated by key, never cleared on a refresh (only when the
-    columns change), so the cursor stays on its id when the order changes."""
+    columns change), so the cursor stays on its id when the order changes.
+
+    Visitors: for a type, the id's distinct visitors of that type (beside its events of that type);
+    for all types, of all types together, which is not the sum of the types'."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", **kwargs)
@@ -103,13 +121,18 @@ class TidsTable(DataTable[Text | str]):
         return ranking is not None and (ranking.selection, ranking.needle) == (self.selected, self.needle.lower())
 
     def base_width(self, ids: Mapping[str, object], view: WindowView) -> int:
-        """Cells the counts need (with cell padding and the border), before any extra column."""
+        """Cells the counts and visitors need (with cell padding and the border), before any extra column."""
         widest_id = max((len(t) for t in ids), default=0)
         if self.selected == ALL:
             cells = [max(len(t), len(f"{view.summary[t].total:,}")) for t in EVENT_TYPES] + [max(5, len(f"{view.total:,}"))]
         else:
-            cells = [max(6, len(f"{view.summary[self.selected].total:,}")), len("100.0%")]
+            cells = [max(6, len(f"{view.summary[self.selected].total:,}"))]
+        cells.append(cell_width(view.visitors))
         return max(len("tracking id"), widest_id) + sum(cells) + 2 * self.cell_padding * (1 + len(cells))
+
+    def spare(self, rows: int) -> int:
+        """Cells for a vertical scrollbar, when ``rows`` outgrow the panel (one line of headers)."""
+        return SCROLLBAR if rows > self.size.height - 1 else 0
 
     def show(
         self, view: WindowView, meter: RateMeter[tuple[str, str]], configured: tuple[str, ...], ranking: Ranking | None = None
@@ -122,8 +145,7 @@ class TidsTable(DataTable[Text | str]):
         cursor = self._cursor_key_after or self._cursor_key()  # before rows come and go
         self._cursor_key_after = None
         counts = ranking.rows
-        spare = SCROLLBAR if len(counts) > self.size.height - 1 else 0  # one line of headers
-        layout = fit(self.selected, self.size.width, self.base_width(counts, view), spare)
+        layout = fit(self.selected, self.size.width, self.base_width(counts, view), self.spare(len(counts)))
         if layout != self.layout_now:
             self._rebuild(layout)
         type_total = view.total if self.selected == ALL else view.summary[self.selected].total
@@ -135,10 +157,14 @@ class TidsTable(DataTable[Text | str]):
 
         rates = meter.rates_by(by_tid) if layout.rate and meter.ready else None
         trends = meter.trends_by(by_tid) if layout.trend else []
+        read = self.visitors_read = view.visitors
+        estimates = {} if read is None else read.by_id if selected == ALL else read.by_series.get(selected, {})
+        figures = {tid: Figure(estimates.get(tid), self._weight(by_type)) for tid, by_type in counts.items()}
+        self.figures = figures
         for gone in [key for key in self.rows if key.value not in counts]:
             self.remove_row(gone)
         for tid, by_type in counts.items():
-            values = self._cells(tid, by_type, type_total, top, rates, trends, layout)
+            values = self._cells(tid, by_type, type_total, top, rates, trends, layout, visitors_cell(read, *figures[tid]))
             if tid not in self.rows:
                 self.add_row(*values.values(), key=tid)
             else:
@@ -148,6 +174,7 @@ class TidsTable(DataTable[Text | str]):
                         # measures every cell of the column, only when this one needs it.
                         set_cell(self, tid, column, value, update_width=_wider(value, self.columns[ColumnKey(column)].content_width))
         self._sort(counts, cursor)
+        self._cursor_key_after = None  # restored: a later show must not take the cursor back there
         self._titles(ranking)
 
     def _titles(self, ranking: Ranking) -> None:
@@ -172,13 +199,19 @@ class TidsTable(DataTable[Text | str]):
         rates: dict[str, float] | None,
         trends: list[dict[str, float]],
         layout: Layout,
+        visitors: Text,
     ) -> dict[str, Text | str]:
+        """The row's cells by column key, in the columns' order (``add_row`` takes them so)."""
         name: Text | str = Text(tid, style="dim italic") if tid == OTHER_ID else tid
         if self.selected == ALL:
-            values: dict[str, Text | str] = {"tid": name, **{t: num(by_type[t]) for t in EVENT_TYPES}, "total": num(sum(by_type.values()), style="bold")}
+            values: dict[str, Text | str] = {
+                "tid": name, **{t: num(by_type[t]) for t in EVENT_TYPES}, "total": num(sum(by_type.values()), style="bold"), VISITORS: visitors,
+            }
         else:
             count = by_type[self.selected]
-            values = {"tid": name, "events": num(count), "share": num(share(count, type_total), ".1f", "%")}
+            values = {"tid": name, "events": num(count), VISITORS: visitors}
+            if layout.share:
+                values["share"] = num(share(count, type_total), ".1f", "%")
         if layout.bar:
             values["bar"] = bar(self._weight(by_type) / top if top else 0.0, layout.bar)
         if layout.rate:

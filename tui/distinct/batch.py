@@ -103,3 +103,4 @@ class DistinctBatch:
             key: (sketch_of_hashes if key[1] == SIGNUPS else sketch_of)(items, self.lg_k)
             for key, items in self.take_items().items()
         }
+

@@ -166,9 +166,10 @@ class Reader:
         self.store.publish(documents, key_ttl(view.window_seconds, view.bucket_seconds))
         return True
 
-    def refresh(self, series: bool = False) -> WindowView:
-        """What every refresh does: read the window, then publish it to the summary keys."""
-        view = self.read_view(series)
+    def refresh(self, series: bool = False, visitors: bool = False) -> WindowView:
+        """What every refresh does: read the window, then publish it to the summary keys.
+        ``visitors``: with the distinct visitors too (the dashboard shows them)."""
+        view = self.read_view(series, visitors=visitors)
         self.publish(view)
         return view
 

@@ -12,11 +12,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
 from tui.components.ranking import TOP_N
+from tui.components.visitors import MARK, NOT_READ, error_percent
+from tui.distinct.sketch import DEFAULT_LG_K
+from tui.pipeline.reader import MAX_VISITOR_IDS
 from tui.window import OTHER_ID
 
 
-def help_text(label: str, window_minutes: float, bucket_seconds: int) -> str:
-    """help.md with the current window (``label``: the view's, with its true ±) and bucket filled in."""
+def help_text(label: str, window_minutes: float, bucket_seconds: int, lg_k: int = DEFAULT_LG_K) -> str:
+    """help.md with the current window (``label``: the view's, with its true ±), bucket and sketch
+    size (``lg_k``: the visitors' ±) filled in."""
     text = files("tui.screens").joinpath("help.md").read_text(encoding="utf-8")
     values = {
         "window": label,
@@ -25,6 +29,11 @@ def help_text(label: str, window_minutes: float, bucket_seconds: int) -> str:
         "minutes": f"{window_minutes:g}",
         "bucket": str(bucket_seconds),
         "full_buckets": str(int(window_minutes * 60) // bucket_seconds),
+        "visitors_error": f"{error_percent(lg_k):.1f}",
+        "lg_k": str(lg_k),
+        "visitor_ids": f"{MAX_VISITOR_IDS:,}",
+        "not_read": NOT_READ,
+        "mark": MARK.strip(),
     }
     for name, value in values.items():
         text = text.replace("{" + name + "}", value)
@@ -51,5 +60,5 @@ class MarkdownScreen(ModalScreen[None]):
 class HelpScreen(MarkdownScreen):
     """The dashboard's help, for the current window."""
 
-    def __init__(self, label: str, window_minutes: float, bucket_seconds: int) -> None:
-        super().__init__(help_text(label, window_minutes, bucket_seconds))
+    def __init__(self, label: str, window_minutes: float, bucket_seconds: int, lg_k: int = DEFAULT_LG_K) -> None:
+        super().__init__(help_text(label, window_minutes, bucket_seconds, lg_k))

@@ -1,7 +1,10 @@
 """The incomplete window, explained: each gap's buckets, their times and why they could not be read
-whole. Opened with ``i`` while the type table's border says "incomplete"."""
+whole, for the counts and for the distinct visitors. Opened with ``i`` while the type table's
+border says "incomplete"."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,31 +13,40 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.window import WindowView
+from tui.components.visitors import MARK, visitor_gaps
+from tui.window import Gap, WindowView
 
 
 def gaps_text(view: WindowView) -> Text:
-    """One line per gap, after a line saying what a gap means for the counts."""
-    text = Text(
-        f"{view.label}: counts are LOW by whatever these buckets held.\n\n",
-        style="bold",
-    )
+    """One line per gap, after a line saying what a gap means: for the counts, then for the
+    visitors (a lost sketch leaves the counts whole, so the two lists are apart)."""
+    visitors = visitor_gaps(view)
+    text = Text()
+    if view.incomplete or not visitors:
+        text.append(f"{view.label}: counts are LOW by whatever these buckets held.\n\n", style="bold")
     if not view.incomplete:
-        text.append("Every bucket of the window was read whole.", style="green")
-    for gap in view.incomplete:
-        part = gap.to_json(view.bucket_seconds)
-        span = (
-            f"bucket {gap.first}"
-            if gap.first == gap.last
-            else f"buckets {gap.first}–{gap.last}"
+        text.append("Every bucket of the window was read whole" + (": the counts are not low.\n" if visitors else ".\n"), style="green")
+    _append_gaps(text, view.incomplete, view.bucket_seconds)
+    if visitors:
+        text.append(
+            f"\n{view.label}: visitors (marked{MARK}) may be LOW by whoever these sketch values held.\n\n",
+            style="bold",
         )
-        text.append(f"{span}", style="bold red")
-        text.append(f"  {part['from']} → {part['to']}\n    {gap.why}\n")
-    text.append(
-        "\nA writer that still holds these counts writes them back; press escape to close.",
-        style="dim",
-    )
+        _append_gaps(text, visitors, view.bucket_seconds)
+    if view.incomplete:
+        text.append("\nA writer that still holds these counts writes them back.", style="dim")
+    if visitors:
+        text.append("\nA lost sketch cannot be rebuilt from the counts: its figures stay marked until its buckets leave the window.", style="dim")
+    text.append("\nPress escape to close.", style="dim")
     return text
+
+
+def _append_gaps(text: Text, gaps: Sequence[Gap], bucket_seconds: int) -> None:
+    for gap in gaps:
+        part = gap.to_json(bucket_seconds)
+        span = f"bucket {gap.first}" if gap.first == gap.last else f"buckets {gap.first}–{gap.last}"
+        text.append(span, style="bold red")
+        text.append(f"  {part['from']} → {part['to']}\n    {gap.why}\n")
 
 
 class IncompleteScreen(ModalScreen[None]):
