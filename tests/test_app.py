@@ -8,7 +8,6 @@ Update the SVGs after an intended change with ``pytest tests/test_app.py --snaps
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from tui.components.ranking import TOP_N
 from tui.components.sparklines import ZeroBasedBars, bucket_columns
 from tui.components.store_panel import MIN_WIDTH as PANEL_WIDTH
 from tui.components.visitors import VisitorsTips
-from tui.events import Event
 from tui.ingest.decode import IngestEvent
 from tui.pipeline import Pipeline
 from tui.pipeline.reader import MAX_VISITOR_IDS
@@ -40,26 +38,12 @@ START = 1_795_435_200.0  # 2026-11-23T08:00:00Z
 IDS = ("INF-yj562hjojbtez", "INF-3gbfcjjdsd6vhvo", "INF-ixpktk3itsk86", "INF-1bi5qk0zocqcz", "INF-8d1ovm2tx0kqe")
 
 
-def count_visitors(pipeline: Pipeline) -> None:
-    """Count each generated event's visitor, as serve's ingest does with a posted one. Generated
-    events carry their ``visitorId`` only in their document (not as ``visitor_id``) until the
-    generator makes visitors (issue 13), so without this the visitors column would be all zeros.
-    Other events (a test's plain tuples) are passed as they are."""
-    ingest = pipeline.writer.ingest
-
-    def with_visitors(events: Iterable[Any]) -> None:
-        ingest([IngestEvent(e.type, e.tracking_id, e.ts_ms, e.doc["value"]["visitorId"]) if isinstance(e, Event) and not hasattr(e, "visitor_id") else e for e in events])
-
-    pipeline.writer.ingest = with_visitors  # type: ignore[method-assign]
-
-
 def make_app(history_seconds: int = 290, settings_path: Path | None = None, **options: Any) -> EventDashApp:
     """An app over ``history_seconds`` of seeded events at 40/s, flushed, on a frozen clock;
     ``options`` change the settings (e.g. ``generated_ids``, ``max_tracking_ids``)."""
     clock = FakeClock(START)
     settings = Settings(events_per_second=40, tracking_ids=IDS, backend="memory", **options)
     pipeline = Pipeline(settings, MemoryStore(clock), clock=clock, seed=42, writer_id="writer-a", writer_name="demo-host-4242")
-    count_visitors(pipeline)
     for second in range(history_seconds):
         clock.advance(1.0 + (second % 7) * 0.1)  # an uneven history, so the sparklines have shape
         pipeline.step()
