@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import MemcachedServer, all_keys
+from tests.oracle import read_log
 from tui.clock import FakeClock
 from tui.distinct.batch import SIGNUPS
 from tui.distinct.sketch import estimate, relative_error_bound
@@ -18,7 +21,7 @@ from tui.distinct.value import decode
 from tui.ingest.decode import IngestEvent
 from tui.pipeline import Pipeline
 from tui.settings import MemcachedSettings, Settings
-from tui.store import MemoryStore, Store
+from tui.store import MemcachedStore, MemoryStore, Store
 from tui.store.sketches import sketch_key
 from tui.window import OTHER_ID
 
@@ -255,3 +258,36 @@ def test_a_shard_whose_ids_alone_pass_the_budget_still_writes(store: Store, cloc
     reported: list[str] = []
     flush_sketches(store, dataclasses.replace(layout, shards=2), pending, layout.lg_k, clock.time(), lambda k, w: reported.append(w), everything=True, budget=16 * 1024)
     assert not pending.items and not reported
+
+
+def test_no_email_or_ip_of_the_generated_events_reaches_memcached(memcached: MemcachedServer, tmp_path: Path) -> None:
+    """Every key and value the writer and the reader put in memcached is scanned for each e-mail and
+    IP address (and the salt) that the generator's events carried."""
+    clock = FakeClock()
+    store = MemcachedStore([memcached.server], "pii:")
+    log = tmp_path / "events.jsonl"
+    salt = "a-secret-salt-for-this-test"
+    with log.open("w") as events_log:
+        engine = Pipeline(
+            Settings(tracking_ids=IDS[:5], events_per_second=200, email_salt=salt, backend="memcached"),
+            store, clock=clock, seed=9, events_log=events_log, writer_id="w1",
+        )
+        for _ in range(60):
+            clock.advance(1.0)
+            engine.step()
+        engine.writer.flush_all(5.0)
+        engine.generator.flush_log()  # type: ignore[union-attr]
+    engine.reader.refresh()  # the summary keys too
+    docs = read_log(log)
+    emails = {d["value"]["form"]["email"] for d in docs if "form" in d["value"]}
+    ips = {d["value"]["geo"]["ip"] for d in docs}
+    assert len(emails) > 20 and len(ips) > 100
+    stored = all_keys(memcached.port)
+    assert any(key.startswith("pii:d") for key in stored), "sketch keys were written"
+    seen = engine.reader.read_visitors([IDS[0]], series=[SIGNUPS])
+    assert seen.by_id[IDS[0]].value > 0, "the salted e-mail hashes were counted"
+    for key, value in stored.items():
+        blob = key.encode() + b"\0" + value
+        for secret in (*emails, *ips, salt):
+            assert secret.encode() not in blob, f"{secret!r} in {key}"
+    store.close()
