@@ -20,11 +20,9 @@ from tui.settings import SettingsError
 from tui.store.codec import (
     Corrupt,
     Meta,
-    as_of_ms,
     decode_meta,
     decode_summary,
     encode,
-    parse_object,
 )
 from tui.store.decode_cache import DecodeCache
 from tui.store.layout import DEFAULT_SHARDS, LAYOUT_VERSION, MAX_SHARDS, Layout, memcached_expiry
@@ -274,7 +272,9 @@ class Store(ABC):
             for key, doc in pending.items():
                 if key in found:
                     try:
-                        if as_of_ms(parse_object(found[key][0]), now_ms) >= doc["asOfMs"]:
+                        # decoded whole, not only its asOfMs: a value that is older but not a summary
+                        # (e.g. {"asOfMs": 0}) is corrupt too, and is reported before it is replaced
+                        if decode_summary(found[key][0], now_ms, "shard" in doc)["asOfMs"] >= doc["asOfMs"]:
                             continue
                     except Corrupt as exc:
                         self.report(key, str(exc))
