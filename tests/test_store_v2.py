@@ -378,6 +378,100 @@ def test_the_shard_decoder_names_why_a_value_is_corrupt(raw: bytes, why: str) ->
         decode_shard(raw)
 
 
+# -- the summaries' visitors (issue 13) -----------------------------------------------------------------
+
+NOW_MS = 1_700_000_000_000
+GAP = {"buckets": [170000000, 170000005], "from": "2023-11-14T22:13:20.000Z", "to": "2023-11-14T22:14:20.000Z", "why": "visitors: t:d6:28333333:review:3 is missing (evicted?)"}
+COMMON = {"windowMinutes": 5, "bucketSeconds": 10, "asOf": "2023-11-14T22:13:20.000Z", "asOfMs": NOW_MS, "incomplete": []}
+SUMMARY = {
+    "totalEventsCaptured": 30, "eventsCapturedByTrackingIds": {"INF-a": 20, "INF-b": 9, "INF-c": 1}, **COMMON, "trackingIds": 3,
+    "visitors": {"total": 12, "lower": 11, "upper": 13, "byTrackingId": {"INF-a": 8, "INF-b": 4}, "omitted": 1, "incomplete": [GAP]},
+}
+SHARD_SUMMARY = {
+    "eventsCapturedByTrackingIds": {"INF-a": 20}, "shard": 3, "shards": 64, **COMMON,
+    "visitors": {"byTrackingId": {"INF-a": 8}, "omitted": 0, "incomplete": []},
+}
+
+
+def test_a_summary_with_visitors_and_one_without_decode() -> None:
+    assert decode_summary(json.dumps(SUMMARY).encode(), NOW_MS, per_shard=False) == SUMMARY
+    assert decode_summary(json.dumps(SHARD_SUMMARY).encode(), NOW_MS, per_shard=True) == SHARD_SUMMARY
+    older = {k: v for k, v in SUMMARY.items() if k != "visitors"}  # what a publisher before issue 13 wrote
+    assert decode_summary(json.dumps(older).encode(), NOW_MS, per_shard=False) == older
+
+
+@pytest.mark.parametrize(
+    ("per_shard", "change", "why"),
+    [
+        (False, {"total": -1}, "'visitors': 'total' is negative"),
+        (False, {"lower": 1.5}, "'visitors': 'lower' is float 1.5, not a whole number"),
+        (False, {"upper": True}, "'visitors': 'upper' is bool True, not a whole number"),
+        (False, {"total": 20}, "'visitors': 'total' 20 is not within 'lower' 11 and 'upper' 13"),
+        (False, {"byTrackingId": {"bad id": 1}}, "'visitors': 'byTrackingId' has a bad tracking id 'bad id'"),
+        (False, {"byTrackingId": {"INF-a": "8"}}, "'visitors': 'byTrackingId'\\['INF-a'\\] is str 8, not a whole number"),
+        (False, {"byTrackingId": []}, "'visitors': 'byTrackingId' is not an object"),
+        (False, {"omitted": 2**60}, "'visitors': 'omitted' is absurd"),
+        (False, {"incomplete": {}}, "'visitors': 'incomplete' is not a list"),
+        (False, {"incomplete": ["lost"]}, "'visitors': an 'incomplete' entry is not an object"),
+        (False, {"incomplete": [{**GAP, "buckets": [5, 1]}]}, "'visitors': an 'incomplete' entry's first bucket is after its last"),
+        (False, {"incomplete": [{**GAP, "why": 7}]}, "'visitors': an 'incomplete' entry's 'from', 'to' or 'why' is not a string"),
+        (False, {"incomplete": [{**GAP, "x": 1}]}, "'visitors': unknown field 'x'"),
+        (False, {"x": 1}, "'visitors': unknown field 'x'"),
+        (True, {"total": 1}, "'visitors': unknown field 'total'"),
+        (True, {"omitted": None}, "'visitors': 'omitted' is NoneType None, not a whole number"),
+    ],
+)
+def test_the_summary_decoder_names_why_its_visitors_are_corrupt(per_shard: bool, change: dict[str, object], why: str) -> None:
+    doc = json.loads(json.dumps(SHARD_SUMMARY if per_shard else SUMMARY))
+    doc["visitors"].update(change)
+    with pytest.raises(Corrupt, match=why):
+        decode_summary(json.dumps(doc).encode(), NOW_MS, per_shard)
+
+
+def test_visitors_that_are_not_an_object_or_lack_a_field_are_corrupt() -> None:
+    for visitors, why in (([], "'visitors': is not an object"), ({"total": 1}, "'visitors': field 'lower' is missing")):
+        with pytest.raises(Corrupt, match=re.escape(why)):
+            decode_summary(json.dumps({**SUMMARY, "visitors": visitors}).encode(), NOW_MS, per_shard=False)
+
+
+visitors_garbage = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(["total", "lower", "upper", "byTrackingId", "omitted", "incomplete", "buckets", "from", "to", "why", "INF-a", "x"]),
+        children, max_size=6,
+    ),
+    max_leaves=15,
+)
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(per_shard=st.booleans(), field=st.sampled_from([None, "total", "lower", "upper", "byTrackingId", "omitted", "incomplete", "x"]), value=visitors_garbage)
+@example(per_shard=False, field="incomplete", value=[{"buckets": [1, 2], "from": "a", "to": "b", "why": None}])
+@example(per_shard=False, field="byTrackingId", value={"INF-a": 2**53 + 1})
+def test_any_stored_visitors_are_decoded_whole_or_refused_naming_them(per_shard: bool, field: str | None, value: object) -> None:
+    """Whatever a hostile client stores in a summary's ``visitors``: refused with a reason that
+    names it, or accepted only when it is a value a publisher could have written."""
+    doc = json.loads(json.dumps(SHARD_SUMMARY if per_shard else SUMMARY))
+    if field is None:
+        doc["visitors"] = value
+    else:
+        doc["visitors"][field] = value
+    try:
+        got = decode_summary(json.dumps(doc).encode(), NOW_MS, per_shard)
+    except Corrupt as exc:
+        assert str(exc).startswith("'visitors': "), exc
+        return
+    visitors = got["visitors"]
+    assert set(visitors) == ({"byTrackingId", "omitted", "incomplete"} if per_shard else {"total", "lower", "upper", "byTrackingId", "omitted", "incomplete"})
+    numbers = [visitors["omitted"], *visitors["byTrackingId"].values()] + ([] if per_shard else [visitors["lower"], visitors["total"], visitors["upper"]])
+    assert all(type(n) is int and 0 <= n <= 2**53 for n in numbers)
+    assert per_shard or visitors["lower"] <= visitors["total"] <= visitors["upper"]
+    assert all(re.fullmatch(r"[^\s\x00-\x1f\x7f]{1,200}", tid) for tid in visitors["byTrackingId"])
+    for gap in visitors["incomplete"]:
+        assert set(gap) == {"buckets", "from", "to", "why"} and all(isinstance(gap[k], str) for k in ("from", "to", "why"))
+        assert [type(b) for b in gap["buckets"]] == [int, int] and 0 <= gap["buckets"][0] <= gap["buckets"][1]
+
+
 def test_a_far_future_summary_is_corrupt_not_fresher(store: Store, clock: FakeClock) -> None:
     pipeline = writer(store, clock, 1, events_per_second=50)
     run([pipeline], clock, 2)

@@ -268,17 +268,56 @@ def as_of_ms(value: dict[str, Any], now_ms: int) -> int:
 
 
 SUMMARY_FIELDS = ("eventsCapturedByTrackingIds", "windowMinutes", "bucketSeconds", "asOf", "asOfMs", "incomplete")
+#: A summary's optional ``visitors`` (:mod:`tui.store.publishing`): per type, and per shard of a type.
+VISITORS_FIELDS = ("total", "lower", "upper", "byTrackingId", "omitted", "incomplete")
+SHARD_VISITORS_FIELDS = ("byTrackingId", "omitted", "incomplete")
+
+
+def _gap(value: Any) -> None:
+    """One part of a window that could not be read whole, as ``Gap.to_json`` writes it."""
+    if not isinstance(value, dict):
+        raise Corrupt("an 'incomplete' entry is not an object")
+    _fields(value, ("buckets", "from", "to", "why"))
+    first_last = value["buckets"]
+    if not (isinstance(first_last, list) and len(first_last) == 2):
+        raise Corrupt("an 'incomplete' entry's 'buckets' is not [first, last]")
+    first, last = (count(b, "an 'incomplete' entry's bucket") for b in first_last)
+    if first > last:
+        raise Corrupt("an 'incomplete' entry's first bucket is after its last")
+    if not all(isinstance(value[name], str) for name in ("from", "to", "why")):
+        raise Corrupt("an 'incomplete' entry's 'from', 'to' or 'why' is not a string")
+
+
+def _visitors(value: Any, per_shard: bool) -> None:
+    """A summary's ``visitors``: whole numbers (``lower <= total <= upper``), rounded estimates by
+    valid tracking id, and a list of gaps; a problem is :class:`Corrupt` naming ``'visitors'``."""
+    try:
+        if not isinstance(value, dict):
+            raise Corrupt("is not an object")
+        _fields(value, SHARD_VISITORS_FIELDS if per_shard else VISITORS_FIELDS)
+        if not per_shard:
+            total, lower, upper = (count(value[name], repr(name)) for name in ("total", "lower", "upper"))
+            if not lower <= total <= upper:
+                raise Corrupt(f"'total' {total} is not within 'lower' {lower} and 'upper' {upper}")
+        counts_by_id(value["byTrackingId"], "'byTrackingId'")
+        count(value["omitted"], "'omitted'")
+        if not isinstance(value["incomplete"], list):
+            raise Corrupt("'incomplete' is not a list")
+        for gap in value["incomplete"]:
+            _gap(gap)
+    except Corrupt as exc:
+        raise Corrupt(f"'visitors': {exc}") from None
 
 
 def decode_summary(raw: bytes, now_ms: int, per_shard: bool) -> dict[str, Any]:
     """A published summary (per type, or per shard of a type), checked field by field."""
     value = parse_object(raw)
     if per_shard:
-        _fields(value, (*SUMMARY_FIELDS, "shard", "shards"))
+        _fields(value, (*SUMMARY_FIELDS, "shard", "shards"), ("visitors",))
         count(value["shard"], "'shard'")
         count(value["shards"], "'shards'")
     else:
-        _fields(value, ("totalEventsCaptured", *SUMMARY_FIELDS), ("truncated", "trackingIds", "otherIds"))
+        _fields(value, ("totalEventsCaptured", *SUMMARY_FIELDS), ("truncated", "trackingIds", "otherIds", "visitors"))
         count(value["totalEventsCaptured"], "'totalEventsCaptured'")
         count(value.get("trackingIds", 0), "'trackingIds'")
         if "truncated" in value and not isinstance(value["truncated"], bool):
@@ -289,4 +328,6 @@ def decode_summary(raw: bytes, now_ms: int, per_shard: bool) -> dict[str, Any]:
     if not isinstance(value["asOf"], str) or not isinstance(value["incomplete"], list):
         raise Corrupt("'asOf' is not a string or 'incomplete' not a list")
     as_of_ms(value, now_ms)
+    if "visitors" in value:
+        _visitors(value["visitors"], per_shard)
     return value

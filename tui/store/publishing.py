@@ -7,6 +7,14 @@
 * ``P<type>:s<k>``: the ids of shard ``k`` (``crc32(utf-8 id) % shards``) with their counts, so one
   id's count over the published window is one ``get``. Every shard is published, empty ones too,
   so a missing key means "not published", never zero. Cost grows with shards, not with ids.
+
+When the view read the distinct visitors (:meth:`tui.pipeline.reader.Reader.read_view` with
+``visitors=True``, as every refresh does), both kinds carry one more field, ``visitors``: in
+``P<type>`` ``{"total", "lower", "upper", "byTrackingId", "omitted", "incomplete"}`` (the type's
+distinct visitors over every id with bounds at two standard deviations, rounded estimates of the
+busiest ids, how many of the type's ids have no figure, and the gaps that may make a figure low),
+in ``P<type>:s<k>`` the same without ``total``, ``lower`` and ``upper``, for the ids of shard
+``k``. The brief's two fields are unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +38,20 @@ def _listed(by_id: dict[str, int], limit: int) -> tuple[dict[str, int], bool]:
     return dict(top), True
 
 
+def _visitors_of(view: WindowView, etype: str) -> tuple[dict[str, Any], dict[str, int], int] | None:
+    """``(totals, by id, omitted)`` of ``etype``'s distinct visitors in ``view``, if it read them."""
+    read = view.visitors
+    if read is None:
+        return None
+    total = read.series_totals.get(etype)
+    value, lower, upper = (round(total.value), round(total.lower), round(total.upper)) if total is not None else (0, 0, 0)
+    # the estimate lies within its bounds; rounded, each stays where it was
+    totals = {"total": value, "lower": min(lower, value), "upper": max(upper, value)}
+    by_id = {tid: round(est.value) for tid, est in sorted(read.by_series.get(etype, {}).items())}
+    omitted = sum(1 for tid in view.summary[etype].by_tracking_id if tid not in by_id)
+    return totals, by_id, omitted
+
+
 def summary_documents(view: WindowView, layout: Layout) -> dict[str, dict[str, Any]]:
     """Every summary key's value for ``view``, by key."""
     as_of_ms = int(view.as_of * 1000)
@@ -40,12 +62,17 @@ def summary_documents(view: WindowView, layout: Layout) -> dict[str, dict[str, A
         "asOfMs": as_of_ms,
         "incomplete": view.incomplete_json(),
     }
+    gaps = [gap.to_json(view.bucket_seconds) for gap in view.visitors.incomplete] if view.visitors is not None else []
     out: dict[str, dict[str, Any]] = {}
     for etype in view.types:
         summary = view.summary[etype]
         by_id = dict(summary.by_tracking_id)
         listed, truncated = _listed(by_id, SUMMARY_MAX_IDS)
         doc = {"totalEventsCaptured": summary.total, "eventsCapturedByTrackingIds": listed, **common, "trackingIds": len(by_id)}
+        visitors = _visitors_of(view, etype)
+        if visitors is not None:
+            totals, seen, omitted = visitors
+            doc["visitors"] = {**totals, "byTrackingId": seen, "omitted": omitted, "incomplete": gaps}
         if truncated or len(encode(doc)) > MAX_VALUE_BYTES:
             doc["eventsCapturedByTrackingIds"] = _listed(by_id, 0)[0]
             doc["truncated"] = True
@@ -53,6 +80,13 @@ def summary_documents(view: WindowView, layout: Layout) -> dict[str, dict[str, A
         shards: list[dict[str, int]] = [{} for _ in range(layout.shards)]
         for tid, n in by_id.items():
             shards[layout.shard(tid)][tid] = n
+        seen_by_shard: list[dict[str, int]] = [{} for _ in range(layout.shards)]
+        for tid, n in (visitors[1] if visitors is not None else {}).items():
+            seen_by_shard[layout.shard(tid)][tid] = n
         for k, ids in enumerate(shards):
-            out[layout.shard_summary_key(etype, k)] = {"eventsCapturedByTrackingIds": ids, "shard": k, "shards": layout.shards, **common}
+            shard_doc = {"eventsCapturedByTrackingIds": ids, "shard": k, "shards": layout.shards, **common}
+            if visitors is not None:
+                seen = seen_by_shard[k]
+                shard_doc["visitors"] = {"byTrackingId": seen, "omitted": sum(1 for tid in ids if tid not in seen), "incomplete": gaps}
+            out[layout.shard_summary_key(etype, k)] = shard_doc
     return out
