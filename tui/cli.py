@@ -46,6 +46,7 @@ from tui.web import (
 )
 
 if TYPE_CHECKING:
+    from tui.distinct.sketch import Estimate
     from tui.pipeline import Pipeline
     from tui.service.config import IngestOptions, ServeOptions
     from tui.service.spool import Spool
@@ -616,6 +617,7 @@ def run_summary(settings: Settings, as_json: bool, top: int = SUMMARY_TOP) -> in
     window that could not be read whole are said on stderr (and in the JSON), never hidden."""
     from tui.headless import headless_line
     from tui.pipeline import Reader
+    from tui.pipeline.reader import MAX_VISITOR_IDS
     from tui.store import StoreUnavailable, open_store
 
     opened = open_store(settings, chosen_by=settings.origin_of("backend"))
@@ -632,6 +634,10 @@ def run_summary(settings: Settings, as_json: bool, top: int = SUMMARY_TOP) -> in
         opened.store.close()
     for gap in view.incomplete_json():
         _err(f"incomplete: buckets {gap['from']} to {gap['to']} could not be read whole ({gap['why']}); the counts may be low")
+    visitors = view.visitors
+    for gap in visitors.incomplete if visitors is not None else ():
+        shown_gap = gap.to_json(view.bucket_seconds)
+        _err(f"incomplete: visitors of buckets {shown_gap['from']} to {shown_gap['to']} could not be read whole ({gap.why}); the visitors may be low")
     if as_json:
         print(json.dumps(headless_line(view, opened.store.backend, None, now=view.as_of, settings=settings)))
         return EXIT_OK
@@ -641,18 +647,41 @@ def run_summary(settings: Settings, as_json: bool, top: int = SUMMARY_TOP) -> in
     from rich.table import Table
 
     incomplete = " · [red]incomplete[/red]" if view.incomplete else ""
+    if visitors is not None and visitors.incomplete:
+        incomplete += " · [red]visitors incomplete[/red]"
     table = Table(title=f"{view.label} · {opened.store.backend}{incomplete}")
     table.add_column("type")
     table.add_column("tracking id")
     table.add_column("events", justify="right")
+    table.add_column("visitors", justify="right")
+    not_read = 0
     for etype in EVENT_TYPES:
         summary = view.summary[etype]
-        table.add_row(etype, "[b]all[/b]", f"[b]{summary.total:,}[/b]")
+        by_id = visitors.by_series.get(etype, {}) if visitors is not None else {}
+        table.add_row(etype, "[b]all[/b]", f"[b]{summary.total:,}[/b]", f"[b]{_distinct_text(visitors.series_totals.get(etype) if visitors else None)}[/b]")
         ranked = summary.by_tracking_id.items()
         shown = sorted(ranked, key=lambda kv: (-kv[1], kv[0])) if not top else heapq.nsmallest(top, ranked, key=lambda kv: (-kv[1], kv[0]))
         for tid, count in shown:
-            table.add_row("", tid, f"{count:,}")
+            not_read += tid not in by_id
+            table.add_row("", tid, f"{count:,}", _distinct_text(by_id.get(tid)))
         if len(shown) < len(summary.by_tracking_id):
-            table.add_row("", f"[dim]… {len(summary.by_tracking_id) - len(shown):,} more (--top 0 for all)[/dim]", "")
+            table.add_row("", f"[dim]… {len(summary.by_tracking_id) - len(shown):,} more (--top 0 for all)[/dim]", "", "")
+    if visitors is not None:
+        table.add_row("[b]every type[/b]", "[b]all[/b]", f"[b]{view.total:,}[/b]", f"[b]{_distinct_text(visitors.total)}[/b]")
     Console().print(table)
+    if not_read:
+        print(
+            f"visitors: – = not read ({not_read:,} ids shown): only the {MAX_VISITOR_IDS:,} busiest ids are read; "
+            "one id: GET /api/v1/summary/TYPE?tracking_id=ID&distinct=visitors"
+        )
     return EXIT_OK
+
+
+def _distinct_text(estimate: Estimate | None) -> str:
+    """A distinct count for the table: ``1,234 ±25`` (two standard deviations), ``12`` when exact,
+    ``–`` when not read."""
+    if estimate is None:
+        return "–"
+    value = round(estimate.value)
+    spread = max(round(estimate.upper) - value, value - round(estimate.lower))
+    return f"{value:,} ±{spread:,}" if spread else f"{value:,}"

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from tui.events import iso_ms
@@ -20,6 +21,7 @@ from tui.pipeline import Pipeline, PipelineStatus
 from tui.settings import Settings
 from tui.shutdown import describe_crash, on_stop_signals, on_thread_failure
 from tui.store import OpenedStore, StoreUnavailable
+from tui.store.sketch_reads import DistinctRead
 from tui.watch import StoreWatch
 from tui.window import WindowView
 
@@ -56,9 +58,39 @@ def headless_line(
             line["generated"] = status.generated
             line["rate"] = {"configured": status.configured_rate, "measured": round(status.measured_rate, 1), "behind": status.behind}
     line["summary"] = view.summary_json() if view else None
+    if view is None:
+        line["visitors"] = None
+    elif view.visitors is not None:
+        line.update(visitors_json(view.visitors, view.types, view.bucket_seconds))
     if final:
         line["final"] = True
     return line
+
+
+def visitors_json(read: DistinctRead, types: Sequence[str], bucket_seconds: int) -> dict[str, Any]:
+    """The distinct visitors of a window read, as the headless line and ``summary --json`` give them.
+
+    Beside ``summary``, which keeps the brief's shape: ``visitors`` (every id, every type united),
+    ``visitorsByTrackingId`` (per id, types united), ``visitorsByType`` (per type: ``visitors`` and
+    ``visitorsByTrackingId``), each figure ``{"estimate", "lower", "upper"}``; ``visitorsIncomplete``
+    (the gaps that may make a figure low) and ``visitorsOmitted`` (ids of the window not read, past
+    the busiest :data:`~tui.pipeline.reader.MAX_VISITOR_IDS`) only when there are any."""
+    out: dict[str, Any] = {
+        "visitors": read.total.to_json() if read.total is not None else None,
+        "visitorsByTrackingId": {tid: read.by_id[tid].to_json() for tid in sorted(read.by_id)},
+        "visitorsByType": {
+            etype: {
+                "visitors": total.to_json() if (total := read.series_totals.get(etype)) is not None else None,
+                "visitorsByTrackingId": {tid: est.to_json() for tid, est in sorted(read.by_series.get(etype, {}).items())},
+            }
+            for etype in types
+        },
+    }
+    if read.incomplete:
+        out["visitorsIncomplete"] = [gap.to_json(bucket_seconds) for gap in read.incomplete]
+    if read.omitted:
+        out["visitorsOmitted"] = read.omitted
+    return out
 
 
 def settings_minutes(settings: Settings) -> float | int:
