@@ -291,3 +291,45 @@ def test_no_email_or_ip_of_the_generated_events_reaches_memcached(memcached: Mem
         for secret in (*emails, *ips, salt):
             assert secret.encode() not in blob, f"{secret!r} in {key}"
     store.close()
+
+
+def test_one_ids_read_of_every_type_is_two_round_trips_and_equals_a_window_read(store: Store, clock: FakeClock) -> None:
+    """``/api/v1/live``'s read: the id's counts of every type with the heads in one round trip, then
+    its sketches; the same figure as the whole window's read, with or without ``by_series``."""
+    engine = pipeline(store, clock, "w1")
+    run([engine], clock, 30, 300)
+    whole = engine.reader.read_view(visitors=True).visitors
+    assert whole is not None
+    calls: list[int] = []
+    get_many = store.get_many
+    store.get_many = lambda keys: (calls.append(len(keys)), get_many(keys))[1]  # type: ignore[method-assign]
+    try:
+        for tid in IDS[:5]:
+            calls.clear()
+            one = engine.reader.read_visitors([tid], total=False, per_series=False)
+            assert len(calls) == 2, calls
+            assert one.by_id == {tid: whole.by_id[tid]} and one.by_series == {} and one.total is None and one.incomplete == ()
+            typed = engine.reader.read_visitors([tid], series=["review"], total=False)
+            assert typed.by_id[tid] == typed.by_series["review"][tid] == whole.by_series["review"][tid]
+    finally:
+        store.get_many = get_many  # type: ignore[method-assign]
+
+
+def test_a_kept_sketch_is_never_served_for_other_bytes(store: Store, clock: FakeClock) -> None:
+    """Loaded sketches are kept by their exact bytes: new visitors in a block are read at once, and
+    bytes planted over a sketch that was read before are checked, reported and read around."""
+    engine = pipeline(store, clock, "w1")
+    tid = IDS[2]
+    now_ms = int(clock.time() * 1000)
+    engine.writer.ingest([IngestEvent("review", tid, now_ms, f"v{i}", None, None) for i in range(5)])
+    assert engine.writer.flush()
+    assert round(engine.reader.read_visitors([tid], total=False).by_id[tid].value) == 5
+    engine.writer.ingest([IngestEvent("review", tid, now_ms, f"w{i}", None, None) for i in range(3)])  # the same block
+    assert engine.writer.flush()
+    assert round(engine.reader.read_visitors([tid], total=False).by_id[tid].value) == 8
+    layout = engine.reader.layout()
+    key = sketch_key(layout, ("d", 1, now_ms // 10_000, "review", layout.shard(tid)))
+    store.set(key, b"\x00" * 40, 0)  # not a sketch value at all
+    seen = engine.reader.read_visitors([tid], total=False)
+    assert any(key in gap.why and "corrupt" in gap.why for gap in seen.incomplete)
+    assert any(r.startswith(f"{key}: ") for r in store.health().corrupt)

@@ -92,22 +92,30 @@ class Reader:
             view = dataclasses.replace(view, visitors=dataclasses.replace(read, omitted=len(busiest) - len(chosen)))
         return view
 
-    def read_visitors(self, tracking_ids: Sequence[str], series: Sequence[str] = EVENT_TYPES, window_seconds: int | None = None) -> DistinctRead:
+    def read_visitors(
+        self, tracking_ids: Sequence[str], series: Sequence[str] = EVENT_TYPES, window_seconds: int | None = None, total: bool = True,
+        per_series: bool = True,
+    ) -> DistinctRead:
         """Distinct visitors of ``tracking_ids`` (each, and of the union of ``series``) over a window
-        (the settings' by default), with the total over every id: the counts of those ids first (one
-        ``only`` read per type, the evidence of what must be there), then their sketches. Its cost
-        grows with the ids asked for, not with the prefix's. Raises StoreUnavailable."""
+        (the settings' by default), with the total over every id unless ``total=False`` (it reads
+        each block's total sketch, kilobytes once dense): the counts of those ids first (one
+        ``only`` read per id, its shard of every type in one round trip: the evidence of what must
+        be there), then their sketches. Its cost grows with the ids asked for, not with the
+        prefix's. ``per_series=False`` leaves ``by_series`` and ``series_totals`` empty: the figures
+        over the united series alone cost half the unions. Raises StoreUnavailable."""
         layout = self.layout()
         now = self.clock.time()
         blocks, _ = self._plan(layout, now, self.settings.window_seconds if window_seconds is None else window_seconds)
         found = self.store.read(layout, blocks, ids=False) if not tracking_ids else BlocksRead()
-        for etype in sorted({counted_type(name) for name in series}) if tracking_ids else ():
-            for tid in tracking_ids:
-                part = self.store.read(layout, blocks, only=(etype, tid))
-                for block, by_type in part.counts.items():
+        types = tuple(sorted({counted_type(name) for name in series}))
+        for tid in tracking_ids:  # one round trip per id: the heads and its shard of every type asked
+            part = self.store.read(layout, blocks, only=(types, tid))
+            for block, by_type in part.counts.items():
+                for etype in types:
                     found.counts.setdefault(block, {}).setdefault(etype, {}).update(by_type.get(etype, {}))
-                found.totals.update(part.totals)
-        return self.store.read_visitors(layout, blocks, series, list(tracking_ids), found)
+            found.totals.update(part.totals)
+        ids = list(tracking_ids)
+        return self.store.read_visitors(layout, blocks, series, ids, found, total=total or not ids, per_series=per_series)
 
     def read_one(self, etype: str, tracking_id: str, window_seconds: int) -> WindowView:
         """One id's count of one type over a window: the heads and that id's one shard per block,

@@ -35,6 +35,9 @@ from tui.store.written import Written
 from tui.window import Block
 
 T = TypeVar("T")
+#: Loaded sketches a store keeps (see ``Store._sketches``): the closed blocks of a few hundred one-id
+#: reads of a 24 h window, or of thousands over 5 minutes.
+SKETCH_CACHE_ENTRIES = 4_096
 
 
 class StoreUnavailable(Exception):
@@ -88,6 +91,10 @@ class Store(ABC):
         self.meta: Meta | None = None
         #: Reads decode each stored value once while its bytes stay the same (closed blocks).
         self._decoded = DecodeCache()
+        #: Loaded visitor sketches by their bytes, apart from the counts' values (a window read of
+        #: the 1,000 busiest ids loads tens of thousands, which would push the counts out). Dense
+        #: sketches are 4 KB, so fewer entries: at most ~35 MB with every one dense.
+        self._sketches = DecodeCache(SKETCH_CACHE_ENTRIES)
         self._written: dict[str, Written] = {}  # by writer id: what each writer stored last
         self._written_lock = threading.Lock()
 
@@ -234,13 +241,16 @@ class Store(ABC):
         self._call("writing visitor sketches", run)
 
     def read_visitors(
-        self, layout: Layout, blocks: Sequence[Block], series: Sequence[str], ids: Sequence[str], found: BlocksRead, total: bool = True
+        self, layout: Layout, blocks: Sequence[Block], series: Sequence[str], ids: Sequence[str], found: BlocksRead, total: bool = True,
+        per_series: bool = True,
     ) -> DistinctRead:
         """Distinct visitors over ``blocks``, after ``found`` (the counts read of the same blocks,
         the evidence of what must be there). Raises StoreUnavailable."""
         return self._call(
             "reading visitor sketches",
-            lambda: read_distinct(self.get_many, layout, blocks, series, ids, found.counts, found.totals, self.report, total),
+            lambda: read_distinct(
+                self.get_many, layout, blocks, series, ids, found.counts, found.totals, self.report, total, per_series, self._sketches
+            ),
         )
 
     def written(self, writer_id: str) -> Written:
@@ -248,7 +258,7 @@ class Store(ABC):
         with self._written_lock:
             return self._written.setdefault(writer_id, Written())
 
-    def read(self, layout: Layout, blocks: Sequence[Block], ids: bool = True, only: tuple[str, str] | None = None) -> BlocksRead:
+    def read(self, layout: Layout, blocks: Sequence[Block], ids: bool = True, only: tuple[str | tuple[str, ...], str] | None = None) -> BlocksRead:
         """Read blocks: heads, then (if ``ids``) the shards they list (one round trip for one id, see
         :func:`read_blocks`). Raises StoreUnavailable."""
         return self._call("reading buckets", lambda: read_blocks(self.get_many, layout, blocks, self.report, ids, only, self._decoded))

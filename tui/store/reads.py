@@ -80,11 +80,12 @@ def read_blocks(
     blocks: Sequence[Block],
     report: Callable[[str, str], None],
     ids: bool = True,
-    only: tuple[str, str] | None = None,
+    only: tuple[str | tuple[str, ...], str] | None = None,
     cache: DecodeCache | None = None,
 ) -> BlocksRead:
     """Read ``blocks``: heads (and their parents' heads, to tell lost from empty), then, if ``ids``,
-    the shards the heads list (only the shard of ``only = (type, tracking_id)`` when given).
+    the shards the heads list (only the shard of ``only = (type, tracking_id)`` when given; ``type``
+    may be a tuple of types, whose shard keys of that id are then read in the same round trip).
 
     With ``only`` the read is one round trip: that id's shard key of every block is known from the
     plan, so it is read together with the heads (after them) and with the children of top-level
@@ -121,9 +122,10 @@ def read_blocks(
 
     first = {a for b in blocks for a in ancestors(b)} | set(blocks)
     one_shard: list[str] = []
+    only_types = () if only is None else (only[0],) if isinstance(only[0], str) else only[0]
     if only is not None and ids:
         first |= {c for b in blocks if parent(b) is None for c in children(b)}
-        one_shard = [layout.shard_key(b, only[0], layout.shard(only[1])) for b in blocks]
+        one_shard = [layout.shard_key(b, etype, layout.shard(only[1])) for b in blocks for etype in only_types]
     fetch(first, one_shard)
     missing = [b for b in blocks if heads[b] is None and b not in corrupt]
     tops = [b for b in missing if parent(b) is None]
@@ -148,7 +150,7 @@ def read_blocks(
             continue
         for etype, shards in head.shards.items():
             if only is not None:
-                shards = [only_shard] if etype == only[0] and only_shard in shards else []
+                shards = [only_shard] if etype in only_types and only_shard in shards else []
             for k in shards:
                 wanted[layout.shard_key(block, etype, k)] = (block, etype)
     values: Mapping[str, bytes] = {}

@@ -17,6 +17,7 @@ import datasketches as ds
 
 from tui.distinct.sketch import CorruptSketch, Estimate, estimate_loaded, load
 from tui.distinct.value import SPILLED, CorruptValue, Opened
+from tui.store.decode_cache import DecodeCache
 from tui.store.layout import Layout
 from tui.store.reads import block_gap
 from tui.store.sketches import TOTAL_ID, counted_type, own_key, sketch_key
@@ -56,11 +57,15 @@ def read_distinct(
     totals: Mapping[Block, Mapping[str, int]],
     report: Callable[[str, str], None],
     total: bool = True,
+    per_series: bool = True,
+    cache: DecodeCache | None = None,
 ) -> DistinctRead:
     """The distinct visitors of ``series`` (types, or ``signups``) over ``blocks``: per id of ``ids``,
     per series, and (``total``) over all ids. ``counts`` and ``totals`` are what a read of the same
     blocks found just before (per block: type -> id -> count; type -> total), the evidence of what
-    must be there. Two round trips: the shared values, then the own keys of ids that spilled."""
+    must be there. Two round trips: the shared values, then the own keys of ids that spilled.
+    ``per_series=False``: ``by_series`` and ``series_totals`` are left empty (see :func:`_estimates`).
+    ``cache`` keeps loaded sketches by their exact bytes (see :func:`_loader`)."""
     ids = list(ids)
     keys: dict[tuple[Block, str, int], str] = {}
     for block in blocks:
@@ -72,6 +77,7 @@ def read_distinct(
                 keys[(block, name, shard)] = sketch_key(layout, ("d", block[0], block[1], name, shard))
     values = get_many(list(keys.values())) if keys else {}
     lg_k = layout.lg_k
+    loader = _loader(cache, lg_k)
     found: dict[tuple[str, str], _Found] = {}  # (series, id or TOTAL_ID) -> sketches and gaps
     spilled: dict[str, tuple[Block, str, str]] = {}
     wanted = [(tid, layout.shard(tid)) for tid in ids] + ([(TOTAL_ID, layout.shards)] if total else [])
@@ -89,7 +95,7 @@ def read_distinct(
                         into.gaps.append(block_gap(block, f"visitors: {key} is missing (evicted?)"))
                 elif isinstance(value, str):
                     into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({value})"))
-                elif _take(value, key, tid, lg_k, into, block, report, bool(held)):
+                elif _take(value, key, tid, loader, into, block, report, bool(held)):
                     spilled[own_key(key, tid)] = (block, name, tid)
     if spilled:
         own = get_many(list(spilled))
@@ -101,8 +107,22 @@ def read_distinct(
             elif isinstance(value, str):
                 into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({value})"))
             else:
-                _take(value, key, tid, lg_k, into, block, report, True)
-    return _estimates(found, series, ids, total, lg_k)
+                _take(value, key, tid, loader, into, block, report, True)
+    return _estimates(found, series, ids, total, lg_k, per_series)
+
+
+#: ``(key, tracking id, bytes) -> sketch``: :func:`~tui.distinct.sketch.load`, or one that keeps what it loaded.
+Loader = Callable[[str, str, bytes], ds.hll_sketch]
+
+
+def _loader(cache: DecodeCache | None, lg_k: int) -> Loader:
+    """Loads a sketch, once per exact bytes under its (key, id, lg_k) with a ``cache``. Checking and
+    deserializing every sketch again was the larger part of a one-id read's CPU (a closed block's
+    sketch does not change between reads); a sketch that fails the check is not kept
+    (:class:`~tui.store.decode_cache.DecodeCache`), so it is reported at every read."""
+    if cache is None:
+        return lambda key, tracking_id, data: load(data, lg_k)
+    return lambda key, tracking_id, data: cache.decode((key, tracking_id, lg_k), data, lambda raw: load(raw, lg_k))
 
 
 def _open(key: str, data: bytes | None, lg_k: int, report: Callable[[str, str], None]) -> Opened | str | None:
@@ -116,7 +136,9 @@ def _open(key: str, data: bytes | None, lg_k: int, report: Callable[[str, str], 
         return str(error)
 
 
-def _take(value: Opened, key: str, tid: str, lg_k: int, into: _Found, block: Block, report: Callable[[str, str], None], held: bool) -> bool:
+def _take(
+    value: Opened, key: str, tid: str, loader: Loader, into: _Found, block: Block, report: Callable[[str, str], None], held: bool
+) -> bool:
     """Add ``tid``'s sketch in ``value`` to ``into`` (or the gap that stands for it); True when the
     entry says the sketch is in the id's own key."""
     if value.restored:
@@ -129,27 +151,39 @@ def _take(value: Opened, key: str, tid: str, lg_k: int, into: _Found, block: Blo
             return False
         if sketch == SPILLED:
             return True
-        into.sketches.append(load(sketch, lg_k))
+        into.sketches.append(loader(key, tid, sketch))
     except (CorruptValue, CorruptSketch) as error:
         report(key, str(error))
         into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({error})"))
     return False
 
 
-def _estimates(found: Mapping[tuple[str, str], _Found], series: Sequence[str], ids: Sequence[str], total: bool, lg_k: int) -> DistinctRead:
+def _estimates(
+    found: Mapping[tuple[str, str], _Found], series: Sequence[str], ids: Sequence[str], total: bool, lg_k: int, per_series: bool = True
+) -> DistinctRead:
+    """Every figure of a read, each the union of exactly the sketches it covers. With one series an
+    id's figure is its series' figure (the same sketches: one union, not two); ``per_series=False``
+    leaves ``by_series`` and ``series_totals`` out, for a reader that needs only the figures over
+    the united series (``/api/v1/live`` unites three types: half the unions)."""
     gaps: list[Gap] = []
     for got in found.values():
         gaps.extend(g for g in got.gaps if g not in gaps)
-    by_series = {
-        name: {tid: estimate_loaded(got.sketches, lg_k) for tid in ids if (got := found.get((name, tid))) and got.sketches}
-        for name in series
-    }
+    by_series: dict[str, dict[str, Estimate]] = {name: {} for name in series}
+    if per_series or len(series) == 1:
+        for name in series:
+            by_series[name] = {tid: estimate_loaded(got.sketches, lg_k) for tid in ids if (got := found.get((name, tid))) and got.sketches}
     by_id = {}
     for tid in ids:
+        if len(series) == 1:
+            if tid in by_series[series[0]]:
+                by_id[tid] = by_series[series[0]][tid]
+            continue
         sketches = [s for name in series for s in found.get((name, tid), _Found()).sketches]
         if sketches:
             by_id[tid] = estimate_loaded(sketches, lg_k)
-    series_totals = {name: estimate_loaded(found.get((name, TOTAL_ID), _Found()).sketches, lg_k) for name in series} if total else {}
+    if not per_series:
+        by_series = {}
+    series_totals = {name: estimate_loaded(found.get((name, TOTAL_ID), _Found()).sketches, lg_k) for name in series} if total and per_series else {}
     whole = estimate_loaded([s for name in series for s in found.get((name, TOTAL_ID), _Found()).sketches], lg_k) if total else None
     gaps.sort(key=lambda g: (g.first, g.why))
     return DistinctRead(whole, by_id, by_series, series_totals, tuple(gaps))
