@@ -116,6 +116,9 @@ class LocalCounts:
         self._buckets: dict[int, Counter[tuple[str, str]]] = {}
         self._empty: Counter[tuple[str, str]] = Counter()
         self._newest_ms: int | None = None
+        #: Per bucket, (type or "signups", tracking id) -> the visitor ids (e-mail hashes) seen: exact.
+        self._distinct: dict[int, dict[tuple[str, str], set[object]]] = {}
+        self.live_minutes = 7.0
 
     def add(self, events: Iterable[IngestEvent]) -> None:
         """Count ``events`` (a :class:`SpoolSink` listener)."""
@@ -126,6 +129,11 @@ class LocalCounts:
             if bucket is None:
                 bucket = buckets[event[2] // ms] = Counter()
             bucket[event[0], event[1]] += 1
+            seen = self._distinct.setdefault(event[2] // ms, {})
+            if event.visitor_id is not None:
+                seen.setdefault((event[0], event[1]), set()).add(event.visitor_id)
+            if event[0] == "signup" and event.email_hash is not None:
+                seen.setdefault(("signups", event[1]), set()).add(event.email_hash)
             if newest is None or event[2] > newest:
                 newest = event[2]
         self._newest_ms = newest
@@ -136,6 +144,7 @@ class LocalCounts:
         oldest = bucket_of(int((now - self.retention_seconds) * 1000), self.bucket_seconds) - 1
         for index in [b for b in self._buckets if b < oldest]:
             del self._buckets[index]
+            self._distinct.pop(index, None)
         if spool is not None:
             spool.release_older_than(now - self.retention_seconds - self.bucket_seconds)
 
@@ -190,6 +199,27 @@ class LocalCounts:
             "points": [{"start": _iso(step * step_seconds), "count": n} for step, n in sorted(points.items())],
         }
         return self._answer(now, buckets, data)
+
+    def _exact(self, buckets: range, keys: Iterable[tuple[str, str]] | None) -> dict[str, int]:
+        """Exact distinct items in ``buckets`` (the sketches' estimates, without their error)."""
+        union: set[object] = set()
+        for index in buckets:
+            for key, seen in self._distinct.get(index, {}).items():
+                if keys is None or key in keys:
+                    union |= seen
+        n = len(union)
+        return {"estimate": n, "lower": n, "upper": n}
+
+    async def distinct_for(self, etype: str, tracking_id: str, distinct: str, minutes: float) -> ReadAnswer:
+        now, buckets = self._window(minutes)
+        figure = self._exact(buckets, {("signups" if distinct == "signups" else etype, tracking_id)})
+        return self._answer(now, buckets, {"type": etype, "trackingId": tracking_id, distinct: figure})
+
+    async def live(self, tracking_id: str | None) -> ReadAnswer:
+        now, buckets = self._window(self.live_minutes)
+        keys = None if tracking_id is None else {(t, tracking_id) for t in EVENT_TYPES}
+        figure = self._exact(buckets, keys if keys is not None else {(t, i) for b in buckets for t, i in self._distinct.get(b, {}) if t != "signups"})
+        return self._answer(now, buckets, {"trackingId": tracking_id, "visitors": figure})
 
     def ready(self) -> tuple[bool, str]:
         return True, "counting in this process"

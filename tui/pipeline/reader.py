@@ -117,6 +117,12 @@ class Reader:
         ids = list(tracking_ids)
         return self.store.read_visitors(layout, blocks, series, ids, found, total=total or not ids, per_series=per_series)
 
+    def bound_seconds(self, window_seconds: int) -> int:
+        """The "±" of a read of ``window_seconds`` now: one bucket, more where the window's old edge
+        is older than the finest level kept (what ``WindowView.approximation_seconds`` says)."""
+        _, rounded = self._plan(self.layout(), self.clock.time(), window_seconds)
+        return self.settings.bucket_seconds * (1 + rounded)
+
     def read_one(self, etype: str, tracking_id: str, window_seconds: int) -> WindowView:
         """One id's count of one type over a window: the heads and that id's one shard per block,
         so the cost does not grow with the number of ids. Raises StoreUnavailable."""

@@ -11,6 +11,11 @@ Routes (every answer is JSON, errors included, except ``/metrics``):
   ``window`` (minutes, bucket seconds, the ``±B s`` bound), ``incomplete`` and ``lagSeconds``;
   400 naming a bad parameter; 401 without the read token (when one is set); 503 when the store
   cannot be read.
+- ``GET /api/v1/summary/{type}?tracking_id=…&distinct=visitors|signups&minutes=N``: that id's
+  distinct visitors of the type (or distinct sign-up e-mails, type ``signup`` only) as
+  ``{"estimate", "lower", "upper"}`` under the ``distinct`` name, with ``incompleteParts`` when a
+  sketch was lost; ``GET /api/v1/live?tracking_id=…``: distinct visitors over the last
+  ``live_minutes`` (7 by default), every type united, of one id or, without ``tracking_id``, of all.
 - ``GET /healthz`` (the process answers), ``GET /readyz`` (sink and reader ready, not stopping),
   ``GET /metrics`` (Prometheus text; behind the read token when one is set).
 
@@ -48,6 +53,8 @@ from tui.settings import key_text_problem
 
 INGEST_PATH = "/visitors/events/"
 STEPS: dict[str, int] = {"10s": 10, "1m": 60, "1h": 3600}
+#: ``distinct=`` of one id's summary: distinct visitor ids, or distinct sign-up e-mail hashes.
+DISTINCT: tuple[str, ...] = ("visitors", "signups")
 CORS_HEADERS = "Content-Type, Content-Encoding, Authorization, X-Eventdash-Token"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -135,6 +142,17 @@ class _Params:
             problem = f"is longer than {limit} bytes"
         if problem is not None:
             raise QueryError("tracking_id", f"{text[:40]!r} {problem}")
+        return text
+
+    def distinct(self, etype: str) -> str | None:
+        """What to count distinctly instead of events: ``visitors``, or ``signups`` (type signup)."""
+        text = self.query.get("distinct")
+        if text is None:
+            return None
+        if text not in DISTINCT:
+            raise QueryError("distinct", f"expected one of {', '.join(DISTINCT)}, got {text[:40]!r}")
+        if text == "signups" and etype != "signup":
+            raise QueryError("distinct", f"signups are counted for type signup only, not {etype}; use distinct=visitors")
         return text
 
     def step(self) -> int:
@@ -293,7 +311,13 @@ def make_app(sink: Sink, reader: Reader, config: ServiceConfig, clock: Clock, me
         etype = p.etype(request.match_info["type"])
         tid = p.tracking_id(required=True, limit=tid_limit)
         assert tid is not None
+        distinct = p.distinct(etype)
+        if distinct is not None:
+            return await reader.distinct_for(etype, tid, distinct, p.minutes(config.default_minutes))
         return await reader.summary_for(etype, tid, p.minutes(config.default_minutes))
+
+    async def ask_live(request: web.Request, p: _Params) -> ReadAnswer:
+        return await reader.live(p.tracking_id(required=False, limit=tid_limit))
 
     async def ask_series(request: web.Request, p: _Params) -> ReadAnswer:
         etype, tid = p.etype(p.query.get("type")), p.tracking_id(required=False, limit=tid_limit)
@@ -320,7 +344,8 @@ def make_app(sink: Sink, reader: Reader, config: ServiceConfig, clock: Clock, me
     routes: list[tuple[str, str, Handler]] = [
         ("POST", INGEST_PATH, ingest),
         ("GET", "/api/v1/summary", read_route("/api/v1/summary", ("minutes",), ask_summary)),
-        ("GET", "/api/v1/summary/{type}", read_route("/api/v1/summary/{type}", ("tracking_id", "minutes"), ask_one)),
+        ("GET", "/api/v1/summary/{type}", read_route("/api/v1/summary/{type}", ("tracking_id", "minutes", "distinct"), ask_one)),
+        ("GET", "/api/v1/live", read_route("/api/v1/live", ("tracking_id",), ask_live)),
         ("GET", "/api/v1/series", read_route("/api/v1/series", ("type", "tracking_id", "minutes", "step"), ask_series)),
         ("GET", "/healthz", healthz),
         ("GET", "/readyz", readyz),

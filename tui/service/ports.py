@@ -78,6 +78,16 @@ class Reader(Protocol):
 
     async def series(self, etype: str, tracking_id: str | None, minutes: float, step_seconds: int) -> ReadAnswer: ...
 
+    async def distinct_for(self, etype: str, tracking_id: str, distinct: str, minutes: float) -> ReadAnswer:
+        """One id's distinct ``visitors`` of ``etype`` (or, for ``signup``, its distinct ``signups``)
+        over the window: ``data[distinct]`` is ``{"estimate", "lower", "upper"}``."""
+        ...
+
+    async def live(self, tracking_id: str | None) -> ReadAnswer:
+        """Distinct visitors over the last ``live_minutes``, every type united: of one id, or of
+        every id without one; ``data["visitors"]`` is ``{"estimate", "lower", "upper"}``."""
+        ...
+
     def ready(self) -> tuple[bool, str]: ...
 
 

@@ -14,10 +14,13 @@ behind a position only once the store took the write that covers it. ``EVENTDASH
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from tui import EVENT_TYPES
 from tui.clock import Clock
+from tui.distinct.batch import SIGNUPS
+from tui.distinct.sketch import Estimate
 from tui.events import iso_ms
 from tui.pipeline import Reader, Writer
 from tui.service.faults import Fault
@@ -27,9 +30,15 @@ from tui.service.spool import Position, Spool
 from tui.service.state import StateDir
 from tui.settings import SettingsError, check_window
 from tui.store import StoreUnavailable
+from tui.store.sketch_reads import DistinctRead
 from tui.window import WindowView
 
 T = TypeVar("T")
+
+
+def _figure(estimate: Estimate | None) -> dict[str, int]:
+    """A distinct count with its bounds; an id with no events in the window has none: 0."""
+    return estimate.to_json() if estimate is not None else {"estimate": 0, "lower": 0, "upper": 0}
 
 
 class WriterSink(SpoolSink):
@@ -157,6 +166,42 @@ class StoreReader:
             "points": [{"start": iso_ms(step * step_seconds * 1000), "count": n} for step, n in sorted(points.items())],
         }
         return self._answer(view, data)
+
+    async def distinct_for(self, etype: str, tracking_id: str, distinct: str, minutes: float) -> ReadAnswer:
+        seconds = self._seconds(minutes)
+        series = [SIGNUPS] if distinct == SIGNUPS else [etype]
+        # One id's counts of one type, then its sketches: two or three round trips, on the loop.
+        read, as_of = await self._read_quick(lambda: self._visitors([tracking_id], series, seconds))
+        data = {"type": etype, "trackingId": tracking_id, distinct: _figure(read.by_id.get(tracking_id))}
+        return self._distinct_answer(read, as_of, seconds, data)
+
+    async def live(self, tracking_id: str | None) -> ReadAnswer:
+        seconds = self.live_seconds
+        if tracking_id is None:  # every block's total sketch of each type: kilobytes, off the loop
+            read, as_of = await self._read(lambda: self._visitors([], EVENT_TYPES, seconds))
+            figure = read.total
+        else:
+            read, as_of = await self._read_quick(lambda: self._visitors([tracking_id], EVENT_TYPES, seconds))
+            figure = read.by_id.get(tracking_id)
+        return self._distinct_answer(read, as_of, seconds, {"trackingId": tracking_id, "visitors": _figure(figure)})
+
+    @property
+    def live_seconds(self) -> int:
+        """``live_minutes`` as a whole number of buckets (at least one)."""
+        bucket = self.reader.settings.bucket_seconds
+        return max(1, round(self.reader.settings.live_minutes * 60 / bucket)) * bucket
+
+    def _visitors(self, ids: list[str], series: Sequence[str], seconds: int) -> tuple[DistinctRead, float]:
+        as_of = self.reader.clock.time()
+        return self.reader.read_visitors(ids, series, seconds, total=not ids, per_series=False), as_of
+
+    def _distinct_answer(self, read: DistinctRead, as_of: float, seconds: int, data: dict[str, Any]) -> ReadAnswer:
+        """What every distinct read answers: the figure with its bounds and, when a sketch the counts
+        say must be there was lost, corrupt or restored, ``incomplete`` and the parts and why."""
+        bucket = self.reader.settings.bucket_seconds
+        if read.incomplete:
+            data = {**data, "incompleteParts": [gap.to_json(bucket) for gap in read.incomplete]}
+        return ReadAnswer(as_of, seconds, bucket, bool(read.incomplete), None, data, self.reader.bound_seconds(seconds))
 
     def ready(self) -> tuple[bool, str]:
         health = self.reader.store.health()
