@@ -333,3 +333,16 @@ def test_a_kept_sketch_is_never_served_for_other_bytes(store: Store, clock: Fake
     seen = engine.reader.read_visitors([tid], total=False)
     assert any(key in gap.why and "corrupt" in gap.why for gap in seen.incomplete)
     assert any(r.startswith(f"{key}: ") for r in store.health().corrupt)
+
+
+def test_a_one_id_read_whose_counts_were_lost_says_its_visitors_may_be_low(store: Store, clock: FakeClock) -> None:
+    """The counts are the evidence of which sketches must be there: where the id's count shard is
+    lost, a sketch lost with it could not be told from none, so the figure is said incomplete."""
+    engine = pipeline(store, clock, "w1")
+    run([engine], clock, 3, 200)
+    layout = engine.reader.layout()
+    tid = IDS[0]
+    bucket = int((clock.time() - 1) * 1000) // 10_000
+    evict(store, layout.shard_key((1, bucket), "user-event", layout.shard(tid)))
+    seen = engine.reader.read_visitors([tid], total=False, per_series=False)
+    assert any("lost" in gap.why and gap.first <= bucket <= gap.last for gap in seen.incomplete), seen.incomplete

@@ -182,3 +182,31 @@ def test_ids_past_the_busiest_are_omitted_and_counted_as_such(monkeypatch: pytes
     assert docs[layout.summary_key("signup")]["visitors"] == {"total": 0, "lower": 0, "upper": 0, "byTrackingId": {}, "omitted": 0, "incomplete": []}
     shards = [docs[layout.shard_summary_key("review", k)]["visitors"] for k in range(layout.shards)]
     assert sum(s["omitted"] for s in shards) == 3 and sum(len(s["byTrackingId"]) for s in shards) == 2
+
+
+def test_a_summary_key_lists_twenty_visitor_gaps_and_one_for_the_rest() -> None:
+    """Sketch values evicted one by one can leave thousands of gaps; every key would repeat them."""
+    from tui.distinct.sketch import Estimate
+    from tui.store.layout import Layout
+    from tui.store.publishing import MAX_VISITOR_GAPS
+    from tui.store.sketch_reads import DistinctRead
+    from tui.window import Gap, summarize
+
+    now = 1_700_000_000.0
+    view = summarize(now, 300, 10, {(1, 170_000_000 - 1): {"review": {"INF-a": 3}}})
+    gaps = tuple(Gap(170_000_000 - 30 + i, 170_000_000 - 30 + i, f"visitors: k{i} is missing (evicted?)") for i in range(25))
+    read = DistinctRead(Estimate(2, 2, 2), {"INF-a": Estimate(2, 2, 2)}, {"review": {"INF-a": Estimate(2, 2, 2)}}, {"review": Estimate(2, 2, 2)}, gaps)
+    import dataclasses
+
+    layout = Layout("eventdash:", 10, shards=4)
+    docs = summary_documents(dataclasses.replace(view, visitors=read), layout)
+    listed = docs[layout.summary_key("review")]["visitors"]["incomplete"]
+    assert len(listed) == MAX_VISITOR_GAPS + 1 and listed[0]["why"] == "visitors: k0 is missing (evicted?)"
+    assert listed[-1]["why"] == "and 5 more parts whose sketches were lost, corrupt or restored"
+    assert listed[-1]["buckets"] == [170_000_000 - 10, 170_000_000 - 6]
+    for etype in TYPES:
+        decode_summary(json.dumps(docs[layout.summary_key(etype)]).encode(), int(now * 1000), per_shard=False)
+        for k in range(4):
+            shard = docs[layout.shard_summary_key(etype, k)]
+            assert len(shard["visitors"]["incomplete"]) == MAX_VISITOR_GAPS + 1
+            decode_summary(json.dumps(shard).encode(), int(now * 1000), per_shard=True)

@@ -114,8 +114,15 @@ class Reader:
                 for etype in types:
                     found.counts.setdefault(block, {}).setdefault(etype, {}).update(by_type.get(etype, {}))
             found.totals.update(part.totals)
+            found.gaps.extend(g for g in part.gaps if g not in found.gaps)
         ids = list(tracking_ids)
-        return self.store.read_visitors(layout, blocks, series, ids, found, total=total or not ids, per_series=per_series)
+        read = self.store.read_visitors(layout, blocks, series, ids, found, total=total or not ids, per_series=per_series)
+        # A block whose counts could not be read whole gave no evidence of which sketches must be
+        # there: a sketch lost with it would go unnoticed, so the figure may be low there too.
+        unsure = [g for g in found.gaps if g not in read.incomplete]
+        if unsure:
+            read = dataclasses.replace(read, incomplete=tuple(sorted((*read.incomplete, *unsure), key=lambda g: (g.first, g.why))))
+        return read
 
     def bound_seconds(self, window_seconds: int) -> int:
         """The "±" of a read of ``window_seconds`` now: one bucket, more where the window's old edge
