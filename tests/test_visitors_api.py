@@ -220,8 +220,9 @@ def test_the_new_routes_are_timed_by_template_in_metrics(served: Served) -> None
 
 def test_serve_answers_live_and_distinct_reads_of_posted_events_and_publishes_visitors(tmp_path: Path, memcached: MemcachedServer) -> None:
     """The brief's samples posted by five visitors (each twice), two of them signing up with the
-    same e-mail: 5 live visitors, 2 distinct sign-up e-mails, and the summary keys say so."""
-    proc, url = serve(tmp_path, memcached, "live:")
+    same e-mail: 5 live visitors, 2 distinct sign-up e-mails (hashed with the salt; without one no
+    e-mail is hashed), and the summary keys say so."""
+    proc, url = serve(tmp_path, memcached, "live:", "--email-salt", "a-test-salt")
     try:
         docs = []
         for i in range(5):
