@@ -86,6 +86,13 @@ def take_up(writer: Writer, spool: Spool, state: StateDir, fault: Fault | None =
     writer.on_written = release
 
 
+#: Beside a distinct-signups answer from a process without ``email_salt``.
+NO_SALT_NOTE = (
+    "this serve has no email_salt: e-mails it ingests are not hashed and count in no distinct signups; "
+    "other writers of the prefix may have one"
+)
+
+
 class StoreReader:
     """Answers from the store through this process's reader (it shares the writer's layout and clock)."""
 
@@ -173,6 +180,9 @@ class StoreReader:
         # One id's counts of one type, then its sketches: two or three round trips, on the loop.
         read, as_of = await self._read_quick(lambda: self._visitors([tracking_id], series, seconds))
         data = {"type": etype, "trackingId": tracking_id, distinct: _figure(read.by_id.get(tracking_id))}
+        if distinct == SIGNUPS and not self.reader.settings.email_salt:
+            # Not a lost part, but a reason the figure may be 0: say it rather than let it pass as exact.
+            data["note"] = NO_SALT_NOTE
         return self._distinct_answer(read, as_of, seconds, data)
 
     async def live(self, tracking_id: str | None) -> ReadAnswer:
