@@ -53,7 +53,9 @@ from tui.pipeline.reader import Reader  # noqa: E402
 from tui.pipeline.writer import Writer  # noqa: E402
 from tui.settings import MemcachedSettings, Server, Settings  # noqa: E402
 from tui.store import MemcachedStore, MemoryStore, Store  # noqa: E402
+from tui.store.reads import BlocksRead  # noqa: E402
 from tui.visitors import Visitors  # noqa: E402
+from tui.window import Block  # noqa: E402
 
 TYPES = tuple(t for t in EVENT_TYPES for _ in range(TYPE_WEIGHTS[t]))
 SALT = b"bench-visitors-salt"
@@ -550,7 +552,7 @@ def bench_reads(port: int, plan: Plan) -> dict[str, Any]:
                 count_ms.append((time.perf_counter() - began) * 1000)
             blocks, _ = reader._plan(reader.layout(), now, seconds)
             result[f"one_id_{label}"] = {"distinct_ms": summary(distinct_ms), "count_ms": summary(count_ms), "blocks": len(blocks),
-                                         "visitors_of_first_id": len(exact[label][ids[0]])}
+                                         "visitors_of_first_id": len(exact[label][ids[0]]), "parts": read_parts(eng, ids, blocks, plan.read_iterations)}
         view_ms, plain_ms = [], []
         for _ in range(max(5, plan.read_iterations // 10)):
             began = time.perf_counter()
@@ -565,6 +567,31 @@ def bench_reads(port: int, plan: Plan) -> dict[str, Any]:
         out[str(ids_count)] = result
         log(f"reads at {ids_count:,} ids: 24 h one id p99 {result['one_id_24h']['distinct_ms']['p99']:.2f} ms (filled in {filled:.0f} s)")
     return out
+
+
+def read_parts(eng: Engine, ids: Sequence[str], blocks: list[Block], iterations: int) -> dict[str, dict[str, float]]:
+    """Where a one-id distinct read's time goes, as ``Reader.read_visitors`` does it: the id's counts
+    of each type (one ``only`` read per type, the evidence), then its sketches with the total over
+    every id (what it asks for) and, for comparison, without the total."""
+    layout, store = eng.reader.layout(), eng.store
+    counts_ms, with_total_ms, without_total_ms = [], [], []
+    for i in range(iterations):
+        tid = ids[i % len(ids)]
+        began = time.perf_counter()
+        found = BlocksRead()
+        for etype in EVENT_TYPES:
+            part = store.read(layout, blocks, only=(etype, tid))
+            for block, by_type in part.counts.items():
+                found.counts.setdefault(block, {}).setdefault(etype, {}).update(by_type.get(etype, {}))
+            found.totals.update(part.totals)
+        counts_ms.append((time.perf_counter() - began) * 1000)
+        began = time.perf_counter()
+        store.read_visitors(layout, blocks, EVENT_TYPES, [tid], found)
+        with_total_ms.append((time.perf_counter() - began) * 1000)
+        began = time.perf_counter()
+        store.read_visitors(layout, blocks, EVENT_TYPES, [tid], found, total=False)
+        without_total_ms.append((time.perf_counter() - began) * 1000)
+    return {"three_count_reads_ms": summary(counts_ms), "sketches_with_total_ms": summary(with_total_ms), "sketches_without_total_ms": summary(without_total_ms)}
 
 
 # -- 4. merge: 8 writers' sketches against one writer's ----------------------------------------------
@@ -784,6 +811,10 @@ def describe(r: dict[str, Any]) -> str:
         lines.append(f"reads at {int(ids):,} ids: filled {v['events']:,} events in {v['fill_seconds']:.0f} s; " + "; ".join(
             f"{label}: distinct p50 {v[f'one_id_{label}']['distinct_ms']['p50']:.2f} p99 {v[f'one_id_{label}']['distinct_ms']['p99']:.2f} max {v[f'one_id_{label}']['distinct_ms']['max']:.2f} ms, "
             f"{v[f'one_id_{label}']['visitors_of_first_id']:,} visitors of the first id" for label in ("5min", "24h")))
+        for label in ("5min", "24h"):
+            parts = v[f"one_id_{label}"]["parts"]
+            lines.append(f"  {label} one-id read, its parts (p50 / p99 ms): " + "; ".join(
+                f"{name.removesuffix('_ms').replace('_', ' ')} {x['p50']:.2f} / {x['p99']:.2f}" for name, x in parts.items()))
     return "\n".join(lines)
 
 
