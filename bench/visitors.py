@@ -2,7 +2,7 @@
 the HLL sketches, each on the real path (Writer -> memcached -> Reader) and against a baseline
 from the same run. Run by ``bench/run.py`` (section ``visitors``, rows 16-20) or alone:
 
-    python bench/visitors.py            # quick: about 10 minutes on 2 cores
+    python bench/visitors.py            # quick: about 18 minutes on 2 cores
     python bench/visitors.py --smoke    # tiny sizes, seconds: checks the bench runs and is right
 
 It starts its own memcached on a free loopback port (tests.conftest.MemcachedServer) and stops it.
