@@ -52,6 +52,8 @@ from bench.query import rows as query_rows  # noqa: E402
 from bench.query import run_own as run_query_bench  # noqa: E402
 from bench.serve import memcached  # noqa: E402  (its own 256 MB server on a free loopback port)
 from bench.serve import run as run_serve  # noqa: E402
+from bench.visitors import rows as visitors_rows  # noqa: E402
+from bench.visitors import run as run_visitors  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -478,7 +480,7 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
         ("   by-id read of the window, and ranking one type", f"{big['read_by_id_ms']:.0f} ms, {big['rank_type_ms']:.0f} ms",
          f"10 ids: {small['read_by_id_ms']:.1f} ms", "", "(reported; repeated at 5 % of the time)", True),
     ]
-    return rows + store_v2_rows(r["store_v2"]) + serve_rows(r["serve"]) + query_rows(r["query"])
+    return rows + store_v2_rows(r["store_v2"]) + serve_rows(r["serve"]) + query_rows(r["query"]) + visitors_rows(r["visitors"])
 
 
 def store_v2_rows(v: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
@@ -580,6 +582,7 @@ def main() -> int:
             ("store_v2", lambda: run_store_v2(mode.v2_seconds, mode.v2_churn, mode.v2_reads)),
             ("serve", lambda: run_serve(mode.name)),
             ("query", lambda: run_query_bench(mode.name)),
+            ("visitors", lambda: run_visitors(mode.name)),
         ):
             started = time.monotonic()
             results[name] = run()
