@@ -380,7 +380,7 @@ def instrument(phases: Phases, eng: Engine) -> None:
     phases.wrap(writer._sketches, "stage", "sketches: PendingSketches.stage")
     phases.wrap(writer._sketches, "forget", "sketches: PendingSketches.forget")
     phases.wrap(eng.store, "write_sketches", "sketches: Store.write_sketches (all of it)")
-    phases.wrap(sketches_module, "_delta", "sketches:   building sketches (sketch_of per key and id)", count=lambda series, ids, lg_k: sum(map(len, ids.values())))
+    phases.wrap(writer._sketches, "delta", "sketches:   compact sketches of a key (its unions' results)")
     phases.wrap(sketches_module, "merge", "sketches:   value.merge (decode, union, encode)")
     phases.wrap(eng.store, "write", "counts: Store.write (all of it)")
     phases.wrap(writer, "flush", "Writer.flush (all of it)")
@@ -545,7 +545,7 @@ def bench_reads(port: int, plan: Plan) -> dict[str, Any]:
             for i in range(plan.read_iterations):  # interleaved, one id after another
                 tid = ids[i % ids_count]
                 began = time.perf_counter()
-                reader.read_visitors([tid], window_seconds=seconds)
+                reader.read_visitors([tid], window_seconds=seconds, total=False, per_series=False)  # as the read API asks
                 distinct_ms.append((time.perf_counter() - began) * 1000)
                 began = time.perf_counter()
                 reader.read_one("user-event", tid, seconds)
