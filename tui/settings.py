@@ -170,6 +170,12 @@ class Settings:
     def window_buckets(self) -> int:
         return self.window_seconds // self.bucket_seconds
 
+    @property
+    def live_seconds(self) -> int:
+        """``live_minutes`` as a whole number of buckets (at least one): the API's live figure and
+        the dashboard's ``live`` column read this same span, so both say the same number."""
+        return max(1, round(self.live_minutes * 60 / self.bucket_seconds)) * self.bucket_seconds
+
     def with_rate(self, rate: float) -> Settings:
         """A copy with another rate, refused with :class:`SettingsError` when out of range."""
         rate = check_rate(rate, "events_per_second")
