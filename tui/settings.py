@@ -154,7 +154,7 @@ class Settings:
     email_salt: str = field(default="", repr=False)
     #: Distinct-count sketches have 2^sketch_lg_k registers (:mod:`tui.distinct.sketch`).
     sketch_lg_k: int = 13
-    #: The window of "visitors right now" (the API's live figure), in minutes.
+    #: The window of "visitors right now" (the API's live figure, the dashboard's live column), in minutes.
     live_minutes: float = 7.0
 
     @property
