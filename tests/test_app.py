@@ -606,14 +606,21 @@ async def test_the_visitors_columns_show_the_distinct_visitors_of_known_events()
         assert app.query_one("#types").border_subtitle == "last 5 min ±10 s"  # nothing incomplete
 
 
-async def test_an_evicted_sketch_flags_the_visitors_incomplete_and_i_says_why() -> None:
-    app = visitors_app()
+def evict_signup_sketch(app: EventDashApp) -> str:
+    """Delete the current bucket's signup sketch of IDS[0]'s shard, as memcached evicts it (the
+    counts of that shard are still there); its key."""
     layout = app.pipeline.reader.layout()
     bucket = int(app.clock.time()) // layout.bucket_seconds
     key = sketch_key(layout, ("d", 1, bucket, "signup", layout.shard(IDS[0])))
     store: MemoryStore = app.store  # type: ignore[assignment]
     assert store.get_many([key])
-    store.delete(key)  # as memcached evicts it: the counts of that shard are still there
+    store.delete(key)
+    return key
+
+
+async def test_an_evicted_sketch_flags_the_visitors_incomplete_and_i_says_why() -> None:
+    app = visitors_app()
+    key = evict_signup_sketch(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await shown(pilot)
         view = app.last.view  # type: ignore[union-attr]
@@ -790,12 +797,7 @@ async def test_the_live_column_counts_the_last_live_minutes_only_of_every_type()
 
 async def test_a_lost_live_sketch_marks_the_live_figures_and_i_lists_it() -> None:
     app = live_app()
-    layout = app.pipeline.reader.layout()
-    bucket = int(app.clock.time()) // layout.bucket_seconds
-    key = sketch_key(layout, ("d", 1, bucket, "signup", layout.shard(IDS[0])))
-    store: MemoryStore = app.store  # type: ignore[assignment]
-    assert store.get_many([key])
-    store.delete(key)
+    evict_signup_sketch(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await shown(pilot)
         assert app.last.live is not None and app.last.live.read.incomplete  # type: ignore[union-attr]
