@@ -811,3 +811,16 @@ async def test_a_lost_live_sketch_marks_the_live_figures_and_i_lists_it() -> Non
         assert isinstance(app.screen, IncompleteScreen)
         text = " ".join(" ".join(screen_lines(app)).split())
         assert "live, last 7 min: live visitors (marked !) may be LOW" in text
+
+
+async def test_hovering_a_live_figure_gives_its_range_and_span() -> None:
+    app = live_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        tids = app.query_one("#tids", VisitorsTips)
+        x = 1 + sum(tids.columns[ColumnKey(k)].get_render_width(tids) for k in ("tid", "events", "visitors")) + 2  # in the live column
+        await pilot.hover("#tids", offset=(x, 1))  # the header
+        assert "in the last 7 min" in str(tids.tooltip) and "live_minutes" in str(tids.tooltip)
+        row = 2 + tids.get_row_index(IDS[0])
+        await pilot.hover("#tids", offset=(x, row))
+        assert str(tids.tooltip).startswith("≈15 distinct visitors in the last 7 min: 95 % between 15 and 15")
