@@ -291,7 +291,11 @@ async def test_no_table_is_cut_at_any_width_for_a_type_or_all_types() -> None:
                     table = app.query_one(f"#{name}", DataTable)
                     if table.display and app.query_one("#left" if name == "types" else "#right").display:
                         assert table.virtual_size.width <= table.size.width + 1, f"{name} is cut at {width} ({app.selected})"
-                assert "visitors" in {str(c.value) for c in app.query_one("#tids", DataTable).columns}
+                columns = {str(c.value) for c in app.query_one("#tids", DataTable).columns}
+                assert "visitors" in columns
+                # live: the first extra; at 80 it fits only in the all-types matrix (full width then)
+                if app.selected == "all" or width >= 100:
+                    assert "live" in columns, (width, app.selected)
 
 
 async def test_the_left_column_is_as_wide_as_the_type_table_needs() -> None:
@@ -602,14 +606,21 @@ async def test_the_visitors_columns_show_the_distinct_visitors_of_known_events()
         assert app.query_one("#types").border_subtitle == "last 5 min ±10 s"  # nothing incomplete
 
 
-async def test_an_evicted_sketch_flags_the_visitors_incomplete_and_i_says_why() -> None:
-    app = visitors_app()
+def evict_signup_sketch(app: EventDashApp) -> str:
+    """Delete the current bucket's signup sketch of IDS[0]'s shard, as memcached evicts it (the
+    counts of that shard are still there); its key."""
     layout = app.pipeline.reader.layout()
     bucket = int(app.clock.time()) // layout.bucket_seconds
     key = sketch_key(layout, ("d", 1, bucket, "signup", layout.shard(IDS[0])))
     store: MemoryStore = app.store  # type: ignore[assignment]
     assert store.get_many([key])
-    store.delete(key)  # as memcached evicts it: the counts of that shard are still there
+    store.delete(key)
+    return key
+
+
+async def test_an_evicted_sketch_flags_the_visitors_incomplete_and_i_says_why() -> None:
+    app = visitors_app()
+    key = evict_signup_sketch(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await shown(pilot)
         view = app.last.view  # type: ignore[union-attr]
@@ -733,3 +744,83 @@ async def test_slow_by_id_reads_are_deferred_while_the_series_stays_live() -> No
         assert view.summary["signup"].total == before  # the counts by id kept from the last by-id read
         assert sum(view.series["signup"]) == before + 50  # the series read now, with the new events
         assert "· as of " in str(app.query_one("#tids", DataTable).border_subtitle)
+
+
+# -- live visitors ---------------------------------------------------------------------------------
+
+
+def live_app() -> EventDashApp:
+    """A 30-minute window, so that it holds events older than live_minutes (7): IDS[0] has 30
+    signups by v0..v9 and 20 reviews by v5..v14 now (15 live visitors) and 10 user-events by
+    o0..o9 20 minutes ago (25 visitors in the window); IDS[1] only 12 user-events by w0..w11 20
+    minutes ago (12 in the window, none live)."""
+    app = make_app(0, window_minutes=30)
+    now_ms = int(app.clock.time() * 1000)
+    old_ms = now_ms - 20 * 60 * 1000
+    events = [IngestEvent("signup", IDS[0], now_ms, f"v{i % 10}") for i in range(30)]
+    events += [IngestEvent("review", IDS[0], now_ms, f"v{5 + i % 10}") for i in range(20)]
+    events += [IngestEvent("user-event", IDS[0], old_ms, f"o{i}") for i in range(10)]
+    events += [IngestEvent("user-event", IDS[1], old_ms, f"w{i}") for i in range(12)]
+    app.pipeline.writer.ingest(events)
+    app.pipeline.writer.flush()
+    return app
+
+
+async def test_the_live_column_counts_the_last_live_minutes_only_of_every_type() -> None:
+    app = live_app()
+    assert app.pipeline.settings.live_seconds == 7 * 60
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        # signup selected: the live column still counts every type, over 7 minutes, not the window
+        assert cell(app, "tids", IDS[0], "visitors") == "≈10"
+        assert cell(app, "tids", IDS[0], "live") == "≈15"
+        assert cell(app, "tids", IDS[1], "live") == "0"  # read: no events in the last 7 minutes
+        assert Text.from_markup(str(app.query_one("#types").border_title)).plain == "Event types · live ≈15"
+        assert cell(app, "types", "all", "visitors") == "≈37"  # the window: 15 + 10 old + 12 old
+        await pilot.press("t", "t", "t")  # all types: the window's visitors of any type beside the live ones
+        await shown(pilot)
+        assert cell(app, "tids", IDS[0], "visitors") == "≈25"
+        assert cell(app, "tids", IDS[0], "live") == "≈15"  # the 20-minute-old visitors do not count
+        assert cell(app, "tids", IDS[1], "visitors") == "≈12"
+        assert cell(app, "tids", IDS[1], "live") == "0"
+        # an id the live read did not ask for (ranked after it) shows a dash, never 0
+        app.apply(replace(app.last, live=replace(app.last.live, ids=frozenset({IDS[0]}))))  # type: ignore[arg-type]
+        await pilot.pause()
+        assert cell(app, "tids", IDS[1], "live") == "—"
+        tids = app.query_one("#tids", VisitorsTips)
+        assert "the last 7 min" in tids.live_header_tip() and "live_minutes" in tids.live_header_tip()
+        await pilot.press("question_mark")
+        source = " ".join(app.screen.query_one(Markdown).source.split())
+    assert "**live** (tracking ids): the id's distinct visitors of *every* type in the last 7 min" in source
+    assert "`live_minutes` in the settings file sets the span" in source
+
+
+async def test_a_lost_live_sketch_marks_the_live_figures_and_i_lists_it() -> None:
+    app = live_app()
+    evict_signup_sketch(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot)
+        assert app.last.live is not None and app.last.live.read.incomplete  # type: ignore[union-attr]
+        assert Text.from_markup(str(app.query_one("#types").border_title)).plain.endswith(" !")
+        assert "live" not in {str(c.value) for c in app.query_one("#tids", DataTable).columns}  # gives way at 80 for a type
+        await pilot.press("t", "t", "t")  # the all-types matrix takes the whole width: live fits
+        await shown(pilot)
+        assert cell(app, "tids", IDS[0], "live") == "≈10 !"  # its reviewers only: low, and marked
+        assert cell(app, "tids", IDS[1], "live") == "— !"  # no figure, and it may be the one lost
+        await pilot.press("i")
+        assert isinstance(app.screen, IncompleteScreen)
+        text = " ".join(" ".join(screen_lines(app)).split())
+        assert "live, last 7 min: live visitors (marked !) may be LOW" in text
+
+
+async def test_hovering_a_live_figure_gives_its_range_and_span() -> None:
+    app = live_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        tids = app.query_one("#tids", VisitorsTips)
+        x = 1 + sum(tids.columns[ColumnKey(k)].get_render_width(tids) for k in ("tid", "events", "visitors")) + 2  # in the live column
+        await pilot.hover("#tids", offset=(x, 1))  # the header
+        assert "in the last 7 min" in str(tids.tooltip) and "live_minutes" in str(tids.tooltip)
+        row = 2 + tids.get_row_index(IDS[0])
+        await pilot.hover("#tids", offset=(x, row))
+        assert str(tids.tooltip).startswith("≈15 distinct visitors in the last 7 min: 95 % between 15 and 15")

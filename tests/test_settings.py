@@ -271,3 +271,10 @@ def test_the_default_live_window_fits_any_buckets_but_a_given_one_must_fit() -> 
         build_settings({"live_minutes": 0.05}, labels={"live_minutes": "--live-minutes"}, environ={})
     with pytest.raises(SettingsError, match=r"^s.json: live_minutes: 61 min is longer than the longest retention \(retention_hours.x360 = 1 h\)"):
         build_settings({"live_minutes": 61, "retention_hours": {"x1": 1, "x6": 1, "x60": 1, "x360": 1}}, origin="s.json", environ={})
+
+
+def test_live_seconds_is_live_minutes_in_whole_buckets_for_the_api_and_the_dashboard_alike() -> None:
+    assert Settings().live_seconds == 420
+    assert Settings(bucket_seconds=60, live_minutes=7).live_seconds == 420
+    assert Settings(bucket_seconds=300, live_minutes=7).live_seconds == 300  # 1.4 buckets: the nearest whole one
+    assert Settings(bucket_seconds=600, live_minutes=2).live_seconds == 600  # at least one

@@ -36,14 +36,14 @@ from tui.components.format import rate
 from tui.components.header import Header
 from tui.components.ingest_panel import IngestPanel
 from tui.components.ranking import Ranking, rank
-from tui.components.snapshot import Recent, Snapshot
+from tui.components.snapshot import Live, Recent, Snapshot
 from tui.components.sparklines import Sparks
 from tui.components.status import StatusLine
 from tui.components.store_panel import MIN_WIDTH as PANEL_WIDTH
 from tui.components.store_panel import StorePanel
 from tui.components.tids_table import TidsTable, preferred_extras
 from tui.components.types_table import ALL, TypesTable
-from tui.components.visitors import visitor_gaps
+from tui.components.visitors import live_gaps, visitor_gaps
 from tui.history.export_files import render
 from tui.history.source import HistorySource
 from tui.pipeline import Pipeline
@@ -219,9 +219,10 @@ class EventDashApp(App[int]):
 
     def _size_columns(self, screen_width: int | None = None) -> None:
         """The left column is as wide as the type table needs (and its key hints below). The type
-        table's rate is shown if the tracking-id table's counts and visitors still fit beside it,
-        its share if the id's share, rate and trend do too (at 80 columns both give way to the
-        visitors columns, at 120 the share does to the trends). When the tracking-id matrix (all
+        table's rate is shown if the tracking-id table's counts, visitors and live visitors still
+        fit beside it, its share if the id's share, rate and trend do too (at 80 columns both give
+        way to the visitors columns, and the ids' live column to those of a type; at 120 the share
+        gives way to the trends). When the tracking-id matrix (all
         types) cannot fit beside even the narrowest type table, the matrix takes the whole width:
         it has a column per type. ``screen_width``: the new one while a resize is handled
         (``self.size`` is still the old one then)."""
@@ -231,7 +232,8 @@ class EventDashApp(App[int]):
         view = self.last.view if self.last is not None else None
         needed = 0
         if view is not None and tids.ranking is not None:
-            needed = tids.base_width(tids.ranking.rows, view) + tids.spare(len(tids.ranking.rows)) + 2  # its borders
+            # the live column too: it ranks above the type table's rate and share
+            needed = tids.base_width(tids.ranking.rows, view) + tids.live_cells() + tids.spare(len(tids.ranking.rows)) + 2  # its borders
         room = screen_width - needed
         types.fit((room, room - preferred_extras(tids.selected)))  # its rate, then its share
         width = max(types.content_width, PANEL_WIDTH)
@@ -250,7 +252,7 @@ class EventDashApp(App[int]):
         """Read the window and the last few buckets, publish the summary keys, probe the store.
         Blocking: not for the UI thread."""
         health = self.store.health()
-        view, recent, error, ranking = None, None, None, None
+        view, recent, error, ranking, live = None, None, None, None, None
         try:
             view = self._read_window()
             if not self._ids_kept:  # per-id rates read by id too: with the counts, not in between
@@ -262,7 +264,22 @@ class EventDashApp(App[int]):
             if self._ranked is None or self._ranked[0] != wanted or not self._ids_kept:
                 self._ranked = (wanted, rank(view, self._tids.selected, self._tids.needle, self.configured_ids))
             ranking = self._ranked[1]
-        return Snapshot(self.clock.time(), view, recent, self.pipeline.status(), health, error, ranking)
+            try:
+                live = self._read_live(ranking)
+            except StoreUnavailable as exc:
+                error = error or str(exc)
+        return Snapshot(self.clock.time(), view, recent, self.pipeline.status(), health, error, ranking, live)
+
+    def _read_live(self, ranking: Ranking) -> Live:
+        """Distinct visitors over ``live_minutes`` (whole buckets, as the API's /live reads them),
+        every type united: over every id, and for the ranked ids only (at most TOP_N: one round trip
+        each), so the cost grows with the rows shown, not with the prefix's ids. Read every
+        refresh: the span is minutes, not the window, so the window's kept by-id read cannot
+        stand in for it."""
+        seconds = self.pipeline.settings.live_seconds
+        ids = list(ranking.rows)
+        read = self.pipeline.reader.read_visitors(ids, EVENT_TYPES, seconds, total=True, per_series=False)
+        return Live(read, frozenset(ids), seconds)
 
     def _read_window(self) -> WindowView:
         """The window by id, and its per-bucket series. Reading by id grows with the ids in the
@@ -338,10 +355,10 @@ class EventDashApp(App[int]):
             self.query_one(Header).show(snap)
             self.query_one(StorePanel).show(snap, self.pipeline)
             if snap.view is not None:
-                self.query_one(TypesTable).show(snap.view, self.meter)
+                self.query_one(TypesTable).show(snap.view, self.meter, snap.live)
                 tids = self.query_one(TidsTable)
                 tids.ids_as_of = self.ids_as_of  # counts by id are read less often at many ids
-                tids.show(snap.view, self.meter, self.configured_ids, snap.ranking)
+                tids.show(snap.view, self.meter, self.configured_ids, snap.ranking, snap.live)
                 self.query_one(Sparks).show(snap.view, self.meter)
             self.query_one(StatusLine).show(snap)
             self._size_columns()
@@ -358,7 +375,8 @@ class EventDashApp(App[int]):
             return bool(self._tids.needle)
         if action == "incomplete":
             view = self.last.view if self.last is not None else None
-            return view is not None and bool(view.incomplete or visitor_gaps(view))
+            live = self.last.live if self.last is not None else None
+            return view is not None and bool(view.incomplete or visitor_gaps(view) or live_gaps(live))
         return True
 
     def _change(self, what: str, change: Callable[[], None]) -> None:
@@ -447,7 +465,7 @@ class EventDashApp(App[int]):
 
     def action_incomplete(self) -> None:
         if self.last is not None and self.last.view is not None:
-            self.push_screen(IncompleteScreen(self.last.view))
+            self.push_screen(IncompleteScreen(self.last.view, self.last.live))
 
     def action_history(self) -> None:
         """``h``: the selected type's history (every type's for "all types"): of the id under the
@@ -519,7 +537,7 @@ class EventDashApp(App[int]):
             label = view.label  # the true ±, wider where the old edge rounds to a coarser level
         else:
             label = window_label(settings.window_minutes, settings.bucket_seconds)
-        self.push_screen(HelpScreen(label, settings.window_minutes, settings.bucket_seconds, settings.sketch_lg_k))
+        self.push_screen(HelpScreen(label, settings.window_minutes, settings.bucket_seconds, settings.sketch_lg_k, settings.live_seconds / 60))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The palette (ctrl+p) offers every key of the dashboard beside Textual's own commands,

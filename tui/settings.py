@@ -154,7 +154,7 @@ class Settings:
     email_salt: str = field(default="", repr=False)
     #: Distinct-count sketches have 2^sketch_lg_k registers (:mod:`tui.distinct.sketch`).
     sketch_lg_k: int = 13
-    #: The window of "visitors right now" (the API's live figure), in minutes.
+    #: The window of "visitors right now" (the API's live figure, the dashboard's live column), in minutes.
     live_minutes: float = 7.0
 
     @property
@@ -169,6 +169,12 @@ class Settings:
     @property
     def window_buckets(self) -> int:
         return self.window_seconds // self.bucket_seconds
+
+    @property
+    def live_seconds(self) -> int:
+        """``live_minutes`` as a whole number of buckets (at least one): the API's live figure and
+        the dashboard's ``live`` column read this same span, so both say the same number."""
+        return max(1, round(self.live_minutes * 60 / self.bucket_seconds)) * self.bucket_seconds
 
     def with_rate(self, rate: float) -> Settings:
         """A copy with another rate, refused with :class:`SettingsError` when out of range."""

@@ -20,7 +20,8 @@ from tui.components.format import bar, num, rate, share, trend
 from tui.components.ranking import ALL, Ranking, rank
 from tui.components.types_table import RATE_LABEL
 from tui.components.unchanged import set_cell, set_titles
-from tui.components.visitors import VISITORS, Figure, VisitorsTips, cell_width, visitors_cell
+from tui.components.snapshot import Live
+from tui.components.visitors import LIVE, VISITORS, Figure, VisitorsTips, cell_width, live_cell, live_width, visitors_cell
 from tui.rates import RateMeter
 from tui.window import OTHER_ID, WindowView
 
@@ -33,20 +34,24 @@ SCROLLBAR = 2  # cells of the vertical scrollbar, when the ids outgrow the panel
 @dataclass(frozen=True)
 class Layout:
     """The columns the panel shows: always the counts and visitors, then the extras that fit its
-    width (the share first: the narrowest, and beside the counts it explains)."""
+    width: the live visitors first (the issue's "visitors right now"; at 80 columns they fit only
+    in the all-types matrix, which then takes the whole width), then the share (the narrowest,
+    and beside the counts it explains)."""
 
     selected: str
     bar: int  # cells of the share bar, 0 for none
     rate: bool
     trend: bool
     share: bool = True  # of the type's events (never for all types)
+    live: bool = True  # the live visitors
 
     def columns(self) -> list[tuple[str, str]]:
         """(key, label) of each column."""
+        live = [(LIVE, LIVE)] if self.live else []
         if self.selected == ALL:
-            counts = [(t, t) for t in EVENT_TYPES] + [("total", "total"), (VISITORS, VISITORS)]
+            counts = [(t, t) for t in EVENT_TYPES] + [("total", "total"), (VISITORS, VISITORS), *live]
         else:
-            counts = [("events", "events"), (VISITORS, VISITORS)] + ([("share", "share")] if self.share else [])
+            counts = [("events", "events"), (VISITORS, VISITORS), *live] + ([("share", "share")] if self.share else [])
         extras = [("bar", "")] if self.bar else []
         extras += [("rate", RATE_LABEL)] if self.rate else []
         extras += [("trend", "trend")] if self.trend else []
@@ -59,10 +64,12 @@ def preferred_extras(selected: str) -> int:
     return (SHARE_WIDTH + 2 if selected != ALL else 0) + len(RATE_LABEL) + 2 + TREND_WIDTH + 2
 
 
-def fit(selected: str, width: int, base: int, spare: int) -> Layout:
+def fit(selected: str, width: int, base: int, spare: int, live_cells: int = 0) -> Layout:
     """The extras that fit ``width`` cells beside ``base`` cells of counts (and ``spare`` for a
-    scrollbar), in order of use."""
+    scrollbar), in order of use; ``live_cells``: the live column's, padding included."""
     free = width - base - spare
+    show_live = free >= live_cells
+    free -= live_cells if show_live else 0
     show_share = selected != ALL and free >= SHARE_WIDTH + 2
     free -= SHARE_WIDTH + 2 if show_share else 0
     rate_cells = len(RATE_LABEL) + 2
@@ -71,7 +78,7 @@ def fit(selected: str, width: int, base: int, spare: int) -> Layout:
     show_trend = free >= TREND_WIDTH + 2
     free -= TREND_WIDTH + 2 if show_trend else 0
     bar_cells = min(BAR_WIDTH[1], free - 2) if selected != ALL and free - 2 >= BAR_WIDTH[0] else 0
-    return Layout(selected, bar_cells, show_rate, show_trend, show_share)
+    return Layout(selected, bar_cells, show_rate, show_trend, show_share, show_live)
 
 
 class TidsTable(VisitorsTips):
@@ -79,7 +86,9 @@ class TidsTable(VisitorsTips):
     columns change), so the cursor stays on its id when the order changes.
 
     Visitors: for a type, the id's distinct visitors of that type (beside its events of that type);
-    for all types, of all types together, which is not the sum of the types'."""
+    for all types, of all types together, which is not the sum of the types'. Live: the id's
+    distinct visitors of every type over ``live_minutes`` (whatever the window and the selection),
+    as the API's ``/api/v1/live`` says."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", **kwargs)
@@ -114,7 +123,7 @@ class TidsTable(VisitorsTips):
 
     def _reshow(self, rerank: bool = False) -> None:
         if self._shown is not None:
-            self.show(*self._shown, ranking=None if rerank else self.ranking)
+            self.show(*self._shown, ranking=None if rerank else self.ranking, live=self.live)
 
     def wants(self, ranking: Ranking | None) -> bool:
         """Whether ``ranking`` (made off the UI thread) is for what the table shows now."""
@@ -130,22 +139,34 @@ class TidsTable(VisitorsTips):
         cells.append(cell_width(view.visitors))
         return max(len("tracking id"), widest_id) + sum(cells) + 2 * self.cell_padding * (1 + len(cells))
 
+    def live_cells(self) -> int:
+        """Cells of the live column, padding included: the first extra (see :class:`Layout`)."""
+        return live_width(self.live) + 2 * self.cell_padding
+
     def spare(self, rows: int) -> int:
         """Cells for a vertical scrollbar, when ``rows`` outgrow the panel (one line of headers)."""
         return SCROLLBAR if rows > self.size.height - 1 else 0
 
     def show(
-        self, view: WindowView, meter: RateMeter[tuple[str, str]], configured: tuple[str, ...], ranking: Ranking | None = None
+        self,
+        view: WindowView,
+        meter: RateMeter[tuple[str, str]],
+        configured: tuple[str, ...],
+        ranking: Ranking | None = None,
+        live: Live | None = None,
     ) -> None:
-        """Show ``ranking`` if it is for the current selection and filter, else rank here."""
+        """Show ``ranking`` if it is for the current selection and filter, else rank here. ``live``:
+        the live visitors read for the rows ranked off the UI thread; a row it did not ask for
+        (ranked here, after a new selection or filter) shows ``—`` until the next read."""
         self._shown = (view, meter, configured)
+        self.live = live
         if ranking is None or not self.wants(ranking):
             ranking = rank(view, self.selected, self.needle, configured)
         self.ranking = ranking
         cursor = self._cursor_key_after or self._cursor_key()  # before rows come and go
         self._cursor_key_after = None
         counts = ranking.rows
-        layout = fit(self.selected, self.size.width, self.base_width(counts, view), self.spare(len(counts)))
+        layout = fit(self.selected, self.size.width, self.base_width(counts, view), self.spare(len(counts)), self.live_cells())
         if layout != self.layout_now:
             self._rebuild(layout)
         type_total = view.total if self.selected == ALL else view.summary[self.selected].total
@@ -207,9 +228,13 @@ class TidsTable(VisitorsTips):
             values: dict[str, Text | str] = {
                 "tid": name, **{t: num(by_type[t]) for t in EVENT_TYPES}, "total": num(sum(by_type.values()), style="bold"), VISITORS: visitors,
             }
+            if layout.live:
+                values[LIVE] = live_cell(self.live, tid)
         else:
             count = by_type[self.selected]
             values = {"tid": name, "events": num(count), VISITORS: visitors}
+            if layout.live:
+                values[LIVE] = live_cell(self.live, tid)
             if layout.share:
                 values["share"] = num(share(count, type_total), ".1f", "%")
         if layout.bar:

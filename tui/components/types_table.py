@@ -13,7 +13,8 @@ from tui import EVENT_TYPES
 from tui.components.format import num, rate, share
 from tui.components.ranking import ALL
 from tui.components.unchanged import set_cell, set_titles
-from tui.components.visitors import VISITORS, Figure, VisitorsTips, visitor_gaps, visitors_cell
+from tui.components.snapshot import Live
+from tui.components.visitors import VISITORS, Figure, VisitorsTips, live_only_gaps, live_total, visitor_gaps, visitors_cell
 from tui.rates import RATE_SPAN_SECONDS, RateMeter
 from tui.window import WindowView
 
@@ -44,7 +45,9 @@ class TypesTable(VisitorsTips):
         for etype in (*EVENT_TYPES, ALL):
             self.add_row(etype if etype != ALL else Text("all types", style="bold"), "", "", "", "", key=etype)
 
-    def show(self, view: WindowView, meter: RateMeter[tuple[str, str]]) -> None:
+    def show(self, view: WindowView, meter: RateMeter[tuple[str, str]], live: Live | None = None) -> None:
+        """``live``: its figure over every id goes in the border title (``Event types · live
+        ≈1,234``), where it takes no column from a table that already gives up two at 80 columns."""
         total = view.total
         read = self.visitors_read = view.visitors
         for etype in (*EVENT_TYPES, ALL):
@@ -59,7 +62,10 @@ class TypesTable(VisitorsTips):
             self.cells["rate"][etype] = Text(rate(per_second) if meter.ready else "–", justify="right", style=style)
             self.cells["share"][etype] = num(share(count, total), ".1f", "%", style=style)
         self._fill()
-        set_titles(self, "Event types", incomplete_label(view) or view.label)
+        self.live = live
+        title = live_total(live)
+        set_titles(self, Text("Event types · ").append_text(title) if title is not None else "Event types",
+                   incomplete_label(view, live) or view.label)
 
     def _fill(self) -> None:
         for key, _ in OPTIONAL[: self.optional]:
@@ -96,11 +102,11 @@ class TypesTable(VisitorsTips):
         return sum(column.get_render_width(self) for column in self.columns.values()) + 2  # the borders
 
 
-def incomplete_label(view: WindowView) -> Text | None:
-    """In red, instead of the window's label, while part of the window could not be read: the
-    counts (or only the visitors, then it says so) are then low, and the user must see it and be
-    able to ask why."""
-    counted, visitors = len(view.incomplete), len(visitor_gaps(view))
+def incomplete_label(view: WindowView, live: Live | None = None) -> Text | None:
+    """In red, instead of the window's label, while part of the window (or of the live span) could
+    not be read: the counts (or only the visitors, then it says so) are then low, and the user must
+    see it and be able to ask why."""
+    counted, visitors = len(view.incomplete), len(visitor_gaps(view)) + len(live_only_gaps(view, live))
     if not counted and not visitors:
         return None
     if not counted:  # no count of gaps: the label fits the type table at 80 columns

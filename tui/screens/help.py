@@ -15,12 +15,16 @@ from tui.components.ranking import TOP_N
 from tui.components.visitors import MARK, NOT_READ, error_percent
 from tui.distinct.sketch import DEFAULT_LG_K
 from tui.pipeline.reader import MAX_VISITOR_IDS
+from tui.settings import Settings
 from tui.window import OTHER_ID
 
 
-def help_text(label: str, window_minutes: float, bucket_seconds: int, lg_k: int = DEFAULT_LG_K) -> str:
-    """help.md with the current window (``label``: the view's, with its true ±), bucket and sketch
-    size (``lg_k``: the visitors' ±) filled in."""
+def help_text(
+    label: str, window_minutes: float, bucket_seconds: int, lg_k: int = DEFAULT_LG_K, live_minutes: float = Settings.live_minutes
+) -> str:
+    """help.md with the current window (``label``: the view's, with its true ±), bucket, sketch
+    size (``lg_k``: the visitors' ±) and live span (``live_minutes`` in whole buckets, as read)
+    filled in."""
     text = files("tui.screens").joinpath("help.md").read_text(encoding="utf-8")
     values = {
         "window": label,
@@ -34,6 +38,7 @@ def help_text(label: str, window_minutes: float, bucket_seconds: int, lg_k: int 
         "visitor_ids": f"{MAX_VISITOR_IDS:,}",
         "not_read": NOT_READ,
         "mark": MARK.strip(),
+        "live_minutes": f"{live_minutes:g}",
     }
     for name, value in values.items():
         text = text.replace("{" + name + "}", value)
@@ -60,5 +65,7 @@ class MarkdownScreen(ModalScreen[None]):
 class HelpScreen(MarkdownScreen):
     """The dashboard's help, for the current window."""
 
-    def __init__(self, label: str, window_minutes: float, bucket_seconds: int, lg_k: int = DEFAULT_LG_K) -> None:
-        super().__init__(help_text(label, window_minutes, bucket_seconds, lg_k))
+    def __init__(
+        self, label: str, window_minutes: float, bucket_seconds: int, lg_k: int = DEFAULT_LG_K, live_minutes: float = Settings.live_minutes
+    ) -> None:
+        super().__init__(help_text(label, window_minutes, bucket_seconds, lg_k, live_minutes))

@@ -186,7 +186,7 @@ class StoreReader:
         return self._distinct_answer(read, as_of, seconds, data)
 
     async def live(self, tracking_id: str | None) -> ReadAnswer:
-        seconds = self.live_seconds
+        seconds = self.reader.settings.live_seconds
         if tracking_id is None:  # every block's total sketch of each type: kilobytes, off the loop
             read, as_of = await self._read(lambda: self._visitors([], EVENT_TYPES, seconds))
             figure = read.total
@@ -194,12 +194,6 @@ class StoreReader:
             read, as_of = await self._read_quick(lambda: self._visitors([tracking_id], EVENT_TYPES, seconds))
             figure = read.by_id.get(tracking_id)
         return self._distinct_answer(read, as_of, seconds, {"trackingId": tracking_id, "visitors": _figure(figure)})
-
-    @property
-    def live_seconds(self) -> int:
-        """``live_minutes`` as a whole number of buckets (at least one)."""
-        bucket = self.reader.settings.bucket_seconds
-        return max(1, round(self.reader.settings.live_minutes * 60 / bucket)) * bucket
 
     def _visitors(self, ids: list[str], series: Sequence[str], seconds: int) -> tuple[DistinctRead, float]:
         as_of = self.reader.clock.time()
