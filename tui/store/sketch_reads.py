@@ -67,20 +67,17 @@ def read_distinct(
     ``per_series=False``: ``by_series`` and ``series_totals`` are left empty (see :func:`_estimates`).
     ``cache`` keeps loaded sketches by their exact bytes (see :func:`_loader`)."""
     ids = list(ids)
-    keys: dict[tuple[Block, str, int], str] = {}
-    for block in blocks:
-        for name in series:
-            shards = {layout.shard(tid) for tid in ids}
-            if total:
-                shards.add(layout.shards)
-            for shard in shards:
-                keys[(block, name, shard)] = sketch_key(layout, ("d", block[0], block[1], name, shard))
+    wanted = [(tid, layout.shard(tid)) for tid in ids] + ([(TOTAL_ID, layout.shards)] if total else [])
+    shards = {shard for _, shard in wanted}
+    keys = {
+        (block, name, shard): sketch_key(layout, ("d", block[0], block[1], name, shard))
+        for block in blocks for name in series for shard in shards
+    }
     values = get_many(list(keys.values())) if keys else {}
     lg_k = layout.lg_k
     loader = _loader(cache, lg_k)
     found: dict[tuple[str, str], _Found] = {}  # (series, id or TOTAL_ID) -> sketches and gaps
     spilled: dict[str, tuple[Block, str, str]] = {}
-    wanted = [(tid, layout.shard(tid)) for tid in ids] + ([(TOTAL_ID, layout.shards)] if total else [])
     for block in blocks:
         for name in series:
             etype = counted_type(name)
@@ -90,24 +87,13 @@ def read_distinct(
                 held = totals.get(block, {}).get(etype, 0) if tid == TOTAL_ID else counts.get(block, {}).get(etype, {}).get(tid, 0)
                 into = found.setdefault((name, tid), _Found())
                 value = opened[key] if key in opened else opened.setdefault(key, _open(key, values.get(key), lg_k, report))
-                if value is None:
-                    if held:
-                        into.gaps.append(block_gap(block, f"visitors: {key} is missing (evicted?)"))
-                elif isinstance(value, str):
-                    into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({value})"))
-                elif _take(value, key, tid, loader, into, block, report, bool(held)):
+                if _use(value, key, tid, loader, into, block, report, bool(held)):
                     spilled[own_key(key, tid)] = (block, name, tid)
     if spilled:
         own = get_many(list(spilled))
         for key, (block, name, tid) in spilled.items():
-            into = found[(name, tid)]
-            value = _open(key, own.get(key), lg_k, report)
-            if value is None:
-                into.gaps.append(block_gap(block, f"visitors: {key} is missing (evicted?)"))
-            elif isinstance(value, str):
-                into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({value})"))
-            else:
-                _take(value, key, tid, loader, into, block, report, True)
+            # an own key is there only because the shared value said so: missing is lost
+            _use(_open(key, own.get(key), lg_k, report), key, tid, loader, found[(name, tid)], block, report, True)
     return _estimates(found, series, ids, total, lg_k, per_series)
 
 
@@ -134,6 +120,22 @@ def _open(key: str, data: bytes | None, lg_k: int, report: Callable[[str, str], 
     except CorruptValue as error:
         report(key, str(error))
         return str(error)
+
+
+def _use(
+    value: Opened | str | None, key: str, tid: str, loader: Loader, into: _Found, block: Block, report: Callable[[str, str], None], held: bool
+) -> bool:
+    """Add ``tid``'s sketch from the value under ``key`` (:func:`_open`'s answer) to ``into``, or the
+    gap that stands for it: a missing value is a gap only where ``held`` (counts say it existed).
+    True when the entry says the sketch is in the id's own key."""
+    if value is None:
+        if held:
+            into.gaps.append(block_gap(block, f"visitors: {key} is missing (evicted?)"))
+        return False
+    if isinstance(value, str):
+        into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({value})"))
+        return False
+    return _take(value, key, tid, loader, into, block, report, held)
 
 
 def _take(
