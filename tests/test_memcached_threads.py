@@ -1,6 +1,6 @@
 """The memcached client under threads: a server that dies while several threads use the store.
 
-pymemcache's ``HashClient`` keeps its hash ring and dead-server list unguarded; two threads that fail
+pymemcache's ``HashClient`` (used before keys were kept on their home server only) kept its hash ring and dead-server list unguarded; two threads that failed
 on the same server both try to remove it, and the second used to raise ``ValueError("No such node")``
 (a traceback that stopped the dashboard's reader). Every failure must arrive as StoreUnavailable.
 """

@@ -29,8 +29,7 @@ from tui.events import Event
 from tui.pipeline.prefix import PrefixLayout
 from tui.settings import Settings
 from tui.store import Store, StoreUnavailable
-from tui.store.merge import key_of
-from tui.store.repair import absolute_counts, events_away, verify
+from tui.store.repair import absolute_counts, verify
 from tui.store.sketches import PendingSketches, counted_type
 from tui.store.writer_state import WriterState, deltas_by_key
 from tui.window import Ledger, bucket_of, window_range
@@ -94,7 +93,6 @@ class Writer:
         #: longer than the retention): counted in unwritten_events, never silently dropped.
         self._expired_unwritten = 0
         #: Events whose values the last :meth:`flush_all` could store only off their own server.
-        self._away_events = 0
         self._next_flush = self.clock.monotonic() + flush_interval / 2  # off-beat with a 1 s reader
         self._flushed_bucket = bucket_of(int(self.clock.time() * 1000), settings.bucket_seconds)
         self._backoff = 0.0
@@ -250,31 +248,15 @@ class Writer:
 
     def flush_all(self, timeout: float) -> bool:
         """Flush everything, as at exit, retrying for up to ``timeout`` seconds; False if the store
-        never took the last counts, or took some only on a server not their own because theirs is
-        down: they are lost when it returns, as no writer is left to write them back there. Either
-        way they are reported by the caller (:meth:`unwritten_events`), not silently lost."""
+        never took the last counts (a server down: no other holds its keys), which the caller then
+        reports (:meth:`unwritten_events`), never silently lost."""
         deadline = self.clock.monotonic() + timeout
         while True:
-            if self.flush(everything=True) and self._at_home():
+            if self.flush(everything=True):
                 return True
             if self.clock.monotonic() >= deadline:
                 return False
             time.sleep(min(self._backoff, 0.2) or 0.2)  # a pause between retries, not a synchronization
-
-    def _at_home(self) -> bool:
-        """Whether every value this writer holds is on its own server; if not, how many events are
-        away is kept for :meth:`unwritten_events` and the reason becomes the store error."""
-        layout = self.prefix.get("writing buckets")
-        keys = {key_of(layout, ident): ident for ident in self._state.confirmed}
-        away, down = self.store.away_from_home(list(keys))
-        self._away_events = events_away(self._ledger, layout, [keys[key] for key in away])
-        if not self._away_events:
-            return True
-        self._set_store_error(
-            f"memcached {', '.join(down)} down: {self._away_events:,} counted events were written only to the other "
-            "servers, and its keys go back to it without them when it returns"
-        )
-        return False
 
     def _set_store_error(self, error: str | None) -> None:
         """Record why flushing fails (None: it works); tell ``on_store_change`` when that flips."""
@@ -294,7 +276,7 @@ class Writer:
         or lost for good once they expired unwritten (0 after a successful flush). Call it from the
         writer's thread, or after the pipeline stopped; other threads read
         :attr:`WriterStatus.unflushed_events`."""
-        return self._state.unwritten_events() + self._ledger.unstaged_events() + self._expired_unwritten + self._away_events
+        return self._state.unwritten_events() + self._ledger.unstaged_events() + self._expired_unwritten
 
     def status(self) -> WriterStatus:
         return WriterStatus(

@@ -140,14 +140,6 @@ class Store(ABC):
     def close(self) -> None:
         """Release connections."""
 
-    def away_from_home(self, keys: Sequence[str]) -> tuple[set[str], tuple[str, ...]]:
-        """Of ``keys``, those whose own server does not answer now, and those servers.
-
-        With several servers such a key is written to another one while its server is out of the
-        hash ring, and moves back when the server returns, without what was written meanwhile: only
-        a writer still running writes that back. A single store has no other place: none."""
-        return set(), ()
-
     def fetch(self, action: str, keys: list[str]) -> dict[str, bytes]:
         """``get_many`` with failures turned into :class:`StoreUnavailable`."""
         return self._call(action, lambda: self.get_many(keys))

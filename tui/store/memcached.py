@@ -2,24 +2,28 @@
 
 The values, keys and merge logic are the store's (:mod:`tui.store.layout`, :mod:`tui.store.merge`);
 this module only talks to servers. pymemcache's pooled clients are used because a plain ``Client``
-is not thread-safe; with several servers a ``HashClient`` spreads keys by consistent hashing, and a
-server that fails leaves the ring at once (every call on it raises, never a silent default). A
-``HashClient``'s ring and its dead-server bookkeeping are not thread-safe either (two threads failing
-on one server both remove it, and the second raises "No such node"), so each thread that uses the
-store gets a ``HashClient`` of its own.
+is not thread-safe.
+
+With several servers every key lives on its *home* server, chosen by rendezvous hashing over all
+the configured servers (pymemcache's ``RendezvousHash``, as its ``HashClient`` places keys), and is
+only ever read from and written there. A call that needs a server that fails raises
+:class:`~tui.store.base.StoreUnavailable` naming it; writers hold those counts and write them when it
+answers again. pymemcache's ``HashClient`` is not used because it drops a failing server from its
+ring and moves its keys to the others: a writer that hit one timeout then wrote a newer copy of a
+key to a server that readers with the whole ring do not read, so counts read short without any
+flag, and a writer exiting in that interval left them short for good (a fresh-clone CI run came up
+22 events short that way).
 """
 
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from pymemcache.client.base import Client, PooledClient, _readline
-from pymemcache.client.hash import HashClient
 from pymemcache.client.rendezvous import RendezvousHash
 from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError, MemcacheUnknownError
 
@@ -28,13 +32,20 @@ from tui.store.base import Health, Store, StoreUnavailable
 from tui.store.merge import Write
 
 POOL_SIZE = 16  # connections per server at most; more concurrent callers would fail, not wait
-DEAD_TIMEOUT_SECONDS = 2  # a server that left the hash ring is tried again after this long
 T = TypeVar("T")
 
 
 def reason(exc: BaseException) -> str:
     """A short why: "Connection refused" rather than "[Errno 111] Connection refused"."""
     return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
+
+
+class ServerFailed(MemcacheError):
+    """One server of several failed: carries its address, so the message names it, not the list."""
+
+    def __init__(self, address: str, cause: BaseException) -> None:
+        super().__init__(reason(cause))
+        self.address = address
 
 
 #: Replies to ``add``/``cas`` that mean "not stored, read again": a lost race, or the key came or went.
@@ -84,38 +95,45 @@ class MemcachedStore(Store):
             connect_timeout=connect_timeout, timeout=timeout, no_delay=True, allow_unicode_keys=True
         )
         # One pooled connection per thread that uses the store at once (writer, reader, a few more).
-        pool = 4 if len(self.servers) > 1 else POOL_SIZE
-        self._servers = {str(s): PooledClient((s.host, s.port), max_pool_size=pool, **common) for s in self.servers}
-        self._common = common
-        self._local = threading.local()
-        self._hash_clients: list[HashClient] = []  # every thread's, to close them all
-        self._hash_lock = threading.Lock()
+        self._servers = {str(s): PooledClient((s.host, s.port), max_pool_size=POOL_SIZE, **common) for s in self.servers}
         self._single: Any = next(iter(self._servers.values())) if len(self.servers) == 1 else None
+        # A key's home: rendezvous hashing over every configured server, named "host:port" as
+        # pymemcache's HashClient names them, so keys sit where earlier versions put them.
+        self._names = {f"{s.host}:{s.port}": str(s) for s in self.servers}
+        self._ring = RendezvousHash(list(self._names))
         self._generation_key = f"{key_prefix}generation"
         self.where = f"in memcached {self.address}"
 
     # -- helpers ------------------------------------------------------------------------------
 
-    @property
-    def _client(self) -> Any:
-        """The one server's pooled client, or this thread's own ``HashClient`` over all of them."""
+    def home(self, key: str) -> str:
+        """The address of the server that holds ``key`` (with one server: that one)."""
+        return self.address if self._single is not None else self._names[self._ring.get_node(key)]
+
+    def _homes(self, keys: Sequence[str]) -> dict[str, list[int]]:
+        """The positions in ``keys`` of the keys each server holds."""
         if self._single is not None:
-            return self._single
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = HashClient(
-                [(s.host, s.port) for s in self.servers],
-                # A failing server leaves this thread's ring at its first error (and every call on it
-                # raises, never a silent default); it is tried again after dead_timeout seconds.
-                retry_attempts=0,
-                dead_timeout=DEAD_TIMEOUT_SECONDS,
-                ignore_exc=False,
-                **self._common,
-            )
-            self._local.client = client
-            with self._hash_lock:
-                self._hash_clients.append(client)
-        return client
+            return {self.address: list(range(len(keys)))}
+        by_home: dict[str, list[int]] = {}
+        for n, key in enumerate(keys):
+            by_home.setdefault(self.home(key), []).append(n)
+        return by_home
+
+    def _on(self, address: str, operation: Callable[[Any], T]) -> T:
+        """``operation`` on one server's client; a failure raises :class:`ServerFailed` naming it."""
+        try:
+            return operation(self._servers[address])
+        except ServerFailed:
+            raise
+        except (MemcacheError, OSError) as exc:
+            raise ServerFailed(address, exc) from exc
+
+    def _multi(self, keys: list[str], operation: Callable[[Any, list[str]], dict[str, T]]) -> dict[str, T]:
+        """A multi-get on each home server of ``keys``, merged."""
+        found: dict[str, T] = {}
+        for address, at in self._homes(keys).items():
+            found.update(self._on(address, lambda client: operation(client, [keys[n] for n in at])))
+        return found
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
@@ -123,7 +141,8 @@ class MemcachedStore(Store):
         try:
             yield
         except (MemcacheError, OSError) as exc:  # OSError covers timeouts and refused connections
-            raise StoreUnavailable(f"memcached {self.address}: {action} failed: {reason(exc)}") from exc
+            address = exc.address if isinstance(exc, ServerFailed) else self.address
+            raise StoreUnavailable(f"memcached {address}: {action} failed: {reason(exc)}") from exc
 
     def _call(self, action: str, operation: Callable[[], T]) -> T:
         """Run an idempotent operation; a connection found closed (the server restarted since the
@@ -133,6 +152,10 @@ class MemcachedStore(Store):
                 return operation()
             except (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError):
                 return operation()
+            except ServerFailed as exc:
+                if isinstance(exc.__cause__, (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError)):
+                    return operation()
+                raise
 
     # -- Store --------------------------------------------------------------------------------
 
@@ -140,51 +163,43 @@ class MemcachedStore(Store):
         return time.time()
 
     def get_many(self, keys: list[str]) -> dict[str, bytes]:
-        return self._client.get_many(keys) if keys else {}
+        return self._multi(keys, lambda client, some: client.get_many(some)) if keys else {}
 
     def gets_many(self, keys: list[str]) -> dict[str, tuple[bytes, Any]]:
-        return self._client.gets_many(keys) if keys else {}
+        return self._multi(keys, lambda client, some: client.gets_many(some)) if keys else {}
 
     def add(self, key: str, data: bytes, expire: int) -> bool:
-        return bool(self._client.add(key, data, expire=expire, noreply=False))
+        return bool(self._on(self.home(key), lambda client: client.add(key, data, expire=expire, noreply=False)))
 
     def cas(self, key: str, data: bytes, token: Any, expire: int) -> bool:
-        return bool(self._client.cas(key, data, token, expire=expire, noreply=False))
+        return bool(self._on(self.home(key), lambda client: client.cas(key, data, token, expire=expire, noreply=False)))
 
     def store_many(self, writes: Sequence[Write]) -> list[bool]:
         """All the writes in one round trip per server (pymemcache sends one ``cas`` and waits for its
         reply, and a flush at 100,000 ids has ~200 of them). Each server applies its commands in the
         order sent; a failure part-way leaves the rest unconfirmed, which the writer's sequence
         numbers make safe to send again."""
-        if not writes:
-            return []
-        client = self._client
-        if not isinstance(client, HashClient):
-            with client.client_pool.get_and_release(destroy_on_fail=True) as conn:
-                return pipelined_store(conn, writes)
-        by_node: dict[Any, list[int]] = {}
-        for n, (key, *_) in enumerate(writes):
-            by_node.setdefault(client._get_client(key), []).append(n)
         stored = [False] * len(writes)
-        for node, indexes in by_node.items():
-            # Through the ring's own failure handling, so a server that fails leaves the ring as on any call.
-            results = client._safely_run_func(node, pipelined_store, None, node, [writes[n] for n in indexes])
-            for n, ok in zip(indexes, results):
-                stored[n] = ok
+
+        def send(client: Any, at: list[int]) -> None:
+            with client.client_pool.get_and_release(destroy_on_fail=True) as conn:
+                for n, ok in zip(at, pipelined_store(conn, [writes[n] for n in at])):
+                    stored[n] = ok
+
+        for address, at in self._homes([key for key, *_ in writes]).items():
+            self._on(address, lambda client: send(client, at))
         return stored
 
     def set(self, key: str, data: bytes, expire: int) -> None:
-        self._call("writing", lambda: self._client.set(key, data, expire=expire, noreply=False))
+        self._call("writing", lambda: self._on(self.home(key), lambda client: client.set(key, data, expire=expire, noreply=False)))
 
     def generation(self) -> str:
-        """Each server's marker, and which servers the hash ring holds now.
-
-        A restarted server has lost its marker; a server that left the ring (down) or came back
-        moves keys between servers. Any of these changes the token, and every writer then writes
-        back all the buckets it holds. With one server, an unreachable server raises instead.
-        """
-        if not isinstance(self._client, HashClient):
-            return self._call("reading the generation marker", lambda: self._marker(self._client))
+        """Each server's marker. A restarted server has lost its marker, which changes the token,
+        and every writer then writes back all the buckets it holds. With one server, an unreachable
+        server raises; with several, it reads "down" (its keys are unreachable meanwhile, and its
+        return changes the token again)."""
+        if self._single is not None:
+            return self._call("reading the generation marker", lambda: self._marker(self._single))
         parts = []
         for address, client in self._per_server():
             try:
@@ -192,8 +207,7 @@ class MemcachedStore(Store):
             except StoreUnavailable:
                 token = "down"
             parts.append(f"{address}={token}")
-        ring = ",".join(sorted(self._client.hasher.nodes))
-        return f"{';'.join(parts)}|ring={ring}"
+        return ";".join(parts)
 
     def _marker(self, client: Any) -> str:
         raw = client.get(self._generation_key)
@@ -219,24 +233,6 @@ class MemcachedStore(Store):
         health reach every server, including one the ring has dropped."""
         return list(self._servers.items())
 
-    def away_from_home(self, keys: Sequence[str]) -> tuple[set[str], tuple[str, ...]]:
-        """See :meth:`Store.away_from_home`: each server is asked at once, and a key's own server is
-        the one the full ring picks (the ``HashClient``'s rendezvous hash over every server)."""
-        if self._single is None and keys:
-            down = tuple(address for address, client in self._per_server() if not self._answers(client))
-            if down:
-                homes = {f"{s.host}:{s.port}": str(s) for s in self.servers}  # the HashClient's node names
-                ring = RendezvousHash(list(homes))
-                return {key for key in keys if homes[ring.get_node(key)] in down}, down
-        return set(), ()
-
-    def _answers(self, client: Any) -> bool:
-        try:
-            self._call("asking its version", client.version)
-        except StoreUnavailable:
-            return False
-        return True
-
     def health(self) -> Health:
         """``stats`` on every server: latency of the slowest, evictions summed, the down ones named."""
         latencies: list[float] = []
@@ -260,9 +256,7 @@ class MemcachedStore(Store):
         return Health(self.backend, True, f"{self.address} · {latency:.1f} ms", latency, evictions, corrupt=self._take_reports())
 
     def close(self) -> None:
-        with self._hash_lock:
-            clients = [*self._hash_clients, *self._servers.values()]
-        for client in clients:
+        for client in self._servers.values():
             try:
                 client.close()
             except (MemcacheError, OSError):

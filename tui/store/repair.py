@@ -9,7 +9,7 @@ means the store lost it, and the next flush checks it (for a head: every key of 
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Container
 from typing import TYPE_CHECKING
 
 from tui.store.layout import Layout
@@ -50,25 +50,6 @@ def absolute_counts(ledger: Ledger, layout: Layout, ident: Ident, confirmed: Con
         finer = LEVELS[level - 1]
         head["k"] = [j for j in range(span // finer) if ledger.block((finer, index * span // finer + j))]
     return head
-
-
-def events_away(ledger: Ledger, layout: Layout, away: Iterable[Ident]) -> int:
-    """How many of this writer's events sit in the values ``away`` (stored off their own server,
-    see :meth:`~tui.store.base.Store.away_from_home`): per level, all of a block whose head is away
-    (readers cannot find its shards), else those in its shards away; the largest level's sum (each
-    event is in one block per level, as in :meth:`WriterState.unwritten_events`)."""
-    heads = {block_of(i) for i in away if i[0] == "h"}
-    shards: dict[tuple[Block, str], set[int]] = {}
-    for ident in away:
-        if ident[0] == "s" and block_of(ident) not in heads:
-            shards.setdefault((block_of(ident), ident[3]), set()).add(ident[4])
-    per_level: dict[int, int] = dict.fromkeys(LEVELS, 0)
-    for block in heads:
-        per_level[block[0]] += sum(sum(by_tid.values()) for by_tid in (ledger.block(block) or {}).values())
-    for (block, etype), ks in shards.items():
-        by_tid = (ledger.block(block) or {}).get(etype, {})
-        per_level[block[0]] += sum(n for tid, n in by_tid.items() if layout.shard(tid) in ks)
-    return max(per_level.values())
 
 
 #: Shard values verified per round besides every head: a bounded, rotating sample, so a writer's
