@@ -20,9 +20,12 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tui import DEFAULT_EVENT_TYPES, EVENT_TYPES
+
+if TYPE_CHECKING:
+    from tui.anomaly.settings import AnomalySettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -156,6 +159,8 @@ class Settings:
     sketch_lg_k: int = 13
     #: The window of "visitors right now" (the API's live figure, the dashboard's live column), in minutes.
     live_minutes: float = 7.0
+    #: When a series counts as anomalous (the settings file's ``anomaly`` object; README "Anomalies").
+    anomaly: AnomalySettings = field(default_factory=lambda: _anomaly_module().DEFAULTS)
 
     @property
     def retention(self) -> dict[int, int]:
@@ -211,6 +216,7 @@ class Settings:
             "email_salt": "" if self.origins.get("email_salt") == EMAIL_SALT_ENV else self.email_salt,
             "sketch_lg_k": self.sketch_lg_k,
             "live_minutes": _plain_number(self.live_minutes),
+            "anomaly": dataclasses.asdict(self.anomaly),
         }
 
 
@@ -547,7 +553,7 @@ def _show(value: Any) -> str:
 TOP_KEYS = (
     "events_per_second", "window_minutes", "bucket_seconds", "tracking_ids", "backend", "memcached", "refresh_seconds",
     "retention_hours", "max_tracking_ids", "allow_only_listed_ids", "generated_ids", "zipf", "event_types",
-    "email_salt", "sketch_lg_k", "live_minutes",
+    "email_salt", "sketch_lg_k", "live_minutes", "anomaly",
 )
 MEMCACHED_KEYS = ("servers", "key_prefix")
 #: Every setting by its field path, the names :meth:`Settings.origin_of` knows.
@@ -778,7 +784,17 @@ def build_settings(
         email_salt=email_salt,
         sketch_lg_k=get("sketch_lg_k", defaults.sketch_lg_k, check_sketch_lg_k),
         live_minutes=live,
+        anomaly=(
+            _anomaly_module().build_anomaly_settings(raw["anomaly"], label("anomaly"), bucket) if "anomaly" in raw else defaults.anomaly
+        ),
     )
+
+
+def _anomaly_module() -> Any:
+    """:mod:`tui.anomaly.settings`, imported when first needed: it builds on this module's checks."""
+    from tui.anomaly import settings
+
+    return settings
 
 
 def user_settings_path() -> Path:

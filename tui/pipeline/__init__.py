@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from tui.anomaly.watch import AnomalyWatch
+from tui.anomaly.webhook import WebhookSender, sender_for
 from tui.clock import Clock, SystemClock
 from tui.events import Event
 from tui.pipeline.generator import MAX_BATCH, EventsLogError, Generator, GeneratorStatus
@@ -70,6 +72,16 @@ class Pipeline:
             settings, store, self.prefix, clock=self.clock, flush_interval=flush_interval, writer_id=writer_id, writer_name=writer_name
         )
         self.reader = Reader(settings, store, self.prefix, self.clock)
+        #: Spikes and drops (None when ``anomaly.enabled`` is off): each face that reads calls
+        #: ``anomalies.poll()`` once per refresh; what fires or resolves goes to the webhook, if any.
+        self.webhook: WebhookSender | None = sender_for(settings.anomaly)
+        self.anomalies = (
+            AnomalyWatch(
+                settings.anomaly, settings.bucket_seconds, self.reader.read_closed_buckets, self.clock,
+                kept_seconds=settings.retention_seconds[0], notify=self.webhook.send if self.webhook is not None else None,
+            )
+            if settings.anomaly.enabled else None
+        )
         self._lock = threading.Lock()  # serializes the settings changes
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -195,6 +207,8 @@ class Pipeline:
                 generator.flush_log()
             except EventsLogError as exc:  # e.g. a full disk: the counts still go to the store below
                 self.fatal = self.fatal or f"the writer stopped: {exc}"
+        if self.webhook is not None:
+            self.webhook.close()  # what it could not deliver in time is in its status, not waited for
         try:
             return self.writer.flush_all(flush_timeout)
         except Exception as exc:  # noqa: BLE001 - stopping ends with a one-line message, not a traceback

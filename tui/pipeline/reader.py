@@ -167,6 +167,19 @@ class Reader:
         found = self.store.read(layout, [(1, b) for b in buckets if usable((1, b))], only=(etype, tracking_id))
         return {index: counts.get(etype, {}).get(tracking_id, 0) for (_, index), counts in found.counts.items()}
 
+    def read_closed_buckets(self, buckets: range) -> tuple[dict[int, BucketCounts], set[int]]:
+        """Every writer's counts by id in these single buckets, and the buckets that could not be
+        read whole (a gap) or are no longer kept: what the anomaly detector judges, or must not.
+        Raises StoreUnavailable."""
+        layout = self.layout()
+        usable = layout.usable(self.clock.time())
+        kept = [b for b in buckets if usable((1, b))]
+        found = self.store.read(layout, [(1, b) for b in kept])
+        unknown = set(buckets) - set(kept)
+        for gap in found.gaps:
+            unknown.update(range(gap.first, gap.last + 1))
+        return {index: counts for (_, index), counts in found.counts.items()}, unknown
+
     def read_buckets(self, buckets: range) -> dict[int, BucketCounts]:
         """Every writer's counts by id in these single buckets (the dashboard's 5 s rates compare
         the last few). Raises StoreUnavailable."""
