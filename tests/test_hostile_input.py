@@ -397,6 +397,13 @@ def test_the_salt_reaches_serve_ingest_and_the_generator_and_no_repr(home: Path,
     assert prepare(["serve", "--backend", "memory"]).settings.email_salt == ""
 
 
+def test_the_serve_tokens_reach_its_config_and_no_repr(home: Path) -> None:
+    plan = prepare(["serve", "--backend", "memory", "--ingest-token", "InGeStToKeN-0123456789", "--read-token", "ReAdToKeN-0123456789"])
+    assert plan.serve is not None
+    assert (plan.serve.config.ingest_token, plan.serve.config.read_token) == ("InGeStToKeN-0123456789", "ReAdToKeN-0123456789")
+    assert "ToKeN" not in repr(plan)
+
+
 def test_web_refuses_the_salt_flag_as_it_prints_its_command(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         prepare(["--email-salt", SALT, "web"])

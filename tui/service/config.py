@@ -29,13 +29,13 @@ class ServiceConfig:
     event_types: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENT_TYPES))
     #: Origins allowed to call from a browser, e.g. ``https://shop.example``; ``*`` allows any.
     cors_origins: tuple[str, ...] = ()
-    ingest_token: str | None = None
-    read_token: str | None = None
+    #: Bearer tokens: secrets, so not in the repr (a config printed in a log or a traceback).
+    ingest_token: str | None = field(default=None, repr=False)
+    read_token: str | None = field(default=None, repr=False)
     retry_after_seconds: int = 1
     #: The key of the e-mail hash (:attr:`tui.settings.Settings.email_salt`); empty: no e-mail is
     #: hashed. A secret, so not in the repr.
     email_salt: str = field(default="", repr=False)
-
 
 
 @dataclass(frozen=True)
