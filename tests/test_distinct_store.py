@@ -79,14 +79,6 @@ def content(store: Store, keys: list[str], lg_k: int) -> dict[str, dict[str, flo
     return out
 
 
-def evict(store: Store, key: str) -> None:
-    """What memcached does to a value under memory pressure."""
-    if isinstance(store, MemoryStore):
-        store.delete(key)
-    else:
-        store._client.delete(key, noreply=False)  # type: ignore[attr-defined]
-
-
 def within(estimate: float, truth: int, lg_k: int = 13) -> bool:
     return abs(estimate - truth) <= max(1.0, truth * relative_error_bound(lg_k))
 
@@ -188,7 +180,7 @@ def test_an_evicted_sketch_value_makes_the_figure_incomplete_and_a_rewrite_says_
     bucket = int((clock.time() - 1) * 1000) // 10_000
     key = sketch_key(layout, ("d", 1, bucket, "user-event", layout.shard(tid)))
     assert store.get_many([key]), "the single bucket's sketch value is there"
-    evict(store, key)
+    store.delete(key)
     seen = engine.reader.read_visitors([tid])
     assert any(key in gap.why and "missing" in gap.why for gap in seen.incomplete)
     # A writer adding visitors to that block finds it missing while its counts are there: restored.
@@ -343,6 +335,6 @@ def test_a_one_id_read_whose_counts_were_lost_says_its_visitors_may_be_low(store
     layout = engine.reader.layout()
     tid = IDS[0]
     bucket = int((clock.time() - 1) * 1000) // 10_000
-    evict(store, layout.shard_key((1, bucket), "user-event", layout.shard(tid)))
+    store.delete(layout.shard_key((1, bucket), "user-event", layout.shard(tid)))
     seen = engine.reader.read_visitors([tid], total=False, per_series=False)
     assert any("lost" in gap.why and gap.first <= bucket <= gap.last for gap in seen.incomplete), seen.incomplete

@@ -111,7 +111,7 @@ def test_a_lost_shard_is_reported_then_restored_by_its_writers(store: Store, clo
     block: Block = (1, current)
     head = decode_head(store.get_many([layout.head_key(block)])[layout.head_key(block)], layout.shards, 1)
     victim = layout.shard_key(block, "user-event", head.shards["user-event"][0])
-    _evict(store, victim)
+    store.delete(victim)
     view = reader.read_view()
     assert any(victim in gap.why for gap in view.incomplete), view.incomplete  # never silently low
     clock.advance(6.0)  # the writers' periodic verification finds the block lost its entry
@@ -123,19 +123,12 @@ def test_a_lost_shard_is_reported_then_restored_by_its_writers(store: Store, clo
     assert all("restored" in gap.why for gap in view.incomplete)  # complete now, and still honest
 
 
-def _evict(store: Store, key: str) -> None:
-    if isinstance(store, MemoryStore):
-        store.delete(key)
-    else:
-        store._client.delete(key, noreply=False)
-
-
 def test_a_value_that_lost_our_entry_is_restored_without_double_counting(store: Store, clock: FakeClock) -> None:
     engines = [writer(store, clock, s, events_per_second=100) for s in (1, 2)]
     run(engines, clock, 5)
     layout = engines[0].prefix.get()
     for key in [k for k in keys_of(store) if k.startswith(("t:h", "t:s"))]:
-        _evict(store, key)  # everything lost, as after an eviction storm
+        store.delete(key)  # everything lost, as after an eviction storm
     clock.advance(6.0)
     for pipeline in engines:
         pipeline.step()
@@ -575,7 +568,7 @@ def test_a_shard_the_one_trip_read_missed_is_read_again_before_it_is_called_lost
     assert len(calls) == 2 and one.summary["user-event"].by_tracking_id == {tid: n} and not one.incomplete
     layout = pipeline.prefix.get()
     victim = next(k for k in calls[1] if k.startswith("t:s"))
-    _evict(store, victim)
+    store.delete(victim)
     calls.clear()
     lost = pipeline.reader.read_one("user-event", tid, 86_400)
     assert any(victim in gap.why for gap in lost.incomplete), lost.incomplete  # never silently low

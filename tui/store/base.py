@@ -126,6 +126,10 @@ class Store(ABC):
         """Unconditional write: for tests and tools that plant values, never for counts."""
 
     @abstractmethod
+    def delete(self, key: str) -> None:
+        """Drop a value as an eviction would: for tests and tools, never for counts."""
+
+    @abstractmethod
     def now(self) -> float:
         """Wall time for freshness checks of stored timestamps."""
 

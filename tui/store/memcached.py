@@ -193,6 +193,9 @@ class MemcachedStore(Store):
     def set(self, key: str, data: bytes, expire: int) -> None:
         self._call("writing", lambda: self._on(self.home(key), lambda client: client.set(key, data, expire=expire, noreply=False)))
 
+    def delete(self, key: str) -> None:
+        self._call("deleting", lambda: self._on(self.home(key), lambda client: client.delete(key, noreply=False)))
+
     def generation(self) -> str:
         """Each server's marker. A restarted server has lost its marker, which changes the token,
         and every writer then writes back all the buckets it holds. With one server, an unreachable
