@@ -222,17 +222,20 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
     def rate(v: dict[str, Any]) -> float:
         return v["in_time"] / max(1, v["injected"])
 
+    def meets(v: dict[str, Any]) -> bool:
+        return rate(v) >= 0.95 and v["false_per_hour_per_1000"] <= 1 and v["flaps"] == 0
+
     return [
         (f"21. anomalies: x5 spikes and drops to 0 flagged in time, {day['series']:,} Zipf series × {day['hours']:g} h, a real day's wave, {seeds} seeds",
          f"{rate(day):.1%} of {day['injected']} (worst seed {day['worst_seed_rate']:.1%})",
-         f"first {first['hours']:g} h: EWMA {rate(first):.1%}, rolling median {rate(median):.1%}", "", "≥ 95 % within 2 buckets of for", rate(day) >= 0.95),
+         f"first {first['hours']:g} h: EWMA {rate(first):.1%}, rolling median {rate(median):.1%}", "", "≥ 95 % within 2 buckets of for", rate(day) >= 0.95 and rate(first) >= 0.95),
         ("   false alerts, the same runs", f"{day['false_per_hour_per_1000']:.2f} per hour per 1,000 series ({day['false_alerts']} in {day['series_hours']:,.0f} series-hours)",
          f"first {first['hours']:g} h: {first['false_per_hour_per_1000']:.2f}", "", "≤ 1 per hour per 1,000 series, no flapping",
-         day["false_per_hour_per_1000"] <= 1 and day["flaps"] == 0),
-        ("   120 s buckets (not the default)", f"{rate(coarse):.1%} in time, {coarse['false_per_hour_per_1000']:.2f} false /h/1000",
-         "", "", "(reported: pending buckets move a 30-bucket baseline)", True),
+         meets(day)),
+        ("   the same at 120 s buckets (not the default)", f"{rate(coarse):.1%} in time (worst seed {coarse['worst_seed_rate']:.1%}), {coarse['false_per_hour_per_1000']:.2f} false /h/1000",
+         "", "", "≥ 95 %, ≤ 1", meets(coarse)),
         ("   stress: a day's wave compressed into 2 h", f"{rate(stress):.1%} in time, {stress['false_per_hour_per_1000']:.2f} false /h/1000",
-         "", "", "(reported: not the goal's traffic)", True),
+         "", "", "≥ 95 %, ≤ 1 (not a real day's wave)", meets(stress)),
     ]  # fmt: skip
 
 

@@ -7,7 +7,7 @@ generator, shaped by :mod:`tui.scenarios` itself: each id's share of the traffic
 share times :meth:`tui.scenarios.ScenarioPlan.multiplier` (the ``diurnal`` wave, and the x5 spikes
 and drops to zero injected as :class:`tui.scenarios.Window` scenarios on random ids). Counts are
 Poisson draws of those rates from a seeded RNG, which is what drawing each event's id by Zipf gives
-(a Poisson stream split by id), without making every event: 50 hours of 1,000 ids are 280 million
+(a Poisson stream split by id), without making every event: 50 hours of 1,000 ids are 200 million
 events. The figures are those the issue asks for: the share of injected anomalies flagged in time,
 false alerts per hour per 1,000 series, and flapping.
 """
