@@ -1,7 +1,7 @@
 """Anomaly detection figures: detection, false alerts, flapping and CPU, over seeded runs on a fake clock.
 
-    python bench/anomaly.py            # 3 seeds of 1,000 series: about 4 minutes on 2 cores
-    python bench/anomaly.py --small    # one seed of 300 series, about 30 s
+    python bench/anomaly.py            # 3 seeds of 1,000 series: about 75 s on 2 cores
+    python bench/anomaly.py --small    # one seed of 300 series, about 11 s
     python bench/anomaly.py --smoke    # seconds: checks the bench runs
 
 Per-bucket counts of traffic shaped by tui.scenarios (tests/anomaly_sim.py): ids weighted by the
@@ -242,7 +242,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--small", action="store_true", help="one seed of 300 series (about 30 s)")
+    group.add_argument("--small", action="store_true", help="one seed of 300 series (about 11 s)")
     group.add_argument("--smoke", action="store_true", help="tiny sizes: the bench runs")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
