@@ -36,6 +36,10 @@ sys.path.insert(0, str(REPO))
 import psutil  # noqa: E402
 from pymemcache.client.base import Client  # noqa: E402
 
+from bench.anomaly import rows as anomaly_rows  # noqa: E402
+from bench.anomaly import run as run_anomaly  # noqa: E402
+from bench.anomaly_reader import rows as anomaly_reader_rows  # noqa: E402
+from bench.anomaly_reader import run as run_anomaly_reader  # noqa: E402
 from bench.dashboard import bench_dashboard  # noqa: E402
 from bench.store_v2 import run as run_store_v2  # noqa: E402
 from tui import EVENT_TYPES  # noqa: E402
@@ -480,7 +484,8 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
         ("   by-id read of the window, and ranking one type", f"{big['read_by_id_ms']:.0f} ms, {big['rank_type_ms']:.0f} ms",
          f"10 ids: {small['read_by_id_ms']:.1f} ms", "", "(reported; repeated at 5 % of the time)", True),
     ]
-    return rows + store_v2_rows(r["store_v2"]) + serve_rows(r["serve"]) + query_rows(r["query"]) + visitors_rows(r["visitors"])
+    rows += store_v2_rows(r["store_v2"]) + serve_rows(r["serve"]) + query_rows(r["query"]) + visitors_rows(r["visitors"])
+    return rows + anomaly_rows(r["anomaly"]["detection"]) + anomaly_reader_rows(r["anomaly"]["reader"])
 
 
 def store_v2_rows(v: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
@@ -583,6 +588,7 @@ def main() -> int:
             ("serve", lambda: run_serve(mode.name)),
             ("query", lambda: run_query_bench(mode.name)),
             ("visitors", lambda: run_visitors(mode.name)),
+            ("anomaly", lambda: {"detection": run_anomaly(mode.name), "reader": run_anomaly_reader(mode.name)}),
         ):
             started = time.monotonic()
             results[name] = run()

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from tests.anomaly_sim import Sim, run
+from tests.anomaly_sim import Sim, run, zipf_rates
 from tui.anomaly import (
     DROP,
     FIRING,
@@ -290,17 +290,42 @@ def test_defaults_pass_their_own_checks() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The scenario test at CI scale: the issue's goals on two simulated days.
+# The scenario test at CI scale: the issue's goals over seeded runs of scenario-shaped traffic.
 
 
-def test_scenarios_meet_the_detection_and_false_alert_goals() -> None:
-    """300 Zipf series over 50 h with a real daily wave (120 s buckets, the counts per bucket of
-    10 s buckets of busy sites), 60 spikes (x5) and drops (to 0) on random ids: at least 95 %
-    flagged within 2 buckets of what ``for`` allows, at most 1 false alert per hour per 1,000
-    series, no flapping. bench/anomaly.py runs the full size with 10 s buckets."""
-    sim = Sim(series=300, hours=50, bucket_seconds=120, season_seconds=86_400, injections=60, seed=7)
-    result = run(sim, AnomalySettings(), Detector)
-    assert len(result.injected) == 60
-    assert result.detection_rate >= 0.95, result.late_or_missed
-    assert result.false_per_hour_per_1000 <= 1.0, result.false_keys
-    assert result.flaps == 0 and result.type_alerts == 0
+def goals_met(runs: list, least: int) -> None:
+    """The issue's goals over seeded runs: >= 95 % of all injected spikes and drops flagged within 2
+    buckets of what ``for`` allows, and in every run at most 1 false alert (an id's alert matching
+    no injection, or any alert of the whole type) per hour per 1,000 series; no flapping."""
+    injected = sum(len(r.injected) for r in runs)
+    in_time = sum(r.detected_in_time for r in runs)
+    assert injected >= least
+    assert in_time / injected >= 0.95, [(r.sim.seed, r.late_or_missed) for r in runs if r.late_or_missed]
+    for r in runs:
+        assert r.false_per_hour_per_1000 <= 1.0, (r.sim.seed, r.false_keys)
+        assert r.flaps == 0 and r.type_alerts == 0, r.sim.seed
+
+
+def test_scenarios_meet_the_goals_before_the_season_is_known() -> None:
+    """The default 10 s buckets, the first 4 hours (no day of history yet, the recent baseline
+    alone): 300 Zipf ids under a daily wave, 40 spikes (x5) and drops (to 0) per seed on random
+    ids, three seeds. Traffic from tui.scenarios (tests/anomaly_sim.py); bench/anomaly.py runs
+    1,000 series over 50 hours."""
+    goals_met([run(Sim(series=300, hours=4, injections=40, seed=seed), AnomalySettings(), Detector) for seed in (1, 2, 3)], 120)
+
+
+def test_scenarios_meet_the_goals_once_the_hour_of_the_day_is_known() -> None:
+    """28 hours of 100 ids at 10 s buckets: from hour 25 on, buckets are judged against the same
+    hour of the day before as well, and a real day's wave does not alert; 60 injections over two
+    seeds, some of them in those last hours."""
+    runs = [run(Sim(series=100, hours=28, injections=30, seed=seed), AnomalySettings(), Detector) for seed in (1, 2)]
+    goals_met(runs, 60)
+    assert any(i.first * 10 > 25 * 3600 for r in runs for i in r.injected)  # some judged with the season
+
+
+def test_the_simulated_traffic_is_the_scenarios_traffic() -> None:
+    """The simulation's ids take their share of the traffic from tui.scenarios' ZipfIds, as the
+    ``zipf`` scenario draws them (the wave and the windows are ScenarioPlan.multiplier itself)."""
+    sim = Sim(series=50, hours=1, injections=0, zipf=1.1)
+    rates = zipf_rates(sim)
+    assert rates[0] == pytest.approx(sim.top) and rates[9] / rates[0] == pytest.approx(1 / 10**1.1)

@@ -21,7 +21,7 @@ def test_bench_smoke_runs_and_every_count_is_exact(tmp_path: Path) -> None:
     results = json.loads(output.read_text())
     assert results["mode"] == "smoke"
     assert results["ingest"]["exact"] is True
-    assert set(results) >= {"ingest", "generator", "reads", "memory", "scale_out", "ui", "store_v2", "serve", "query", "visitors"}
+    assert set(results) >= {"ingest", "generator", "reads", "memory", "scale_out", "ui", "store_v2", "serve", "query", "visitors", "anomaly"}
     assert results["serve"]["durability"]["runs"] == 2 and results["serve"]["scale"]["exact"] is True
     assert results["serve"]["durability"]["exact"] is True  # 0 lost and 0 doubled over the kill runs
     visitors = results["visitors"]  # issue 13: each run checked its counts exact and its visitors within the sketch's error
@@ -29,4 +29,7 @@ def test_bench_smoke_runs_and_every_count_is_exact(tmp_path: Path) -> None:
     assert visitors["merge"]["identical"] is True  # 8 writers' sketches give one writer's registers
     assert all(a["max"] <= 0.03 for a in visitors["accuracy"]["sizes"].values())  # fixed seeds: the same errors every run
     assert visitors["memcached"]["evictions"] == 0
+    anomaly = results["anomaly"]  # issue 14: seeded scenario runs, and the reader's poll on the real path
+    assert all(row["injected"] > 0 for row in anomaly["detection"]["scenarios"])
+    assert all(not run["truncated"] and run["live"]["buckets"] > 0 for run in anomaly["reader"]["runs"].values())
     assert "| figure | eventdash |" in result.stdout
