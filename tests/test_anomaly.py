@@ -118,12 +118,24 @@ def test_detector_fires_and_resolves_at_the_promised_buckets() -> None:
     changes = steady(d, drop_at, 12, {})
     assert sorted((a.state, a.type, a.id or "", a.direction) for a in changes) == [(FIRING, "signup", "", DROP), (FIRING, "signup", "INF-a", DROP)]
     assert {a.fired_at for a in changes} == {drop_at + 2} and {a.since for a in changes} == {drop_at}
-    # the two pending zeros were learned (50 buckets of 100 and 2 of 0: 96.2); the firing ones are not
-    assert [a.observed for a in changes] == [0, 0] and changes[0].expected == pytest.approx(100 * 50 / 52)
+    # neither the two pending zeros nor the firing ones were learned: the baseline is still 100
+    assert [a.observed for a in changes] == [0, 0] and changes[0].expected == pytest.approx(100)
     back = drop_at + 12
     changes = steady(d, back, 10, {"INF-a": 100})
     assert {(a.state, a.resolved_at) for a in changes} == {(RESOLVED, back + 6)}
     assert d.alerts() == []
+
+
+def test_a_pending_deviation_is_learned_only_when_it_clears_without_firing() -> None:
+    """Two buckets of x5 (for is 3) are held out while pending, so the third still passes k; a
+    deviation that clears after two buckets is learned after all, in order."""
+    d = Detector(QUICK, 10)
+    steady(d, B0, 50, {"INF-a": 100})
+    series = d.series[("signup", "INF-a")]
+    steady(d, B0 + 50, 2, {"INF-a": 500})
+    assert series.level == pytest.approx(100) and series.held == [500, 500]
+    steady(d, B0 + 52, 1, {"INF-a": 100})  # cleared: the two spikes and this bucket are learned
+    assert series.held is None and series.n == 53 and series.level == pytest.approx((100 * 50 + 500 * 2 + 100) / 53)
 
 
 def test_a_deviation_that_comes_and_goes_keeps_one_alert() -> None:
@@ -249,7 +261,7 @@ def test_alert_json_has_the_fields_the_dashboard_api_and_webhook_show() -> None:
     doc = alert.to_json()
     assert doc["type"] == "signup" and doc["id"] == "INF-a" and doc["direction"] == DROP and doc["state"] == FIRING
     assert doc["sinceMs"] == (B0 + 50) * 10_000 and doc["since"].endswith("Z")
-    assert doc["observed"] == 0 and doc["expected"] == pytest.approx(100 * 50 / 52, abs=0.01)
+    assert doc["observed"] == 0 and doc["expected"] == pytest.approx(100)
     assert INACTIVE not in {a.state for a in d.alerts()}
 
 

@@ -6,8 +6,10 @@ the shape the store already keeps; the detector judges every series against two 
 
 * **recent**: an exponentially weighted mean of the series' counts with a span of
   ``baseline_seconds`` (a cumulative mean while it is younger than that). It is robust because the
-  buckets of a firing alert are left out of it, so an anomaly never teaches the
-  baseline that it is normal; a change that lasts ``relearn_after_seconds`` is taken as the new
+  buckets of a deviation are left out of it while it is pending (learned only if it clears without
+  firing) and for as long as it fires, so an anomaly never teaches the baseline that it is normal,
+  not even in the buckets before it fires (learned, two buckets of a x5 spike lifted a baseline of
+  30 buckets enough that the third no longer passed k); a change that lasts ``relearn_after_seconds`` is taken as the new
   normal and its alert resolves as "relearned";
 * **seasonal**, once a whole season (a day) of the series has been seen: the mean count per bucket
   in the same slot (hour of the day) on previous days, averaged over up to a week. A deviation must
@@ -58,6 +60,7 @@ class Series(AlertTrack):
         "fire_n",
         "fire_sum",
         "first_slot",
+        "held",
         "key",
         "last",
         "level",
@@ -87,6 +90,8 @@ class Series(AlertTrack):
         self.profile: array[float] | None = None
         self.fire_sum = 0.0
         self.fire_n = 0
+        #: Counts of the buckets of a pending deviation, learned only if it clears without firing.
+        self.held: list[int] | None = None
 
 
 class Detector:
@@ -218,17 +223,27 @@ class Detector:
             state = s.state
         elif state is RESOLVED:
             s.state = state = INACTIVE
-        if state is not FIRING:  # a firing anomaly is kept out of the recent baseline
-            n = s.n + 1
-            s.n = n
-            level = s.level  # as the step left it: relearning sets it
-            s.level = level + (count - level) * (1.0 / n if n < self._cumulative_until else self._alpha)
+        if state is PENDING:  # held out until it clears: learned, it would lift the baseline under a spike
+            s.held = [*(s.held or ()), count]
+        elif state is FIRING:  # a firing anomaly, and the buckets that led to it, stay out of the baseline
+            s.held = None
+        else:
+            held, s.held = s.held or (), None
+            for learned in (*held, count):
+                self._learn(s, learned)
         s.slot_sum += count  # the seasonal one learns every day as it was, so a daily change is learned
         s.slot_n += 1
         keep = s.pinned or state is PENDING or state is FIRING or s.level >= floor
         if keep is not s.watched:
             s.watched = keep
             (self._watch.add if keep else self._watch.discard)(s)
+
+    def _learn(self, s: Series, count: int) -> None:
+        """One bucket into the recent baseline: a cumulative mean while young, then the EWMA."""
+        n = s.n + 1
+        s.n = n
+        level = s.level  # as the step left it: relearning sets it
+        s.level = level + (count - level) * (1.0 / n if n < self._cumulative_until else self._alpha)
 
     def _after_step(self, s: Series, changed: str | None, count: int, bucket: int, out: list[Alert]) -> None:
         if s.state is FIRING:
