@@ -71,6 +71,15 @@ def test_a_webhook_with_detection_off_is_refused(home: Path) -> None:
     assert code == 2 and err.startswith("eventdash: error: --webhook: anomaly.enabled is false in off.json")
 
 
+def test_web_refuses_the_webhook_as_each_connection_would_post_every_alert(home: Path) -> None:
+    _, code, err = outcome(["--webhook", HOOK, "web", "--backend", "memory"])
+    assert code == 2 and err.startswith("eventdash: error: --webhook: not available with web: every browser connection")
+    _, code, err = outcome(["web", "--backend", "memory", "--webhook", HOOK])
+    assert code == 2 and "unrecognized arguments: --webhook" in err
+    plan, code, _ = outcome(["web", "--backend", "memory", "--no-anomalies"])
+    assert code == 0 and plan is not None and plan.web is not None and "--no-anomalies" in plan.web[1]
+
+
 @pytest.mark.parametrize("command", [["summary"], ["query", "--from", "-1m"], ["ingest"]])
 def test_commands_that_judge_nothing_do_not_take_the_flags(home: Path, command: list[str]) -> None:
     for flags in (["--webhook", HOOK], ["--no-anomalies"]):
