@@ -51,9 +51,9 @@ from tui.anomaly.alerts import FIRING, PENDING, RESOLVED
 from tui.clock import Clock
 from tui.ingest.body import BodyError
 from tui.ingest.decode import Decoder
+from tui.service.anomalies import AlertSource
 from tui.service.config import ServiceConfig
 from tui.service.history_routes import add_history_routes
-from tui.service.anomalies import AlertSource
 from tui.service.metrics import Metrics
 from tui.service.ports import QueryError, ReadAnswer, Reader, ReadUnavailable, Sink
 from tui.service.spool import SpoolError, SpoolFull
@@ -365,7 +365,7 @@ def make_app(
             if status is None:
                 return _error(404, "anomaly detection is off on this server (anomaly.enabled is false in the settings, or --no-anomalies)")
             if alerts.error is not None:
-                return retry(503, f"anomaly detection stopped: {alerts.error}", "60")
+                return _error(503, f"anomaly detection stopped: {alerts.error}; counting goes on, alerts need a restart")
             chosen = [
                 a.to_json() for a in (status.history if key == "history" else status.alerts)
                 if (etype is None or a.type == etype) and (tid is None or a.id == tid) and (state is None or a.state == state)

@@ -1,8 +1,8 @@
 """The one place that decides what ``serve``, ``ingest`` and the generator with ``--state-dir``
 hand events to and read counts from: the spool, then this process's Store v2 writer
 (:mod:`tui.service.store_ports`), and reads from the store. ``tick`` reports the writer's flushes
-to the metrics and polls the anomaly watch (:mod:`tui.service.anomalies`); ``close`` stops the writer with a last flush (what it could not write stays in the
-spool for the next start).
+to the metrics and polls the anomaly watch (:mod:`tui.service.anomalies`); ``close`` stops the
+writer with a last flush (what it could not write stays in the spool for the next start).
 """
 
 from __future__ import annotations
