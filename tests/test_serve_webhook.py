@@ -22,8 +22,9 @@ from tests.test_serve_e2e import serve
 from tests.test_serve_process import get, post
 
 STEADY = 20  # signups per bucket of each id
-#: Buckets of the scenario, from its first: steady (the warm-up and a baseline), INF-a at zero, steady again.
-WARM, DROP, BACK = 6, 3, 6
+#: Buckets of the scenario, from its first: steady (the warm-up and a baseline), INF-a at zero, steady
+#: again (long enough that the scenario's end, when every series drops, comes well after the checks).
+WARM, DROP, BACK = 6, 3, 12
 ANOMALY = {"warmup_seconds": 2, "for_buckets": 2, "keep_firing_for_buckets": 2, "min_count": 5, "baseline_seconds": 60}
 
 
@@ -75,16 +76,18 @@ def test_a_drop_posts_firing_then_resolved_to_the_receiver(tmp_path: Path, memca
         assert firing["sinceMs"] == (first + WARM) * 1000 and firing["observed"] == 0 and firing["expected"] >= STEADY * 0.8
         assert firing["firedAtMs"] == (first + WARM + ANOMALY["for_buckets"] - 1) * 1000 and firing["bucketSeconds"] == 1
         active = get(url, "/api/v1/alerts?tracking_id=INF-a")
-        assert [(a["direction"], a["state"]) for a in active["alerts"]] == [("drop", "firing")]  # type: ignore[index]
+        assert [(a["direction"], a["state"], a["sinceMs"]) for a in active["alerts"]] == [("drop", "firing", firing["sinceMs"])]  # type: ignore[index]
         wait_until(lambda: len(rx.bodies) >= 2, timeout=30, what="the resolved alert at the receiver")
-        resolved = rx.bodies[1]
+        resolved = rx.bodies[1]  # nothing else came between: INF-b and the type never left their baselines
         assert alert_fields(resolved) == ("eventdash", "signup", "INF-a", "drop", "resolved")
         assert resolved["sinceMs"] == firing["sinceMs"] and resolved["resolvedAtMs"] == (first + WARM + DROP + ANOMALY["keep_firing_for_buckets"]) * 1000
-        wait_until(lambda: get(url, "/api/v1/alerts")["alerts"] == [], what="no active alert")
-        after = get(url, "/api/v1/alerts/history")
-        assert [(a["id"], a["state"]) for a in after["history"]] == [("INF-a", "firing"), ("INF-a", "resolved")]  # type: ignore[index]
-        assert after["webhook"] == {"sent": 2, "failed": 0, "dropped": 0, "retries": 0, "pending": 0, "lastError": ""}
-        assert len(rx.bodies) == 2  # INF-b and the type never left their baselines
+        # (once the scenario's events end, every series drops to zero and alerts again: not looked at)
+        after = get(url, "/api/v1/alerts?tracking_id=INF-a")
+        assert not any(a["sinceMs"] == firing["sinceMs"] for a in after["alerts"])  # type: ignore[index]
+        history = get(url, "/api/v1/alerts/history?tracking_id=INF-a")["history"]
+        assert [(a["state"], a["sinceMs"]) for a in history[:2]] == [("firing", firing["sinceMs"]), ("resolved", firing["sinceMs"])]  # type: ignore[index]
+        webhook = get(url, "/api/v1/alerts")["webhook"]
+        assert webhook["sent"] >= 2 and webhook["failed"] == webhook["retries"] == webhook["dropped"] == 0 and webhook["lastError"] == ""  # type: ignore[index]
     finally:
         assert proc.stop() == 0
         rx.close()
