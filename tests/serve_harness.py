@@ -23,6 +23,7 @@ from tests.conftest import free_port
 from tui import EVENT_TYPES
 from tui.clock import Clock
 from tui.ingest.decode import IngestEvent
+from tui.service.anomalies import AlertSource
 from tui.service.app import begin_shutdown, make_app
 from tui.service.config import ServiceConfig
 from tui.service.metrics import Metrics
@@ -44,7 +45,8 @@ class RunningService:
     """``make_app`` served by aiohttp exactly as ``serve`` serves it (``auto_decompress=False``)."""
 
     def __init__(
-        self, directory: Path, clock: Clock, config: ServiceConfig, spool_bytes: int = 1 << 30, bucket_seconds: int = 10, reader: Reader | None = None
+        self, directory: Path, clock: Clock, config: ServiceConfig, spool_bytes: int = 1 << 30, bucket_seconds: int = 10, reader: Reader | None = None,
+        alerts: AlertSource | None = None,
     ) -> None:
         self.spool = Spool(directory, capacity_bytes=spool_bytes)
         self.counts = LocalCounts(clock, bucket_seconds, config.retention_seconds)
@@ -52,7 +54,7 @@ class RunningService:
             self.counts.add(record.events)
         self.metrics = Metrics()
         sink = SpoolSink(self.spool, clock, [lambda events, _: self.counts.add(events)])
-        self.app = make_app(sink, reader or self.counts, config, clock, self.metrics)  # reader: e.g. one over a real store
+        self.app = make_app(sink, reader or self.counts, config, clock, self.metrics, alerts)  # reader: e.g. one over a real store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()

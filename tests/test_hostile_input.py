@@ -339,6 +339,7 @@ FLAGS = [
     "--settings", "--rate", "--window-minutes", "--bucket-seconds", "--backend", "--memcached", "--key-prefix",
     "--email-salt", "--sketch-lg-k", "--live-minutes",
     "--seed", "--duration", "--refresh", "--events-log", "--writer-name", "--no-generate", "--headless", "--json",
+    "--webhook", "--no-anomalies",
     "summary", "--version",
 ]
 flag_values = st.text(max_size=20) | interesting_text | st.sampled_from(["nan", "inf", "-1", "0", "1e999", "7", "0.5", "1" + "0" * 5000, "memory", "s.json"])

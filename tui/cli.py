@@ -70,6 +70,8 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "email_salt": ("email_salt", "--email-salt"),
     "sketch_lg_k": ("sketch_lg_k", "--sketch-lg-k"),
     "live_minutes": ("live_minutes", "--live-minutes"),
+    "webhook": ("anomaly.webhook_url", "--webhook"),
+    "anomalies_enabled": ("anomaly.enabled", "--no-anomalies"),
 }
 
 
@@ -165,6 +167,14 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--live-minutes", metavar="N", type=_number, default=s, help="the window of visitors right now, in minutes (default 7)")
 
 
+def _anomaly_options(parser: argparse.ArgumentParser) -> None:
+    """Spike and drop detection, for the commands that read as time goes by (the dashboard,
+    ``--headless``, ``serve``); README "Anomalies"."""
+    s = argparse.SUPPRESS
+    parser.add_argument("--webhook", metavar="URL", default=s, help="POST each alert that fires or resolves to this http(s) URL, with retries (anomaly.webhook_url)")
+    parser.add_argument("--no-anomalies", dest="anomalies_enabled", action="store_false", default=s, help="no spike and drop detection, and no webhook (anomaly.enabled false)")
+
+
 def make_parser() -> argparse.ArgumentParser:
     s = argparse.SUPPRESS
     parser = _Parser(
@@ -187,6 +197,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--generate", action="store_true", default=s, help="with --listen: generate events beside the ones posted")
     parser.add_argument("--state-dir", metavar="DIR", default=s, help=f"spool, writer id and checkpoints: the generated events are durable before they are counted; with --listen, the server's (default there {service_options.default_state_dir('dashboard')}; none for the generator alone)")
     _store_options(parser)
+    _anomaly_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="{summary,query,web,send,serve,ingest}")
     summary = commands.add_parser("summary", help="print the current window once and exit", description="Read the current window from the store, refresh the per-type summary keys, print it.")
     summary.add_argument("--json", action="store_true", default=s, help="print the JSON object of --headless instead of a table")
@@ -195,6 +206,7 @@ def make_parser() -> argparse.ArgumentParser:
     query_command.add_parser(commands, _store_options)
     send.add_parser(commands)
     service_options.add_parsers(commands, _store_options)
+    _anomaly_options(commands.choices["serve"])
     add_web_command(commands, parser)  # last: it passes every dashboard flag above through
     return parser
 
@@ -220,6 +232,7 @@ def load_settings(args: argparse.Namespace, resolve_hosts: bool = True) -> Setti
     raw: dict[str, Any] = read_settings_file(path) if path is not None else {}
     origin = str(path) if path is not None else ""
     labels: dict[str, str] = {}
+    _check_anomaly_flags(args, raw, origin)
     for dest, (field_path, flag) in OVERRIDES.items():
         if hasattr(args, dest):
             section, _, key = field_path.rpartition(".")
@@ -229,6 +242,23 @@ def load_settings(args: argparse.Namespace, resolve_hosts: bool = True) -> Setti
             target[key] = getattr(args, dest)
             labels[field_path] = flag
     return build_settings(raw, labels, origin, resolve_hosts)
+
+
+def _check_anomaly_flags(args: argparse.Namespace, raw: dict[str, Any], origin: str) -> None:
+    """``--webhook`` checked like ``anomaly.webhook_url`` but named as typed (the anomaly object's
+    messages name its keys), and refused where no alert would ever reach it. ``--webhook ""``
+    turns the file's webhook off, as ``""`` does in the file."""
+    if not hasattr(args, "webhook"):
+        return
+    from tui.anomaly.settings import CHECKS
+
+    if not CHECKS["webhook_url"](args.webhook, "--webhook"):
+        return
+    if hasattr(args, "anomalies_enabled"):
+        raise SettingsError("--webhook: contradicts --no-anomalies (with detection off, no alert is ever sent)")
+    section = raw.get("anomaly")
+    if isinstance(section, dict) and section.get("enabled") is False:
+        raise SettingsError(f"--webhook: anomaly.enabled is false in {origin}, so no alert is ever sent; set it true or leave --webhook out")
 
 
 def _open_log(path: str) -> TextIO:

@@ -30,6 +30,7 @@ NOT_FOR_WEB = {
     "generate": "it goes with --listen",
     "state_dir": "every browser connection is its own process, and only one can hold a state directory",
     "email_salt": "web prints the command it runs for each connection, and the salt is a secret; set EVENTDASH_EMAIL_SALT instead",
+    "webhook": "every browser connection is its own dashboard, and each would post every alert; give the URL to one process (serve, or eventdash --headless)",
 }
 _NOT_COPIED = {"help", "version", *NOT_FOR_WEB}
 

@@ -16,6 +16,12 @@ Routes (every answer is JSON, errors included, except ``/metrics``):
   ``{"estimate", "lower", "upper"}`` under the ``distinct`` name, with ``incompleteParts`` when a
   sketch was lost; ``GET /api/v1/live?tracking_id=…``: distinct visitors over the last
   ``live_minutes`` (7 by default), every type united, of one id or, without ``tracking_id``, of all.
+- ``GET /api/v1/alerts?type=…&tracking_id=…&state=firing|pending``: the active alerts (spikes and
+  drops, README "Anomalies"), firing first, with how detection is doing (``anomaly``) and the
+  webhook's deliveries (``webhook``, null without one); ``GET /api/v1/alerts/history`` (``state``
+  firing or resolved): the announced transitions, oldest first. 400 naming a bad parameter; 401
+  without the read token; 404 when detection is off (``anomaly.enabled`` false, ``--no-anomalies``):
+  no list is not the same as an empty one; 503 when detection stopped on a bug.
 - ``GET /healthz`` (the process answers), ``GET /readyz`` (sink and reader ready, not stopping),
   ``GET /metrics`` (Prometheus text; behind the read token when one is set).
 
@@ -41,9 +47,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tui import EVENT_TYPES
+from tui.anomaly.alerts import FIRING, PENDING, RESOLVED
 from tui.clock import Clock
 from tui.ingest.body import BodyError
 from tui.ingest.decode import Decoder
+from tui.service.anomalies import AlertSource
 from tui.service.config import ServiceConfig
 from tui.service.history_routes import add_history_routes
 from tui.service.metrics import Metrics
@@ -53,6 +61,9 @@ from tui.settings import key_text_problem
 
 INGEST_PATH = "/visitors/events/"
 STEPS: dict[str, int] = {"10s": 10, "1m": 60, "1h": 3600}
+#: ``state=`` of the alerts routes: the active alerts are pending or firing; the history holds the
+#: announced transitions, to firing and to resolved.
+ALERT_STATES: dict[str, tuple[str, ...]] = {"/api/v1/alerts": (FIRING, PENDING), "/api/v1/alerts/history": (FIRING, RESOLVED)}
 #: ``distinct=`` of one id's summary: distinct visitor ids, or distinct sign-up e-mail hashes.
 DISTINCT: tuple[str, ...] = ("visitors", "signups")
 CORS_HEADERS = "Content-Type, Content-Encoding, Authorization, X-Eventdash-Token"
@@ -155,6 +166,12 @@ class _Params:
             raise QueryError("distinct", f"signups are counted for type signup only, not {etype}; use distinct=visitors")
         return text
 
+    def alert_state(self, allowed: tuple[str, ...]) -> str | None:
+        text = self.query.get("state")
+        if text is not None and text not in allowed:
+            raise QueryError("state", f"expected one of {', '.join(allowed)}, got {text[:40]!r}")
+        return text
+
     def step(self) -> int:
         text = self.query.get("step")
         if text is None or text not in STEPS:
@@ -182,13 +199,18 @@ def _render(answer: ReadAnswer) -> dict[str, Any]:
     }
 
 
-def make_app(sink: Sink, reader: Reader, config: ServiceConfig, clock: Clock, metrics: Metrics) -> web.Application:
-    """The application; serve it with ``auto_decompress=False``."""
+def make_app(
+    sink: Sink, reader: Reader, config: ServiceConfig, clock: Clock, metrics: Metrics, alerts: AlertSource | None = None
+) -> web.Application:
+    """The application; serve it with ``auto_decompress=False``. ``alerts``: the pipeline's
+    anomaly watch and webhook (none: the alerts routes answer that detection is off)."""
     decoder = Decoder(clock, config.retention_seconds, config.event_types, config.limits, email_key=config.email_salt.encode())
     limit = config.limits.body_bytes
     origins = frozenset(config.cors_origins)
     retry_after = str(config.retry_after_seconds)
     metrics.watch(sink.depth, sink.age)
+    alerts = alerts if alerts is not None else AlertSource()
+    metrics.watch_alerts(alerts)
 
     def allowed_origin(request: web.Request) -> str | None:
         origin = request.headers.get("Origin")
@@ -323,6 +345,37 @@ def make_app(sink: Sink, reader: Reader, config: ServiceConfig, clock: Clock, me
         etype, tid = p.etype(p.query.get("type")), p.tracking_id(required=False, limit=tid_limit)
         return await reader.series(etype, tid, p.minutes(config.default_minutes), p.step())
 
+    def alerts_route(route: str) -> Handler:
+        """The active alerts (``/api/v1/alerts``) or the announced transitions (``/history``),
+        filtered; a snapshot of the last poll, so no store is read here."""
+        states = ALERT_STATES[route]
+        key = "history" if route.endswith("/history") else "alerts"
+
+        async def handle(request: web.Request) -> web.Response:
+            refused = refuse(request, config.read_token, "read")
+            if refused is not None:
+                return refused
+            try:
+                p = _Params(request, ("type", "tracking_id", "state"))
+                etype = p.etype(p.query["type"]) if "type" in p.query else None
+                tid, state = p.tracking_id(required=False, limit=tid_limit), p.alert_state(states)
+            except QueryError as exc:
+                return _error(400, str(exc), parameter=exc.parameter)
+            status = alerts.anomaly()
+            if status is None:
+                return _error(404, "anomaly detection is off on this server (anomaly.enabled is false in the settings, or --no-anomalies)")
+            if alerts.error is not None:
+                return _error(503, f"anomaly detection stopped: {alerts.error}; counting goes on, alerts need a restart")
+            chosen = [
+                a.to_json() for a in (status.history if key == "history" else status.alerts)
+                if (etype is None or a.type == etype) and (tid is None or a.id == tid) and (state is None or a.state == state)
+            ]
+            anomaly = {name: value for name, value in status.to_json().items() if name != "alerts"}
+            webhook = alerts.webhook_status()
+            return web.json_response({key: chosen, "anomaly": anomaly, "webhook": None if webhook is None else webhook.to_json()})
+
+        return handle
+
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -347,6 +400,8 @@ def make_app(sink: Sink, reader: Reader, config: ServiceConfig, clock: Clock, me
         ("GET", "/api/v1/summary/{type}", read_route("/api/v1/summary/{type}", ("tracking_id", "minutes", "distinct"), ask_one)),
         ("GET", "/api/v1/live", read_route("/api/v1/live", ("tracking_id",), ask_live)),
         ("GET", "/api/v1/series", read_route("/api/v1/series", ("type", "tracking_id", "minutes", "step"), ask_series)),
+        ("GET", "/api/v1/alerts", alerts_route("/api/v1/alerts")),
+        ("GET", "/api/v1/alerts/history", alerts_route("/api/v1/alerts/history")),
         ("GET", "/healthz", healthz),
         ("GET", "/readyz", readyz),
         ("GET", "/metrics", metrics_page),

@@ -83,7 +83,7 @@ class EmbeddedServer:
             generate_into(pipeline, service.spool, state)
         self.spool = service.spool
         self.sink = service.sink
-        self._app = make_app(service.sink, service.reader, options.config, clock, self.metrics)
+        self._app = make_app(service.sink, service.reader, options.config, clock, self.metrics, service.alerts)  # the dashboard polls
         self._runner: web.AppRunner | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="eventdash-listen", daemon=True)

@@ -4,15 +4,25 @@ The lead's writer observes into :attr:`Metrics.flush_seconds` and counts into
 :attr:`Metrics.store_errors`; the HTTP layer does the rest. Rejection reasons and store error kinds
 are pre-registered, so a dashboard (or an alert on ``increase``) sees a zero before the first one
 instead of no series at all.
+
+The alerts' gauges and the webhook's counters are read from the pipeline's watch and sender at each
+scrape (:meth:`Metrics.watch_alerts`), so they are exact whoever polls (``serve``'s tick, or the
+dashboard with ``--listen``). With detection off (or no webhook) they have no samples: absent, not a
+zero that would read as "nothing is wrong".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter as Tally
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from tui.anomaly.alerts import DROP, FIRING, PENDING, SPIKE
 from tui.ingest.decode import REASONS
+from tui.service.anomalies import AlertSource
 
 #: Latency buckets in seconds: reads aim at ≤ 5 ms p99, flushes at tens of ms.
 _FAST = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -43,3 +53,36 @@ class Metrics:
         """Read the spool gauges from the sink at every scrape."""
         self.spool_depth.set_function(depth)
         self.spool_age.set_function(age)
+
+    def watch_alerts(self, source: AlertSource) -> None:
+        """Expose ``source``'s active alerts and webhook deliveries at every scrape."""
+        self.registry.register(_AlertsCollector(source))
+
+
+class _AlertsCollector(Collector):
+    """``eventdash_alerts_active{direction, state}`` and ``eventdash_webhook_deliveries_total{outcome}``."""
+
+    def __init__(self, source: AlertSource) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        active = GaugeMetricFamily(
+            "eventdash_alerts_active", "Active alerts (series whose traffic left its baseline), by direction and state", labels=["direction", "state"]
+        )
+        status = self._source.anomaly()
+        if status is not None:
+            counts = Tally((a.direction, a.state) for a in status.alerts)
+            for direction in (SPIKE, DROP):
+                for state in (PENDING, FIRING):
+                    active.add_metric([direction, state], counts[direction, state])
+        yield active
+        deliveries = CounterMetricFamily(
+            "eventdash_webhook_deliveries",
+            "Alert webhook POSTs by outcome: sent, failed (given up), retried (a failed attempt retried), dropped (queue full)",
+            labels=["outcome"],
+        )
+        webhook = self._source.webhook_status()
+        if webhook is not None:
+            for outcome, value in (("sent", webhook.sent), ("failed", webhook.failed), ("retried", webhook.retries), ("dropped", webhook.dropped)):
+                deliveries.add_metric([outcome], value)
+        yield deliveries

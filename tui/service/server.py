@@ -33,7 +33,7 @@ async def _serve(settings: Settings, options: ServeOptions, state: StateDir) -> 
     service = build(settings, state, clock, metrics, options.spool_bytes)
     for line in service.spool.damage:
         _say(f"warning: {line}")
-    app = make_app(service.sink, service.reader, options.config, clock, metrics)
+    app = make_app(service.sink, service.reader, options.config, clock, metrics, service.alerts)
     runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False, shutdown_timeout=options.grace_seconds)
     await runner.setup()
     site = web.TCPSite(runner, options.listen.host, options.listen.port)

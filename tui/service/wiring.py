@@ -1,8 +1,8 @@
 """The one place that decides what ``serve``, ``ingest`` and the generator with ``--state-dir``
 hand events to and read counts from: the spool, then this process's Store v2 writer
 (:mod:`tui.service.store_ports`), and reads from the store. ``tick`` reports the writer's flushes
-to the metrics; ``close`` stops the writer with a last flush (what it could not write stays in the
-spool for the next start).
+to the metrics and polls the anomaly watch (:mod:`tui.service.anomalies`); ``close`` stops the
+writer with a last flush (what it could not write stays in the spool for the next start).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from tui.clock import Clock
 from tui.events import Event
 from tui.ingest.decode import IngestEvent
 from tui.pipeline import Pipeline, SpoolingError
+from tui.service.anomalies import AlertSource, AnomalyPoller
 from tui.service.config import retention_seconds
 from tui.service.faults import Fault, fault_from_env
 from tui.service.metrics import Metrics
@@ -32,12 +33,13 @@ from tui.store import open_store
 
 @dataclass(frozen=True)
 class Spooled:
-    """The spool that feeds a pipeline's writer, the sink the HTTP layer accepts into, and the read
-    API over the pipeline's reader."""
+    """The spool that feeds a pipeline's writer, the sink the HTTP layer accepts into, the read
+    API over the pipeline's reader, and its alerts."""
 
     spool: Spool
     sink: WriterSink
     reader: StoreReader
+    alerts: AlertSource
 
 
 def open_spool(pipeline: Pipeline, state: StateDir, spool_bytes: int) -> tuple[Spool, Fault | None]:
@@ -88,7 +90,7 @@ def spool_into(pipeline: Pipeline, state: StateDir, clock: Clock, spool_bytes: i
     spool, _ = open_spool(pipeline, state, spool_bytes)
     pipeline.accepts_events = True
     reader = StoreReader(pipeline.reader, retention_seconds(pipeline.settings))
-    return Spooled(spool, WriterSink(spool, pipeline.writer, clock), reader)
+    return Spooled(spool, WriterSink(spool, pipeline.writer, clock), reader, AlertSource.of(pipeline))
 
 
 @dataclass
@@ -98,7 +100,8 @@ class Service:
     sink: Sink
     reader: Reader
     spool: Spool
-    #: Called about once a second by the server (flushes, pruning).
+    alerts: AlertSource
+    #: Called about once a second by the server (flushes, the anomaly watch's poll).
     tick: Callable[[], None]
     #: Drain and close; called once, after the last request.
     close: Callable[[], None]
@@ -121,9 +124,12 @@ def build(settings: Settings, state: StateDir, clock: Clock, metrics: Metrics, s
     # The per-type summary keys, as the dashboard and headless keep them fresh, off the event loop
     # and (with memcached) out of this process's GIL.
     publisher = Publisher(settings, pipeline.reader)
+    # Spikes and drops: judged as each bucket closes, in a thread (the poll reads the store).
+    poller = AnomalyPoller(spooled.alerts)
 
     def tick() -> None:
         publisher.tick()
+        poller.tick()
         status = pipeline.status()
         if status.last_flush_at != seen["flush_at"] and status.last_flush_ms is not None:
             seen["flush_at"] = status.last_flush_at
@@ -138,6 +144,7 @@ def build(settings: Settings, state: StateDir, clock: Clock, metrics: Metrics, s
 
     def close() -> None:
         publisher.close()
+        poller.close()  # before the store closes under a poll
         try:
             if not pipeline.stop():
                 print(
@@ -149,4 +156,4 @@ def build(settings: Settings, state: StateDir, clock: Clock, metrics: Metrics, s
             spool.close()
             opened.store.close()
 
-    return Service(spooled.sink, spooled.reader, spool, tick, close)
+    return Service(spooled.sink, spooled.reader, spool, spooled.alerts, tick, close)
