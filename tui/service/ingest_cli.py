@@ -16,6 +16,7 @@ events were not taken.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -268,6 +269,9 @@ def run_ingest(settings: Settings, options: IngestOptions) -> int:
         _say(f"error: {exc}")
         return EXIT_USAGE
     clock = SystemClock()
+    # ingest only counts: it reads no window, so it judges nothing, and a webhook URL in the settings
+    # file must not start a sender that would never be given an alert
+    settings = dataclasses.replace(settings, anomaly=dataclasses.replace(settings.anomaly, enabled=False))
     service = build(settings, state, clock, Metrics(), options.spool_bytes)
     decoder = Decoder(clock, options.retention_seconds, options.event_types, options.limits, email_key=options.email_salt.encode())
     try:
