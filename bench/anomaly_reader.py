@@ -40,7 +40,6 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+from bench.stats import summary  # noqa: E402
 
 import psutil  # noqa: E402
 
@@ -86,13 +86,6 @@ PLANS = {
 PLANS["full"] = PLANS["quick"]
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
-
-
-def summary(values: Sequence[float]) -> dict[str, float]:
-    return {"p50": statistics.median(values), "p99": pct(values, 0.99), "max": max(values), "n": len(values)}
 
 
 def rss_mb() -> float:

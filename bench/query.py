@@ -37,6 +37,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+from bench.stats import pct  # noqa: E402
 
 import aiohttp
 
@@ -61,10 +62,6 @@ SIZES = {
 }
 HTTP_RATE = 200
 
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def summary_ms(samples: list[float]) -> dict[str, float]:

@@ -32,6 +32,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+from bench.stats import pct  # noqa: E402
 
 import psutil  # noqa: E402
 from pymemcache.client.base import Client  # noqa: E402
@@ -92,10 +93,6 @@ BUCKET = 10
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def settings_for(port: int, prefix: str, window_minutes: float = 5, rate: float = 100) -> Settings:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.stats import pct  # noqa: E402
 
 import datasketches as ds
 
@@ -30,10 +31,6 @@ from tui.settings import DEFAULT_TRACKING_IDS
 from tui.visitors import Visitors
 from tui.window import Ledger
 
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def window_error(distinct: int, seed: int, lg_k: int, blocks: int = 12) -> float:

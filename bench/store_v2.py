@@ -25,6 +25,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+from bench.stats import pct  # noqa: E402
 
 import psutil
 from pymemcache.client.base import Client
@@ -44,10 +45,6 @@ IDS = 100_000
 ZIPF = 1.1
 TYPES = [t for t in EVENT_TYPES for _ in range(TYPE_WEIGHTS[t])]
 
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def settings_for(port: int, prefix: str, window_minutes: float = 5) -> Settings:

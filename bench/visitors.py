@@ -38,6 +38,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+from bench.stats import pct, summary  # noqa: E402
 
 
 
@@ -92,13 +93,6 @@ PLANS = {
 PLANS["full"] = PLANS["quick"]
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
-
-
-def summary(samples: Sequence[float]) -> dict[str, float]:
-    return {"p50": statistics.median(samples), "p99": pct(samples, 0.99), "max": max(samples), "n": len(samples)}
 
 
 def settings_for(port: int, prefix: str, window_minutes: float = 5) -> Settings:
