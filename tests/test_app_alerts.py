@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 
-from textual.widgets import DataTable
+from textual.binding import Binding
+from textual.widgets import DataTable, Markdown
 
 from tui.anomaly import DROP, FIRING, RESOLVED, SPIKE
 from tui.app import EventDashApp
@@ -200,3 +201,17 @@ def test_snapshot_flagged_rows_at_80x24(snap_compare) -> None:  # type: ignore[n
 
 def test_snapshot_alert_history(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(alerting_app(), press=["A"], terminal_size=(120, 30), run_before=_ready)
+
+
+async def test_the_keys_are_in_the_palette_and_the_help_with_the_thresholds() -> None:
+    clock = FakeClock(START)
+    pipeline = Pipeline(Settings(tracking_ids=IDS, backend="memory"), MemoryStore(clock), clock=clock, seed=1)
+    app = EventDashApp(pipeline, clock=clock, live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Alerts panel", "Alert history"} <= titles
+        assert {b.id for b in app.BINDINGS if isinstance(b, Binding)} >= {"alerts", "alert-history"}
+        await pilot.press("question_mark")
+        source = app.screen.query_one(Markdown).source
+    assert "| `a` |" in source and "| `A`, or `enter` on a panel row |" in source
+    assert "below 1/3 of it" in source and "held 3 buckets" in source and "`▼ drop`" in source

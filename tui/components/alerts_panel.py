@@ -119,7 +119,7 @@ class AlertsPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="alerts-quiet")
-        yield DataTable(id="alerts-table", cursor_type="row", zebra_stripes=False)
+        yield DataTable(id="alerts-table", cursor_type="row", cursor_foreground_priority="renderable")  # the cursor keeps the badges' colours
 
     def on_mount(self) -> None:
         self.display = False

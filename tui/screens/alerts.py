@@ -51,7 +51,7 @@ def transition_cells(alert: Alert) -> dict[str, Text | str]:
     """One announced transition: when it was announced, fired or resolved (and why: relearned),
     the series, and the bucket's count against the baseline's at that moment."""
     fired = alert.state == FIRING
-    event = Text("fired", style=f"bold {cell_style(alert)}") if fired else Text("resolved", style="green")
+    event = Text("fired", style=cell_style(alert)) if fired else Text("resolved", style="green")
     return {
         "when": stamp(alert.at_ms(alert.fired_at if fired else alert.resolved_at)),
         "event": event,
@@ -114,7 +114,7 @@ class AlertHistoryScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="alerts-title")
-        yield DataTable(id="alerts-history", cursor_type="row", zebra_stripes=False)
+        yield DataTable(id="alerts-history", cursor_type="row", cursor_foreground_priority="renderable")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
