@@ -102,6 +102,8 @@ async def test_a_drop_badges_its_row_lists_it_in_the_panel_and_A_shows_its_trans
         assert isinstance(screen, AlertHistoryScreen) and screen.series == ("signup", DROPPING)
         history = screen.query_one("#alerts-history", DataTable)
         assert [[str(c) for c in history.get_row_at(i)][1:5] for i in range(history.row_count)] == [["fired", "▼ drop", "signup", DROPPING]]
+        await pilot.press("a", "plus")  # the dashboard's keys do not reach through the screen
+        assert panel.shown and app.pipeline.settings.events_per_second == 40
         await pilot.press("escape")
         assert not isinstance(app.screen, AlertHistoryScreen)
 
@@ -126,6 +128,24 @@ async def test_the_drop_resolves_and_its_history_then_has_both_transitions() -> 
         assert history.cursor_row == history.row_count - 1  # on the newest
         states = [a.state for a in app.pipeline.anomalies.status().history if a.id == DROPPING]  # type: ignore[union-attr]
         assert states == [FIRING, RESOLVED]
+
+
+async def test_at_80x24_badges_are_arrows_nothing_is_cut_and_the_sparklines_give_way() -> None:
+    app = alerting_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot)
+        await pilot.pause()
+        assert cell(app, "tids", DROPPING, "tid") == f"{DROPPING} ▼"
+        assert cell(app, "tids", SPIKING, "tid") == f"{SPIKING} ▲"
+        for name in ("types", "tids", "alerts-table"):
+            table = app.query_one(f"#{name}", DataTable)
+            assert table.virtual_size.width <= table.size.width + 1, f"{name} is cut"
+        lines = screen_lines(app)
+        assert not app.query_one("#sparks").display and lines[-1].rstrip().endswith("quit")
+        assert any("▼ drop" in line and DROPPING in line for line in lines)  # the panel spells it out
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.query_one("#sparks").display and not app.query_one(AlertsPanel).display
 
 
 async def test_a_paused_generator_flags_every_type_in_the_type_table() -> None:

@@ -262,7 +262,7 @@ class EventDashApp(App[int]):
         while it is shown, rather than both being cut: the alerts are what matters then."""
         panel = self.query_one(AlertsPanel)
         room = self.query_one("#main").size.height - self.query_one("#top").outer_size.height
-        self.screen.set_class(panel.shown and room - panel.height_needed < SPARKS_MIN_HEIGHT, "-alerts-over-sparks")
+        panel.screen.set_class(panel.shown and room - panel.height_needed < SPARKS_MIN_HEIGHT, "-alerts-over-sparks")  # not a modal's
 
     # -- reading (off the UI thread) ------------------------------------------------------------
 

@@ -80,4 +80,5 @@ class Flags:
 
 
 def flags_for(alerts: Iterable[Alert], screen_width: int) -> Flags:
+    """The flags of a refresh: its active alerts, short badges on a terminal too narrow for words."""
     return Flags(marks_of(alerts), screen_width < WORDS_MIN_WIDTH)
