@@ -101,7 +101,7 @@ async def test_a_drop_badges_its_row_lists_it_in_the_panel_and_A_shows_its_trans
         screen = app.screen
         assert isinstance(screen, AlertHistoryScreen) and screen.series == ("signup", DROPPING)
         history = screen.query_one("#alerts-history", DataTable)
-        assert [[str(c) for c in history.get_row_at(i)][1:5] for i in range(history.row_count)] == [["fired", "▼ drop", "signup", DROPPING]]
+        assert [[str(c) for c in history.get_row_at(i)][1:4] for i in range(history.row_count)] == [["▼ drop fired", "signup", DROPPING]]
         await pilot.press("a", "plus")  # the dashboard's keys do not reach through the screen
         assert panel.shown and app.pipeline.settings.events_per_second == 40
         await pilot.press("escape")
@@ -123,8 +123,8 @@ async def test_the_drop_resolves_and_its_history_then_has_both_transitions() -> 
         screen = app.screen
         assert isinstance(screen, AlertHistoryScreen) and screen.series is None
         history = screen.query_one("#alerts-history", DataTable)
-        events = [(str(history.get_row_at(i)[4]), str(history.get_row_at(i)[1])) for i in range(history.row_count)]
-        assert (DROPPING, "fired") in events and events.index((DROPPING, "fired")) < events.index((DROPPING, "resolved"))
+        events = [(str(history.get_row_at(i)[3]), str(history.get_row_at(i)[1])) for i in range(history.row_count)]
+        assert events.index((DROPPING, "▼ drop fired")) < events.index((DROPPING, "▼ drop resolved"))
         assert history.cursor_row == history.row_count - 1  # on the newest
         states = [a.state for a in app.pipeline.anomalies.status().history if a.id == DROPPING]  # type: ignore[union-attr]
         assert states == [FIRING, RESOLVED]

@@ -48,11 +48,13 @@ def cell_style(alert: Alert | None) -> str:
 
 def badge(alert: Alert, short: bool = False) -> Text:
     """``▼ drop`` reversed in red (``▲ spike`` in yellow) while firing; ``▽ drop`` dim while
-    pending; ``short``: the arrow alone."""
+    pending; in the colour alone once resolved (the alert history); ``short``: the arrow alone."""
     filled, hollow = GLYPHS[alert.direction]
-    firing = alert.state == FIRING
-    words = (filled if firing else hollow) + ("" if short else f" {alert.direction}")
-    return Text(words, style=f"bold reverse {COLOURS[alert.direction]}" if firing else f"dim italic {COLOURS[alert.direction]}")
+    colour = COLOURS[alert.direction]
+    pending = alert.state == PENDING
+    words = (hollow if pending else filled) + ("" if short else f" {alert.direction}")
+    style = {FIRING: f"bold reverse {colour}", PENDING: f"dim italic {colour}"}.get(alert.state, colour)
+    return Text(words, style=style)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class Flags:
             return name
         text = name.copy() if isinstance(name, Text) else Text(name)
         text.stylize(cell_style(alert))
-        return text.append(" ").append_text(badge(alert, self.short))
+        return Text.assemble(text, " ", badge(alert, self.short))
 
     def width(self, alert: Alert | None) -> int:
         """Cells the badge adds to a name (its space included): the tables size their name column with it."""

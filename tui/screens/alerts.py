@@ -20,15 +20,16 @@ from textual.widgets import DataTable, Footer, Static
 from tui.anomaly import FIRING, Alert, SeriesKey
 from tui.anomaly.watch import AnomalyStatus
 from tui.components.alert_marks import badge, cell_style
-from tui.components.alerts_panel import ALL_IDS, ago, ratio
+from tui.components.alerts_panel import ALL_IDS, ago
 from tui.components.format import num
 from tui.components.unchanged import set_content
 from tui.screens.help import MarkdownScreen
 
 HELP_FILE = "alerts.md"
+#: (key, label); 120 columns fit them all.
 COLUMNS = (
-    ("when", "when (UTC)"), ("event", "event"), ("alert", "alert"), ("type", "type"), ("id", "tracking id"),
-    ("since", "since"), ("observed", "observed"), ("expected", "expected"), ("ratio", "ratio"), ("reason", "reason"),
+    ("when", "when (UTC)"), ("alert", "alert"), ("type", "type"), ("id", "tracking id"), ("since", "since"),
+    ("observed", "observed"), ("expected", "expected"), ("reason", "reason"),
 )
 
 
@@ -51,17 +52,15 @@ def transition_cells(alert: Alert) -> dict[str, Text | str]:
     """One announced transition: when it was announced, fired or resolved (and why: relearned),
     the series, and the bucket's count against the baseline's at that moment."""
     fired = alert.state == FIRING
-    event = Text("fired", style=cell_style(alert)) if fired else Text("resolved", style="green")
+    event = Text(" fired", style=cell_style(alert)) if fired else Text(" resolved", style="green")
     return {
         "when": stamp(alert.at_ms(alert.fired_at if fired else alert.resolved_at)),
-        "event": event,
-        "alert": badge(alert),
+        "alert": Text.assemble(badge(alert), event),
         "type": alert.type,
         "id": alert.id if alert.id is not None else Text(ALL_IDS, style="italic"),
         "since": stamp(alert.at_ms(alert.since)),
         "observed": num(round(alert.observed, 1), ","),
         "expected": num(round(alert.expected, 1), ","),
-        "ratio": ratio(alert),
         "reason": Text(alert.reason or "–", style="bold" if alert.reason else "dim"),
     }
 
@@ -122,8 +121,8 @@ class AlertHistoryScreen(ModalScreen[None]):
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         self.show()
-        table.move_cursor(row=table.row_count - 1, animate=False)
         table.focus()
+        self.call_after_refresh(self._to_newest)  # once the table knows its height, so it scrolls there
         if self.live_seconds is not None:
             self.set_interval(self.live_seconds, self.show)
 
@@ -140,9 +139,14 @@ class AlertHistoryScreen(ModalScreen[None]):
         for key, alert in wanted.items():
             if key not in table.rows:
                 table.add_row(*transition_cells(alert).values(), key=key)
-        if at_end and table.row_count:
-            table.move_cursor(row=table.row_count - 1, animate=False)  # follow the news, as a log does
+        if at_end:
+            self._to_newest()  # follow the news, as a log does
         set_content(self.query_one("#alerts-title", Static), title(self.series, status, len(wanted), self.now()))
+
+    def _to_newest(self) -> None:
+        table = self.query_one("#alerts-history", DataTable)
+        if table.row_count:
+            table.move_cursor(row=table.row_count - 1, animate=False)
 
     def action_help(self) -> None:
         self.app.push_screen(MarkdownScreen(help_markdown()))
