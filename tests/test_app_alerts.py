@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Markdown
 
-from tui.anomaly import DROP, FIRING, RESOLVED, SPIKE
+from tui.anomaly import DROP, FIRING, RESOLVED, SPIKE, Alert
+from tui.anomaly.watch import AnomalyStatus
 from tui.app import EventDashApp
 from tui.clock import FakeClock
-from tui.components.alerts_panel import AlertsPanel, ago
+from tui.components.alerts_panel import MAX_ROWS, AlertsPanel, ago
 from tui.events import Event
 from tui.pipeline import Pipeline
 from tui.screens.alerts import AlertHistoryScreen
@@ -235,3 +237,24 @@ async def test_the_keys_are_in_the_palette_and_the_help_with_the_thresholds() ->
         source = app.screen.query_one(Markdown).source
     assert "| `a` |" in source and "| `A`, or `enter` on a panel row |" in source
     assert "below 1/3 of it" in source and "held 3 buckets" in source and "`▼ drop`" in source
+
+
+async def test_the_panel_lists_at_most_max_rows_and_counts_them_all() -> None:
+    """A drop of every id at once (the generator stopped at 100,000 ids) lists the first alerts only."""
+    alerts = tuple(
+        Alert("signup", f"INF-{n:05d}", DROP, FIRING, since=100, fired_at=103, resolved_at=None, observed=0, expected=20, bucket_seconds=10)
+        for n in range(MAX_ROWS + 50)
+    )
+
+    class PanelApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield AlertsPanel()
+
+    app = PanelApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        panel = app.query_one(AlertsPanel)
+        panel.show(AnomalyStatus(alerts=alerts, priming=False, series=len(alerts), bucket_seconds=10), START)
+        await pilot.pause()
+        assert panel.display and panel.table.row_count == MAX_ROWS
+        assert str(panel.border_title) == f"Alerts · {MAX_ROWS + 50} firing"
+        assert str(panel.border_subtitle).startswith(f"first {MAX_ROWS} of {MAX_ROWS + 50} · ")

@@ -30,6 +30,9 @@ COLUMNS = (
 #: Below WORDS_MIN_WIDTH: the badge's arrow (filled or hollow) gives the state, and "since" only
 #: how long ago: 80 columns fit.
 SHORT_COLUMNS = tuple((key, "since" if key == "since" else label) for key, label in COLUMNS if key != "state")
+#: Alerts listed at most, firing first then newest: a store-wide drop at 100,000 ids must not
+#: make the UI thread build 100,000 rows each refresh; the title still counts them all.
+MAX_ROWS = 200
 #: Alerts the panel shows at once (app.tcss: its table's max-height is these and the header); it scrolls for more.
 VISIBLE_ROWS = 5
 ALL_IDS = "all ids"
@@ -166,7 +169,7 @@ class AlertsPanel(Vertical):
             for key, label in SHORT_COLUMNS if short else COLUMNS:
                 table.add_column(label, key=key)
             self._short = short
-        wanted = {row_key((a.type, a.id)): a for a in alerts}
+        wanted = {row_key((a.type, a.id)): a for a in alerts[:MAX_ROWS]}
         for gone in [key for key in table.rows if key.value not in wanted]:
             table.remove_row(gone)
         for key, alert in wanted.items():
@@ -187,7 +190,8 @@ class AlertsPanel(Vertical):
         firing = len(self._firing)
         counts = [f"{firing} firing"] if firing else []
         counts += [f"{len(alerts) - firing} pending"] if len(alerts) > firing else []
-        set_titles(self, " · ".join(["Alerts", *counts]), "enter or A: history · a: hide" if alerts else "a: hide")
+        listed = f"first {MAX_ROWS:,} of {len(alerts):,} · " if len(alerts) > MAX_ROWS else ""
+        set_titles(self, " · ".join(["Alerts", *counts]), f"{listed}enter or A: history · a: hide" if alerts else "a: hide")
         self.display = self.shown
 
 
