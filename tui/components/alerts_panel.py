@@ -27,9 +27,10 @@ COLUMNS = (
     ("alert", "alert"), ("state", "state"), ("type", "type"), ("id", "tracking id"), ("since", "since (UTC)"),
     ("observed", "observed"), ("expected", "expected"), ("ratio", "ratio"),
 )
-#: Below WORDS_MIN_WIDTH: the badge's arrow (filled or hollow) gives the state, and "since" only
-#: how long ago: 80 columns fit.
-SHORT_COLUMNS = tuple((key, "since" if key == "since" else label) for key, label in COLUMNS if key != "state")
+#: Below WORDS_MIN_WIDTH: the badge's arrow (filled or hollow) gives the state, "since" only how
+#: long ago, and the ratio goes (observed and expected are side by side): 80 columns fit, with
+#: the scrollbar of a long list.
+SHORT_COLUMNS = tuple((key, "since" if key == "since" else label) for key, label in COLUMNS if key not in ("state", "ratio"))
 #: Alerts listed at most, firing first then newest: a store-wide drop at 100,000 ids must not
 #: make the UI thread build 100,000 rows each refresh; the title still counts them all.
 MAX_ROWS = 200
