@@ -30,6 +30,8 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from tui import EVENT_TYPES
 from tui.clock import Clock, SystemClock
+from tui.components.alert_marks import flags_for
+from tui.components.alerts_panel import AlertsPanel
 from tui.components.exports import summary_table, tids_table
 from tui.components.filter_input import FilterInput
 from tui.components.format import rate
@@ -48,6 +50,7 @@ from tui.history.export_files import render
 from tui.history.source import HistorySource
 from tui.pipeline import Pipeline
 from tui.rates import RATE_SPAN_SECONDS, RateMeter
+from tui.screens.alerts import AlertHistoryScreen
 from tui.screens.export import export
 from tui.screens.help import HelpScreen
 from tui.screens.history import HistoryScreen
@@ -62,6 +65,8 @@ if TYPE_CHECKING:  # aiohttp is loaded only with --listen
     from tui.service.embedded import EmbeddedServer
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
+#: The sparklines' least height (app.tcss): below it they give way to the alerts panel.
+SPARKS_MIN_HEIGHT = 6
 #: Textual's own palette entry that opens its key panel; ours ("Help") already lists every key.
 TEXTUAL_KEYS_COMMAND = "Keys"
 #: A by-id read of the window slower than this is not repeated every refresh (see _read_window) ...
@@ -102,6 +107,9 @@ class EventDashApp(App[int]):
         Binding("escape", "clear_filter", "clear /", id="clear-filter", show=False),
         Binding("i", "incomplete", "gaps", id="incomplete"),
         Binding("h", "history", "history", id="history", show=False),  # as e: listed in the panel
+        # no room in the footer either: the alerts panel's border names both
+        Binding("a", "toggle_alerts", "alerts", id="alerts", show=False),
+        Binding("A", "alert_history", "alert history", id="alert-history", show=False),
         Binding("e", "export", "export", id="export", show=False),  # no room in the footer at 80 columns: in the panel
         Binding("w", "save_settings", "save", id="save", show=False),
         Binding("question_mark", "help", "help", id="help", key_display="?"),
@@ -118,6 +126,8 @@ class EventDashApp(App[int]):
         "toggle_sort": ("Sort tracking ids", "By count or by name"),
         "filter": ("Find tracking ids", "Filter by part of an id: every id of the type is searched, not only the top"),
         "incomplete": ("Incomplete window", "Which buckets (or visitor sketches) of the window could not be read, and why"),
+        "toggle_alerts": ("Alerts panel", "Show or hide the active alerts (shown by itself while one fires)"),
+        "alert_history": ("Alert history", "When the selected alert (or every alert) fired and resolved, observed against expected"),
         "history": ("History", "The selected type's (or tracking id's) events per minute, hour, ... over the last hour, day, week"),
         "export": ("Export table", "Write the focused table (summary or tracking ids, with the filter) to a CSV or JSON file"),
         "save_settings": ("Save rate and window", "Write them to the settings file"),
@@ -171,6 +181,7 @@ class EventDashApp(App[int]):
                 with Vertical(id="right"):
                     yield FilterInput(placeholder="part of a tracking id (enter: keep, escape: clear)", id="filter", compact=True)
                     yield TidsTable(id="tids")
+            yield AlertsPanel(id="alerts")
             yield Sparks(id="sparks")
         yield StatusLine("", id="status")
         yield Static("", id="too-small")
@@ -246,6 +257,13 @@ class EventDashApp(App[int]):
             tids.focus()
         self.screen.set_class(matrix_only, "-matrix-only")
 
+    def _room_for_alerts(self) -> None:
+        """On a short terminal (80×24 with two alerts) the sparklines give way to the alerts panel
+        while it is shown, rather than both being cut: the alerts are what matters then."""
+        panel = self.query_one(AlertsPanel)
+        room = self.query_one("#main").size.height - self.query_one("#top").outer_size.height
+        panel.screen.set_class(panel.shown and room - panel.height_needed < SPARKS_MIN_HEIGHT, "-alerts-over-sparks")  # not a modal's
+
     # -- reading (off the UI thread) ------------------------------------------------------------
 
     def take_snapshot(self) -> Snapshot:
@@ -268,7 +286,14 @@ class EventDashApp(App[int]):
                 live = self._read_live(ranking)
             except StoreUnavailable as exc:
                 error = error or str(exc)
-        return Snapshot(self.clock.time(), view, recent, self.pipeline.status(), health, error, ranking, live)
+        watch = self.pipeline.anomalies
+        if watch is not None:  # judges the buckets closed since the last refresh (none, most refreshes)
+            try:
+                watch.poll()
+            except StoreUnavailable as exc:
+                error = error or str(exc)
+        anomalies = watch.status() if watch is not None else None
+        return Snapshot(self.clock.time(), view, recent, self.pipeline.status(), health, error, ranking, live, anomalies)
 
     def _read_live(self, ranking: Ranking) -> Live:
         """Distinct visitors over ``live_minutes`` (whole buckets, as the API's /live reads them),
@@ -354,14 +379,18 @@ class EventDashApp(App[int]):
         with self.batch_update():
             self.query_one(Header).show(snap)
             self.query_one(StorePanel).show(snap, self.pipeline)
+            flags = flags_for(snap.anomalies.alerts if snap.anomalies is not None else (), self.size.width)
+            self.query_one(AlertsPanel).show(snap.anomalies, snap.now, flags.short)
             if snap.view is not None:
-                self.query_one(TypesTable).show(snap.view, self.meter, snap.live)
+                self.query_one(TypesTable).show(snap.view, self.meter, snap.live, flags)
                 tids = self.query_one(TidsTable)
+                tids.flags = flags
                 tids.ids_as_of = self.ids_as_of  # counts by id are read less often at many ids
                 tids.show(snap.view, self.meter, self.configured_ids, snap.ranking, snap.live)
                 self.query_one(Sparks).show(snap.view, self.meter)
             self.query_one(StatusLine).show(snap)
             self._size_columns()
+        self.call_after_refresh(self._room_for_alerts)  # with the tables' new heights
 
     # -- keys ----------------------------------------------------------------------------------------
 
@@ -476,6 +505,22 @@ class EventDashApp(App[int]):
         live = self.pipeline.settings.refresh_seconds if self.live else None
         self.push_screen(HistoryScreen(source, self.clock.time, None if self.selected == ALL else self.selected, tid, live))
 
+    def action_toggle_alerts(self) -> None:
+        self.query_one(AlertsPanel).toggle()
+        self._room_for_alerts()
+
+    def action_alert_history(self) -> None:
+        """``A``: the transitions of the alert under the alerts panel's cursor, else of every alert."""
+        watch = self.pipeline.anomalies
+        live = self.pipeline.settings.refresh_seconds if self.live else None
+        series = self.query_one(AlertsPanel).selected()
+        self.push_screen(AlertHistoryScreen(watch.status if watch is not None else lambda: None, self.clock.time, series, live))
+
+    @on(DataTable.RowSelected, "#alerts-table")
+    def _alert_chosen(self, _: DataTable.RowSelected) -> None:
+        """``enter`` on a row of the alerts panel: that alert's history."""
+        self.action_alert_history()
+
     def action_export(self) -> None:
         """``e``: the type table while it has focus, else the tracking-id table with its filter."""
         view, ranking = self.last.view if self.last else None, self._tids.ranking
@@ -537,7 +582,7 @@ class EventDashApp(App[int]):
             label = view.label  # the true ±, wider where the old edge rounds to a coarser level
         else:
             label = window_label(settings.window_minutes, settings.bucket_seconds)
-        self.push_screen(HelpScreen(label, settings.window_minutes, settings.bucket_seconds, settings.sketch_lg_k, settings.live_seconds / 60))
+        self.push_screen(HelpScreen(label, settings.window_minutes, settings.bucket_seconds, settings.sketch_lg_k, settings.live_seconds / 60, settings.anomaly))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The palette (ctrl+p) offers every key of the dashboard beside Textual's own commands,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tui.anomaly.watch import AnomalyStatus
 from tui.components.ranking import Ranking
 from tui.pipeline import PipelineStatus
 from tui.store import Health
@@ -41,3 +42,5 @@ class Snapshot:
     ranking: Ranking | None = None
     #: The live visitors of the ranked ids and of every id (None: not read, e.g. the store failed).
     live: Live | None = None
+    #: The anomaly watch's state after this refresh's poll (None: detection is off).
+    anomalies: AnomalyStatus | None = None

@@ -16,6 +16,8 @@ from textual.events import Resize
 from textual.widgets.data_table import ColumnKey
 
 from tui import EVENT_TYPES
+from tui.anomaly import FIRING, Alert
+from tui.components.alert_marks import Flags, cell_style
 from tui.components.format import bar, num, rate, share, trend
 from tui.components.ranking import ALL, Ranking, rank
 from tui.components.types_table import RATE_LABEL
@@ -99,6 +101,8 @@ class TidsTable(VisitorsTips):
         self.ranking: Ranking | None = None
         #: When the counts by id were read, if the dashboard kept an earlier read (many ids).
         self.ids_as_of: float | None = None
+        #: The active alerts by series: a (type, id) with one is coloured and badged (set before show).
+        self.flags = Flags()
         self._shown: tuple[WindowView, RateMeter[tuple[str, str]], tuple[str, ...]] | None = None
         self._cursor_key_after: str | None = None  # the cursor's row across a rebuild of the columns
 
@@ -131,7 +135,7 @@ class TidsTable(VisitorsTips):
 
     def base_width(self, ids: Mapping[str, object], view: WindowView) -> int:
         """Cells the counts and visitors need (with cell padding and the border), before any extra column."""
-        widest_id = max((len(t) for t in ids), default=0)
+        widest_id = max((len(t) + self.flags.width(self.mark(t)) for t in ids), default=0)
         if self.selected == ALL:
             cells = [max(len(t), len(f"{view.summary[t].total:,}")) for t in EVENT_TYPES] + [max(5, len(f"{view.total:,}"))]
         else:
@@ -190,10 +194,11 @@ class TidsTable(VisitorsTips):
                 self.add_row(*values.values(), key=tid)
             else:
                 for column, value in values.items():
-                    if column != "tid":
-                        # Only a changed cell (any update re-renders the table), and widening, which
-                        # measures every cell of the column, only when this one needs it.
-                        set_cell(self, tid, column, value, update_width=_wider(value, self.columns[ColumnKey(column)].content_width))
+                    # Only a changed cell (any update re-renders the table), and widening, which
+                    # measures every cell of the column, only when this one needs it; a name
+                    # changes only when its badge comes or goes, and then its column may narrow.
+                    wider = column == "tid" or _wider(value, self.columns[ColumnKey(column)].content_width)
+                    set_cell(self, tid, column, value, update_width=wider)
         self._sort(counts, cursor)
         self._cursor_key_after = None  # restored: a later show must not take the cursor back there
         self._titles(ranking)
@@ -207,6 +212,14 @@ class TidsTable(VisitorsTips):
         kept = f" · as of {time.strftime('%H:%M:%S', time.gmtime(self.ids_as_of))}" if self.ids_as_of is not None else ""
         set_titles(self, f"Tracking ids · {what}" + (f" · /{self.needle}" if self.needle else ""),
                    f"{count} · {'by count' if self.sort_by_count else 'by name'}{kept}")
+
+    def mark(self, tid: str) -> Alert | None:
+        """The alert that badges ``tid``'s row: of the (type, id) series shown, or, in the all-types
+        matrix, of any of its types (a firing one first; each type's count cell has its own colour)."""
+        if self.selected != ALL:
+            return self.flags.get((self.selected, tid))
+        found = [a for a in (self.flags.get((t, tid)) for t in EVENT_TYPES) if a is not None]
+        return min(found, key=lambda a: a.state != FIRING, default=None)
 
     def _weight(self, by_type: Mapping[str, int]) -> int:
         return sum(by_type.values()) if self.selected == ALL else by_type.get(self.selected, 0)
@@ -223,16 +236,19 @@ class TidsTable(VisitorsTips):
         visitors: Text,
     ) -> dict[str, Text | str]:
         """The row's cells by column key, in the columns' order (``add_row`` takes them so)."""
-        name: Text | str = Text(tid, style="dim italic") if tid == OTHER_ID else tid
+        name = self.flags.name(Text(tid, style="dim italic") if tid == OTHER_ID else tid, self.mark(tid))
         if self.selected == ALL:
             values: dict[str, Text | str] = {
-                "tid": name, **{t: num(by_type[t]) for t in EVENT_TYPES}, "total": num(sum(by_type.values()), style="bold"), VISITORS: visitors,
+                "tid": name,
+                **{t: num(by_type[t], style=cell_style(self.flags.get((t, tid)))) for t in EVENT_TYPES},
+                "total": num(sum(by_type.values()), style="bold"),
+                VISITORS: visitors,
             }
             if layout.live:
                 values[LIVE] = live_cell(self.live, tid)
         else:
             count = by_type[self.selected]
-            values = {"tid": name, "events": num(count), VISITORS: visitors}
+            values = {"tid": name, "events": num(count, style=cell_style(self.mark(tid))), VISITORS: visitors}
             if layout.live:
                 values[LIVE] = live_cell(self.live, tid)
             if layout.share:
@@ -266,7 +282,8 @@ class TidsTable(VisitorsTips):
 
         current = [str(row.key.value) for row in self.ordered_rows]
         if current != sorted(current, key=order):
-            self.sort("tid", key=lambda tid: order(str(tid)))
+            ids = {str(self.get_cell(tid, "tid")): tid for tid in current}  # a badged name is more than its id
+            self.sort("tid", key=lambda name: order(ids[str(name)]))
         if cursor_key is not None and cursor_key in self.rows:
             index = self.get_row_index(cursor_key)
             if index != self.cursor_row:

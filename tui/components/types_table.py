@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widgets.data_table import ColumnKey
 
 from tui import EVENT_TYPES
+from tui.components.alert_marks import Flags, cell_style
 from tui.components.format import num, rate, share
 from tui.components.ranking import ALL
 from tui.components.unchanged import set_cell, set_titles
@@ -26,6 +27,7 @@ BASE = (("type", "type"), ("events", "events"), (VISITORS, VISITORS))
 #: end: the share goes first (it is the events over their total), then the rate (the sparklines
 #: give each type's too).
 OPTIONAL = (("rate", RATE_LABEL), ("share", "share"))
+ALL_LABEL = Text("all types", style="bold")
 
 
 class TypesTable(VisitorsTips):
@@ -43,20 +45,24 @@ class TypesTable(VisitorsTips):
         for label, key in (*((label, key) for key, label in BASE), *((label, key) for key, label in OPTIONAL)):
             self.add_column(label, key=key)
         for etype in (*EVENT_TYPES, ALL):
-            self.add_row(etype if etype != ALL else Text("all types", style="bold"), "", "", "", "", key=etype)
+            self.add_row(etype if etype != ALL else ALL_LABEL, "", "", "", "", key=etype)
 
-    def show(self, view: WindowView, meter: RateMeter[tuple[str, str]], live: Live | None = None) -> None:
+    def show(self, view: WindowView, meter: RateMeter[tuple[str, str]], live: Live | None = None, flags: Flags | None = None) -> None:
         """``live``: its figure over every id goes in the border title (``Event types · live
-        ≈1,234``), where it takes no column from a table that already gives up two at 80 columns."""
+        ≈1,234``), where it takes no column from a table that already gives up two at 80 columns.
+        ``flags``: the alerts by series; a type's own (id None) colours and badges its row."""
+        flags = flags or Flags()
         total = view.total
         read = self.visitors_read = view.visitors
         for etype in (*EVENT_TYPES, ALL):
             count = total if etype == ALL else view.summary[etype].total
             per_second = meter.rate_where(lambda k, t=etype: t in (ALL, k[0]))  # type: ignore[misc]
-            style = "bold" if etype == ALL else ""
+            alert = flags.get((etype, None))
+            style = "bold" if etype == ALL else cell_style(alert)
             # "all types" is the union of the types, not their sum: a visitor of several counts once
             estimate = None if read is None else read.total if etype == ALL else read.series_totals.get(etype)
             self.figures[etype] = Figure(estimate, count)
+            set_cell(self, etype, "type", flags.name(etype, alert) if etype != ALL else ALL_LABEL, update_width=True)
             set_cell(self, etype, "events", num(count, style=style), update_width=True)
             set_cell(self, etype, VISITORS, visitors_cell(read, estimate, count, style), update_width=True)
             self.cells["rate"][etype] = Text(rate(per_second) if meter.ready else "–", justify="right", style=style)

@@ -11,6 +11,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
+from tui.anomaly.settings import DEFAULTS as ANOMALY_DEFAULTS
+from tui.anomaly.settings import AnomalySettings
 from tui.components.ranking import TOP_N
 from tui.components.visitors import MARK, NOT_READ, error_percent
 from tui.distinct.sketch import DEFAULT_LG_K
@@ -20,11 +22,16 @@ from tui.window import OTHER_ID
 
 
 def help_text(
-    label: str, window_minutes: float, bucket_seconds: int, lg_k: int = DEFAULT_LG_K, live_minutes: float = Settings.live_minutes
+    label: str,
+    window_minutes: float,
+    bucket_seconds: int,
+    lg_k: int = DEFAULT_LG_K,
+    live_minutes: float = Settings.live_minutes,
+    anomaly: AnomalySettings = ANOMALY_DEFAULTS,
 ) -> str:
     """help.md with the current window (``label``: the view's, with its true ±), bucket, sketch
-    size (``lg_k``: the visitors' ±) and live span (``live_minutes`` in whole buckets, as read)
-    filled in."""
+    size (``lg_k``: the visitors' ±), live span (``live_minutes`` in whole buckets, as read) and
+    the alerts' thresholds filled in."""
     text = files("tui.screens").joinpath("help.md").read_text(encoding="utf-8")
     values = {
         "window": label,
@@ -39,6 +46,9 @@ def help_text(
         "not_read": NOT_READ,
         "mark": MARK.strip(),
         "live_minutes": f"{live_minutes:g}",
+        "k": f"{anomaly.k:g}",
+        "for_buckets": str(anomaly.for_buckets),
+        "keep_buckets": str(anomaly.keep_firing_for_buckets),
     }
     for name, value in values.items():
         text = text.replace("{" + name + "}", value)
@@ -66,6 +76,12 @@ class HelpScreen(MarkdownScreen):
     """The dashboard's help, for the current window."""
 
     def __init__(
-        self, label: str, window_minutes: float, bucket_seconds: int, lg_k: int = DEFAULT_LG_K, live_minutes: float = Settings.live_minutes
+        self,
+        label: str,
+        window_minutes: float,
+        bucket_seconds: int,
+        lg_k: int = DEFAULT_LG_K,
+        live_minutes: float = Settings.live_minutes,
+        anomaly: AnomalySettings = ANOMALY_DEFAULTS,
     ) -> None:
-        super().__init__(help_text(label, window_minutes, bucket_seconds, lg_k, live_minutes))
+        super().__init__(help_text(label, window_minutes, bucket_seconds, lg_k, live_minutes, anomaly))
