@@ -4,8 +4,9 @@ Every face that reads (the dashboard, ``--headless``, ``serve``) calls :meth:`An
 once per refresh, on its reading thread. A bucket is judged once it closed and the writers had
 :data:`SETTLE_SECONDS` to flush it (they flush once a second), in order, each exactly once. On its
 first poll the watch *primes* the detector from the single buckets the store still keeps (an hour by
-default), so a restarted dashboard knows its baselines at once; it reads at most
-:data:`CATCH_UP_BUCKETS` a poll, so priming 100,000 ids costs a few refreshes, not one long stall.
+default), so a restarted dashboard knows its baselines at once; it reads slices of
+:data:`CATCH_UP_BUCKETS` for at most :data:`POLL_BUDGET_SECONDS` a poll, so priming 100,000 ids costs
+a few refreshes, not one long stall.
 Transitions of primed buckets go to the history, not to the webhook: they happened before this
 process was there to tell them.
 
@@ -31,8 +32,11 @@ from tui.clock import Clock
 
 #: Seconds after a bucket's end before it is judged: writers flush once a second.
 SETTLE_SECONDS = 2.0
-#: Buckets read and judged per poll at most (priming, or catching up after the store was away).
+#: Buckets read and judged at a time (priming, or catching up after the store was away) ...
 CATCH_UP_BUCKETS = 30
+#: ... and slices are taken until a poll has spent this long: an hour of 1 s buckets at 10 ids, or
+#: of an empty prefix, primes in a few polls, and 100,000 ids still never stall a refresh for long.
+POLL_BUDGET_SECONDS = 0.25
 
 #: Counts of single buckets by index, ``{bucket: {type: {id: count}}}``, and the indexes that could
 #: not be read whole (incomplete or no longer kept). Raises StoreUnavailable.
@@ -87,6 +91,7 @@ class AnomalyWatch:
         clock: Clock,
         kept_seconds: int,
         notify: Callable[[Alert], None] | None = None,
+        budget_seconds: float = POLL_BUDGET_SECONDS,
     ) -> None:
         self.settings = settings
         self.bucket_seconds = bucket_seconds
@@ -96,6 +101,7 @@ class AnomalyWatch:
         #: Buckets primed at the first poll: the baseline's span and the warm-up, as far as kept.
         self._prime = min(kept_seconds, max(settings.baseline_seconds, settings.warmup_seconds)) // bucket_seconds
         self._notify = notify
+        self._budget = budget_seconds  # 0: one slice a poll
         self._next: int | None = None
         self._live_from: int | None = None
         self._seen_data = False
@@ -108,40 +114,55 @@ class AnomalyWatch:
         return self._status
 
     def poll(self) -> list[Alert]:
-        """Judge the buckets that closed since the last poll (at most :data:`CATCH_UP_BUCKETS`);
-        returns the transitions of live buckets, which also went to ``notify``. Raises
-        StoreUnavailable; nothing is judged then, and the same buckets are read next time."""
+        """Judge the buckets that closed since the last poll, a slice of :data:`CATCH_UP_BUCKETS` at
+        a time until caught up or :data:`POLL_BUDGET_SECONDS` are spent; returns the transitions of
+        live buckets, which also went to ``notify``. Raises StoreUnavailable; what was judged before
+        it stays judged, and the rest is read next time."""
+        live: list[Alert] = []
         with self._lock:
             last = int((self._clock.time() - SETTLE_SECONDS) // self.bucket_seconds) - 1
             if self._next is None:
                 self._next, self._live_from = last - self._prime + 1, last + 1
-            if self._next > last:
-                return []
-            due = range(self._next, min(last, self._next + CATCH_UP_BUCKETS - 1) + 1)
-            started = time.perf_counter()
-            counts, unknown = self._read(due)
-            read_ms = (time.perf_counter() - started) * 1000
-            started = time.perf_counter()
-            live: list[Alert] = []
-            detector = self.detector
-            for bucket in due:
-                found = counts.get(bucket)
-                self._seen_data = self._seen_data or bool(found)
-                if bucket in unknown or not self._seen_data:
-                    detector.skip_bucket(bucket)
-                    self._skipped += bucket in unknown
-                    continue
-                changed = detector.close_bucket(bucket, found or {})
-                if bucket >= (self._live_from or 0):
-                    live.extend(changed)
-            self._next = due[-1] + 1
-            self._status = AnomalyStatus(
-                alerts=tuple(detector.alerts()), history=tuple(detector.history), judged_through=due[-1],
-                priming=self._next < (self._live_from or 0), series=len(detector.series), untracked=detector.untracked,
-                skipped=self._skipped, judge_ms=(time.perf_counter() - started) * 1000, read_ms=read_ms,
-                bucket_seconds=self.bucket_seconds,
-            )
+            began = time.perf_counter()
+            read_ms = judge_ms = 0.0
+            try:
+                while self._next <= last and (not read_ms or time.perf_counter() - began < self._budget):
+                    due = range(self._next, min(last, self._next + CATCH_UP_BUCKETS - 1) + 1)
+                    started = time.perf_counter()
+                    counts, unknown = self._read(due)
+                    read_ms += (time.perf_counter() - started) * 1000
+                    started = time.perf_counter()
+                    live.extend(self._judge(due, counts, unknown))
+                    judge_ms += (time.perf_counter() - started) * 1000
+                    self._next = due[-1] + 1
+            finally:
+                if read_ms:
+                    self._snapshot(read_ms, judge_ms)
         if self._notify is not None:
             for alert in live:
                 self._notify(alert)
         return live
+
+    def _judge(self, due: range, counts: Mapping[int, Mapping[str, Mapping[str, int]]], unknown: set[int]) -> list[Alert]:
+        """Each bucket of ``due`` to the detector, in order; the transitions of the live ones."""
+        live: list[Alert] = []
+        detector = self.detector
+        for bucket in due:
+            found = counts.get(bucket)
+            self._seen_data = self._seen_data or bool(found)
+            if bucket in unknown or not self._seen_data:
+                detector.skip_bucket(bucket)
+                self._skipped += bucket in unknown
+                continue
+            changed = detector.close_bucket(bucket, found or {})
+            if bucket >= (self._live_from or 0):
+                live.extend(changed)
+        return live
+
+    def _snapshot(self, read_ms: float, judge_ms: float) -> None:
+        detector = self.detector
+        self._status = AnomalyStatus(
+            alerts=tuple(detector.alerts()), history=tuple(detector.history), judged_through=(self._next or 1) - 1,
+            priming=(self._next or 0) < (self._live_from or 0), series=len(detector.series), untracked=detector.untracked,
+            skipped=self._skipped, judge_ms=judge_ms, read_ms=read_ms, bucket_seconds=self.bucket_seconds,
+        )
