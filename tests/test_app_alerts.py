@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Markdown
 
 from tui.anomaly import DROP, FIRING, RESOLVED, SPIKE, Alert
-from tui.anomaly.watch import AnomalyStatus
+from tui.anomaly.watch import AnomalyStatus, AnomalyWatch
 from tui.app import EventDashApp
 from tui.clock import FakeClock
 from tui.components.alerts_panel import MAX_ROWS, AlertsPanel, ago
@@ -189,6 +189,10 @@ async def test_a_hides_the_panel_until_another_series_fires_and_shows_the_quiet_
 async def test_while_priming_the_panel_says_it_is_learning() -> None:
     clock = FakeClock(START)
     pipeline = Pipeline(Settings(tracking_ids=IDS, backend="memory"), MemoryStore(clock), clock=clock, seed=1)
+    # one slice of the kept hour a poll (out of time budget, as at 100,000 ids): still priming after the first
+    pipeline.anomalies = AnomalyWatch(
+        pipeline.settings.anomaly, pipeline.settings.bucket_seconds, pipeline.reader.read_closed_buckets, clock, 3600, budget_seconds=0
+    )
     app = EventDashApp(pipeline, clock=clock, live=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("a")
