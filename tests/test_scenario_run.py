@@ -199,3 +199,16 @@ def test_the_demo_drop_is_flagged_within_for_buckets_and_resolved_after_it(tmp_p
     assert not any(ours(a) for a in gone["alerts"]) and gone["anomaly"]["judgedThroughMs"] > drop_end
     assert all(line["anomaly"]["priming"] is False for line in lines[1:])  # the backfill primed it at once
     assert lines[-1]["final"] is True
+
+
+def test_a_backfill_without_an_events_log_counts_events_and_their_visitors(clock: FakeClock) -> None:
+    """Without a log the past is made without documents; the store still counts every event, and
+    the visitors are real ones (sessions: fewer than the events), under a wave that shapes the past."""
+    from tui.store.memory import MemoryStore
+
+    pipeline = Pipeline(Settings(events_per_second=100), MemoryStore(clock), clock=clock, seed=4, scenarios=parse_scenarios(["diurnal:1m"]))
+    made = pipeline.backfill(300)
+    assert abs(made - 30_000) < 300  # the wave (five whole periods) keeps the mean
+    view = pipeline.reader.refresh()
+    assert view.total == made
+    assert view.visitors is not None and view.visitors.total is not None and 0 < view.visitors.total.value < made / 2

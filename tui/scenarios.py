@@ -203,6 +203,8 @@ class ScenarioPlan:
 
 def _another_visitor(event: Event, bits: Callable[[int], int]) -> Event:
     """The same action by another visitor: a repeat counts as a distinct visitor, not a replay."""
+    if not event.doc:  # made without its document (a backfill no events log records)
+        return event._replace(visitor_id=f"{bits(128):032x}")
     value = dict(event.doc["value"])
     value["fingerprint"] = f"{bits(128):032x}"
     for field in ("sessionId", "visitorId"):

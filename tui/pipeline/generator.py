@@ -120,15 +120,21 @@ class Generator:
         """The ``seconds`` before now at the configured rate, in batches of at most
         :data:`MAX_BATCH`, stamped evenly in the past (the last before now), shaped by the wave but
         by no spike or drop (those count from the live start, which is later). Called before
-        :meth:`start`, in the thread that then starts the pipeline."""
+        :meth:`start`, in the thread that then starts the pipeline.
+
+        Without an events log the events are made without their documents
+        (:meth:`EventFactory.counted`), which nothing else reads: an hour at 2,000 events/s is 7.2
+        million of them."""
         end_ms = int(self.clock.time() * 1000)
         span_ms = int(seconds * 1000)
         count = math.floor(seconds * self._rate)
         first_ms = end_ms - span_ms
         make = self._factory.make
         for offset in range(0, count, MAX_BATCH):
-            batch = [make(first_ms + (span_ms * i) // count) for i in range(offset, min(count, offset + MAX_BATCH))]
-            yield list(self._plan.apply(batch, end_ms)) if self._plan is not None else batch
+            stamps = [first_ms + (span_ms * i) // count for i in range(offset, min(count, offset + MAX_BATCH))]
+            batch = [make(ts) for ts in stamps] if self._events_log is not None else self._factory.counted(stamps)
+            # Spikes and drops start at the live start or later: only a wave shapes the past.
+            yield list(self._plan.apply(batch, end_ms)) if self._plan is not None and self._plan.waves else batch
 
     def make(self, now: float) -> tuple[list[Event], bool]:
         """The events due by the monotonic ``now`` (at most :data:`MAX_BATCH`), not yet logged (the
