@@ -53,7 +53,7 @@ def test_any_scenario_or_backfill_text_is_taken_or_refused_in_one_line_naming_th
         (["--scenario", "drop:signup:INF-nope:10s"], "--scenario: the generator never makes the id 'INF-nope' of drop:signup; its ids are the settings' tracking_ids: INF-yj562hjojbtez,"),
         (["--tracking-ids", "500", "--scenario", "spike:*:INF-nope:x2:10s"], "--tracking-ids 500 makes 500 ids, the first INF-"),
         (["--scenario", "spike:signup:*:x5:60s@30x"], "--scenario 'spike:signup:*:x5:60s@30x': the offset '30x' must be a number with s, m or h"),
-        (["--backfill", "1d"], "argument --backfill: '1d' must be 0 or a number with s, m or h"),
+        (["--backfill", "1d"], "--backfill: '1d' must be 0 or a number with s, m or h"),
         (["--backfill", "2h"], "--backfill: 7200 s is longer than the single buckets are kept (retention_hours.x1 = 1 h)"),
         (["--no-generate", "--scenario", "diurnal"], "--scenario: shapes the generated traffic, and nothing is generated here"),
         (["--no-generate", "--backfill", "1m"], "--backfill: shapes the generated traffic"),

@@ -146,13 +146,6 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {_typed(text)}") from None
 
 
-def _backfill(text: str) -> float:
-    try:
-        return parse_backfill(text, "")
-    except ScenarioError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix(": ")) from None
-
-
 def _duration(text: str) -> float:
     seconds = _number(text)
     if seconds <= 0:
@@ -195,7 +188,7 @@ def make_parser() -> argparse.ArgumentParser:
         "drop:TYPE:ID|*:DUR[@OFFSET], diurnal[:PERIOD] (a daily wave in PERIOD, default 10m), zipf[:S] (the same as --zipf S, "
         "and wins over it and the settings' zipf); e.g. --scenario drop:signup:INF-yj562hjojbtez:120s@30s"
     ))
-    parser.add_argument("--backfill", metavar="DURATION", type=_backfill, default=s, help=(
+    parser.add_argument("--backfill", metavar="DURATION", default=s, help=(
         "before going live, generate this much past traffic (e.g. 1h, 30m; 0: none), counted and logged like the live; "
         "default with a spike or drop scenario: the anomaly baseline's span (at most the single buckets' retention), "
         "unless the store already holds counts there"
@@ -333,6 +326,7 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
         except send.UsageError as exc:
             usage_error(str(exc))
     scenarios = _scenarios(args)
+    backfill = _backfill(args)
     try:
         settings = load_settings(args, resolve_hosts)
         writer_name = check_writer_name(args.writer_name, "--writer-name") if hasattr(args, "writer_name") else None
@@ -363,7 +357,7 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
             usage_error(str(exc))
         return Plan("web", settings, RunOptions(), web=web)
     serve, generate = _dashboard_listen(args, settings)
-    _check_generator_flags(args, settings, scenarios, generate)
+    _check_generator_flags(args, settings, scenarios, generate, backfill)
     options = RunOptions(
         state_dir=_generator_state_dir(args) if serve is None else None,
         seed=getattr(args, "seed", None),
@@ -374,7 +368,7 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
         writer_name=writer_name,
         serve=serve,
         scenarios=tuple(s for s in scenarios if not isinstance(s, Zipf)),
-        backfill=getattr(args, "backfill", None),
+        backfill=backfill,
     )
     return Plan("headless" if getattr(args, "headless", False) else "dashboard", settings, options)
 
@@ -394,11 +388,24 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
     return scenarios
 
 
-def _check_generator_flags(args: argparse.Namespace, settings: Settings, scenarios: Sequence[Scenario], generate: bool) -> None:
+def _backfill(args: argparse.Namespace) -> float | None:
+    """``--backfill`` in seconds (None: not given); the text is kept in ``args``, so that ``web``
+    passes it on as typed."""
+    if not hasattr(args, "backfill"):
+        return None
+    try:
+        return parse_backfill(args.backfill)
+    except ScenarioError as exc:
+        usage_error(str(exc))
+
+
+def _check_generator_flags(
+    args: argparse.Namespace, settings: Settings, scenarios: Sequence[Scenario], generate: bool, backfill: float | None
+) -> None:
     """``--scenario`` and ``--backfill`` shape the generator: refused where there is none, where a
     spike or drop names an id it never makes, or where the past would outlive the single buckets."""
     if not generate:
-        for flag, given in (("--scenario", scenarios), ("--backfill", hasattr(args, "backfill"))):
+        for flag, given in (("--scenario", scenarios), ("--backfill", backfill is not None)):
             if given:
                 usage_error(f"{flag}: shapes the generated traffic, and nothing is generated here (--no-generate, or --listen without --generate)")
     ids = generated_ids(settings.generated_ids) if settings.generated_ids else settings.tracking_ids
@@ -412,8 +419,7 @@ def _check_generator_flags(args: argparse.Namespace, settings: Settings, scenari
                 else f"its ids are the settings' tracking_ids: {', '.join(ids[:12])}{' ...' if len(ids) > 12 else ''}"
             )
             usage_error(f"--scenario: the generator never makes the id {scenario.id!r} of {scenario.kind}:{scenario.type or '*'}; {where}")
-    backfill = getattr(args, "backfill", 0.0)
-    if backfill > settings.retention_seconds[0]:
+    if backfill is not None and backfill > settings.retention_seconds[0]:
         usage_error(
             f"--backfill: {backfill:g} s is longer than the single buckets are kept "
             f"(retention_hours.x1 = {settings.retention_seconds[0] / 3600:g} h); the older past would never be read"

@@ -234,7 +234,7 @@ class EventFactory:
         types, n_types = self._types, len(self._types)
         ids, site_of, visit = self.tracking_ids, self._site, self.visitors.visit
         key = self._email_key
-        events = []
+        events: list[Event] = []
         for ts_ms in stamps:
             etype = types[int(rnd() * n_types)]
             site = site_of(rnd())
