@@ -34,6 +34,9 @@ from tui.shutdown import describe_crash
 from tui.store import Store
 
 TICK_SECONDS = 0.05  # events are made in batches at most this far apart: 20 wake-ups a second
+#: A backfill flushes after this many events: an hour at 2,000/s held whole until one last flush
+#: took about a gigabyte (the distinct items of 7.2 million events); this keeps it near 200 MB.
+BACKFILL_FLUSH_EVENTS = 500_000
 
 
 class SpoolingError(Exception):
@@ -146,10 +149,13 @@ class Pipeline:
         Call it before :meth:`start`: the live run then begins where the past ends. If the store is
         away, the counts stay pending in the writer like any other (the run goes on)."""
         assert self.generator is not None and self._thread is None
-        made = 0
+        made = flushed = 0
         for batch in self.generator.backfill(seconds):
             self._hand_over(batch)
             made += len(batch)
+            if made - flushed >= BACKFILL_FLUSH_EVENTS:  # the past goes out as it is made, not all held at once
+                self.writer.flush(everything=True)
+                flushed = made
         self.writer.flush(everything=True)
         return made
 
