@@ -408,10 +408,11 @@ def _check_generator_flags(
         for flag, given in (("--scenario", scenarios), ("--backfill", backfill is not None)):
             if given:
                 usage_error(f"{flag}: shapes the generated traffic, and nothing is generated here (--no-generate, or --listen without --generate)")
-    ids = generated_ids(settings.generated_ids) if settings.generated_ids else settings.tracking_ids
+    named = [s for s in scenarios if isinstance(s, Window) and s.id is not None]
+    ids = (generated_ids(settings.generated_ids) if settings.generated_ids else settings.tracking_ids) if named else ()
     known = set(ids)
-    for scenario in scenarios:
-        if isinstance(scenario, Window) and scenario.id is not None and scenario.id not in known:
+    for scenario in named:
+        if scenario.id not in known:
             where = (
                 f"--tracking-ids {settings.generated_ids} makes {len(ids):,} ids, the first {', '.join(ids[:3])} "
                 "(eventdash summary lists those with traffic)"
