@@ -38,8 +38,9 @@ def test_headless_prints_one_json_object_per_refresh_in_the_documented_shape(tmp
     for line in out[:-1]:
         assert set(line) == {
             "as_of", "window_minutes", "bucket_seconds", "approximation_seconds", "incomplete", "backend", "store", "generated", "rate", "summary",
-            "visitors", "visitorsByTrackingId", "visitorsByType",
+            "visitors", "visitorsByTrackingId", "visitorsByType", "alerts", "anomaly",
         }
+        assert line["alerts"] == [] and {"priming", "series", "untracked", "skippedBuckets"} <= set(line["anomaly"])
         assert set(line["visitorsByType"]) == set(EVENT_TYPES) and set(line["visitors"]) == {"estimate", "lower", "upper"}
     assert out[-1]["final"] is True and out[-1]["rate"]["missed"] == 0
     for line in out:

@@ -66,6 +66,12 @@ def test_the_dashboard_command_passes_every_given_flag_and_only_those() -> None:
     assert dashboard_command(parser.parse_args(["web"]), parser) == [sys.executable, "-m", "tui"]
 
 
+def test_the_dashboard_command_repeats_each_scenario_and_passes_the_backfill_as_typed() -> None:
+    parser = make_parser()
+    args = parser.parse_args(["web", "--scenario", "diurnal", "--scenario", "drop:signup:*:-1s", "--backfill", "30m"])
+    assert dashboard_command(args, parser) == [sys.executable, "-m", "tui", "--scenario=diurnal", "--scenario=drop:signup:*:-1s", "--backfill=30m"]
+
+
 @pytest.mark.parametrize("flag", [["--headless"], ["--events-log", "ev.jsonl"]])
 def test_flags_a_browser_dashboard_cannot_honour_are_refused(flag: list[str], tmp_path: Path) -> None:
     parser = make_parser()

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TextIO
 
 from tui import EVENT_TYPES, __version__, send
+from tui.events import generated_ids
 from tui.history import command as query_command
 from tui.history.query import QueryError
+from tui.scenarios import Scenario, ScenarioError, Window, Zipf, parse_backfill, parse_scenarios
 from tui.service import options as service_options
 from tui.settings import (
     EMAIL_SALT_ENV,
@@ -190,7 +192,17 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--refresh", metavar="SECONDS", type=_number, default=s, help="seconds between summaries (default 1)")
     parser.add_argument("--events-log", metavar="PATH", default=s, help="append every generated event to PATH as one JSON line")
     parser.add_argument("--tracking-ids", dest="generated_ids", metavar="N", type=_whole, default=s, help="generate events for N tracking ids made deterministically (instead of the settings' list)")
-    parser.add_argument("--zipf", metavar="S", type=_number, default=s, help="Zipf exponent of the id choice, e.g. 1.1: a few large sites, many small (default 0: uniform)")
+    parser.add_argument("--zipf", metavar="S", type=_number, default=s, help="Zipf exponent of the id choice, e.g. 1.1: a few large sites, many small (default 0: uniform); --scenario zipf:S wins over it")
+    parser.add_argument("--scenario", metavar="SPEC", action="append", default=s, help=(
+        "shape the generated traffic, repeatable; offsets count from the live start: spike:TYPE:ID|*:xK:DUR[@OFFSET], "
+        "drop:TYPE:ID|*:DUR[@OFFSET], diurnal[:PERIOD] (a daily wave in PERIOD, default 10m), zipf[:S] (the same as --zipf S, "
+        "and wins over it and the settings' zipf); e.g. --scenario drop:signup:INF-yj562hjojbtez:120s@30s"
+    ))
+    parser.add_argument("--backfill", metavar="DURATION", default=s, help=(
+        "before going live, generate this much past traffic (e.g. 1h, 30m; 0: none), counted and logged like the live; "
+        "default with a spike or drop scenario: the anomaly baseline's span (at most the single buckets' retention), "
+        "unless the store already holds counts there"
+    ))
     parser.add_argument("--no-generate", action="store_true", default=s, help="read only: follow what other writers put into memcached")
     parser.add_argument("--writer-name", metavar="NAME", default=s, help="this writer's name as shown beside its counts (default: host and pid)")
     parser.add_argument("--listen", metavar="HOST:PORT", default=s, help="also run serve's HTTP ingest and read API in the dashboard, e.g. 127.0.0.1:8080 (the generator is then off unless --generate)")
@@ -299,6 +311,10 @@ class RunOptions:
     serve: ServeOptions | None = None
     #: ``--state-dir`` without ``--listen``: the generator's spool, writer id and checkpoints.
     state_dir: Path | None = None
+    #: ``--scenario``: spikes, drops and the wave the generator applies (zipf is in the settings).
+    scenarios: tuple[Scenario, ...] = ()
+    #: ``--backfill`` in seconds; None: the default (see :func:`backfill_seconds`).
+    backfill: float | None = None
 
 
 @dataclass(frozen=True)
@@ -339,6 +355,8 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
             return Plan("send", Settings(), RunOptions(), load=send.options_from(args))
         except send.UsageError as exc:
             usage_error(str(exc))
+    scenarios = _scenarios(args)
+    backfill = _backfill(args)
     try:
         settings = load_settings(args, resolve_hosts)
         writer_name = check_writer_name(args.writer_name, "--writer-name") if hasattr(args, "writer_name") else None
@@ -369,6 +387,7 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
             usage_error(str(exc))
         return Plan("web", settings, RunOptions(), web=web)
     serve, generate = _dashboard_listen(args, settings)
+    _check_generator_flags(args, settings, scenarios, generate, backfill)
     options = RunOptions(
         state_dir=_generator_state_dir(args) if serve is None else None,
         seed=getattr(args, "seed", None),
@@ -378,8 +397,64 @@ def prepare(argv: Sequence[str] | None = None, resolve_hosts: bool = True) -> Pl
         settings_path=Path(args.settings) if hasattr(args, "settings") else user_settings_path(),
         writer_name=writer_name,
         serve=serve,
+        scenarios=tuple(s for s in scenarios if not isinstance(s, Zipf)),
+        backfill=backfill,
     )
     return Plan("headless" if getattr(args, "headless", False) else "dashboard", settings, options)
+
+
+def _scenarios(args: argparse.Namespace) -> list[Scenario]:
+    """``--scenario``s parsed; a ``zipf`` one becomes the ``zipf`` setting (it wins over ``--zipf``
+    and the file: one Zipf draw, the factory's)."""
+    if not hasattr(args, "scenario"):
+        return []
+    try:
+        scenarios = parse_scenarios(args.scenario)
+    except ScenarioError as exc:
+        usage_error(str(exc))
+    for scenario in scenarios:
+        if isinstance(scenario, Zipf):
+            args.zipf = scenario.exponent
+    return scenarios
+
+
+def _backfill(args: argparse.Namespace) -> float | None:
+    """``--backfill`` in seconds (None: not given); the text is kept in ``args``, so that ``web``
+    passes it on as typed."""
+    if not hasattr(args, "backfill"):
+        return None
+    try:
+        return parse_backfill(args.backfill)
+    except ScenarioError as exc:
+        usage_error(str(exc))
+
+
+def _check_generator_flags(
+    args: argparse.Namespace, settings: Settings, scenarios: Sequence[Scenario], generate: bool, backfill: float | None
+) -> None:
+    """``--scenario`` and ``--backfill`` shape the generator: refused where there is none, where a
+    spike or drop names an id it never makes, or where the past would outlive the single buckets."""
+    if not generate:
+        for flag, given in (("--scenario", scenarios), ("--backfill", backfill is not None)):
+            if given:
+                usage_error(f"{flag}: shapes the generated traffic, and nothing is generated here (--no-generate, or --listen without --generate)")
+    named = [s for s in scenarios if isinstance(s, Window) and s.id is not None]
+    ids = (generated_ids(settings.generated_ids) if settings.generated_ids else settings.tracking_ids) if named else ()
+    known = set(ids)
+    for scenario in named:
+        if scenario.id not in known:
+            where = (
+                f"--tracking-ids {settings.generated_ids} makes {len(ids):,} ids, the first {', '.join(ids[:3])} "
+                "(eventdash summary lists those with traffic)"
+                if settings.generated_ids
+                else f"its ids are the settings' tracking_ids: {', '.join(ids[:12])}{' ...' if len(ids) > 12 else ''}"
+            )
+            usage_error(f"--scenario: the generator never makes the id {scenario.id!r} of {scenario.kind}:{scenario.type or '*'}; {where}")
+    if backfill is not None and backfill > settings.retention_seconds[0]:
+        usage_error(
+            f"--backfill: {backfill:g} s is longer than the single buckets are kept "
+            f"(retention_hours.x1 = {settings.retention_seconds[0] / 3600:g} h); the older past would never be read"
+        )
 
 
 def _dashboard_listen(args: argparse.Namespace, settings: Settings) -> tuple[ServeOptions | None, bool]:
@@ -475,11 +550,12 @@ def run_headless(settings: Settings, options: RunOptions) -> int:
         return state
     pipeline = Pipeline(
         settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate,
-        writer_name=options.writer_name, writer_id=None if state is None else state.writer_id,
+        writer_name=options.writer_name, writer_id=None if state is None else state.writer_id, scenarios=options.scenarios,
     )
     spool = _spool_generator(pipeline, state, opened.store.close)
     if isinstance(spool, int):
         return spool
+    backfill(pipeline, options)
     try:
         flushed, fatal = run(pipeline, opened, options.duration)
     finally:
@@ -508,7 +584,7 @@ def run_dashboard(settings: Settings, options: RunOptions) -> int:
         return state
     pipeline = Pipeline(
         settings, opened.store, seed=options.seed, events_log=options.events_log, generate=options.generate,
-        writer_name=options.writer_name, writer_id=None if state is None else state.writer_id,
+        writer_name=options.writer_name, writer_id=None if state is None else state.writer_id, scenarios=options.scenarios,
     )
     spool = _spool_generator(pipeline, state if options.serve is None else None, opened.store.close)
     if isinstance(spool, int):
@@ -536,6 +612,7 @@ def run_dashboard(settings: Settings, options: RunOptions) -> int:
     pipeline.on_fatal = fail
     on_thread_failure(fail)
     on_stop_signals(lambda _: app.call_later(app.action_quit))  # like q: stop, flush, exit 0
+    backfill(pipeline, options)
     pipeline.start()
     app.run()
     if server is not None:
@@ -550,6 +627,47 @@ def run_dashboard(settings: Settings, options: RunOptions) -> int:
     _close_spool(spool, state)
     reason = fatal[0] if fatal else (app.failure or pipeline.fatal)
     return _finish(pipeline, options, flushed, reason) or (app.return_code or 0)
+
+
+def backfill_seconds(pipeline: Pipeline, options: RunOptions) -> float:
+    """How much past to generate: ``--backfill``; by default, with a spike or drop to show, the span
+    the anomaly watch primes from (``max(baseline_seconds, warmup_seconds)``, at most the single
+    buckets' retention), so the detector judges the first live buckets against a baseline; none
+    when the store already holds counts there (a second writer, a restart), or without detection."""
+    if options.backfill is not None:
+        return options.backfill
+    settings = pipeline.settings
+    if pipeline.anomalies is None or not any(isinstance(s, Window) for s in options.scenarios):
+        return 0.0
+    span = float(min(max(settings.anomaly.baseline_seconds, settings.anomaly.warmup_seconds), settings.retention_seconds[0]))
+    from tui.store import StoreUnavailable
+
+    try:
+        return 0.0 if pipeline.holds_data(span) else span
+    except StoreUnavailable:
+        return 0.0  # the live run says why; no past is made that could only wait in memory
+
+
+def backfill(pipeline: Pipeline, options: RunOptions) -> None:
+    """Generate and count the past before the live start (:meth:`Pipeline.backfill`), and say so."""
+    seconds = backfill_seconds(pipeline, options) if pipeline.generator is not None else 0.0
+    if seconds <= 0:
+        return
+    started = time.perf_counter()
+    made = pipeline.backfill(seconds)
+    how = "--backfill" if options.backfill is not None else "the anomaly baseline's span, as the store held none; --backfill 0 skips it"
+    _err(
+        f"backfilled {_span_text(seconds)} of traffic before going live: {made:,} events at "
+        f"{pipeline.settings.events_per_second:g}/s in {time.perf_counter() - started:.1f} s ({how})"
+    )
+
+
+def _span_text(seconds: float) -> str:
+    """``1 h``, ``30 min``, ``90 s``: a duration as a person gives it."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
 
 
 def _open_state_dir(options: RunOptions, close_store: Callable[[], None]) -> StateDir | None | int:

@@ -13,9 +13,12 @@ import json
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from tui.anomaly.alerts import FIRING, Alert
+from tui.anomaly.watch import AnomalyStatus
 from tui.events import iso_ms
 from tui.pipeline import Pipeline, PipelineStatus
 from tui.settings import Settings
@@ -35,11 +38,14 @@ def headless_line(
     settings: Settings,
     error: str | None = None,
     final: bool = False,
+    anomalies: AnomalyStatus | None = None,
 ) -> dict[str, Any]:
     """One line of ``--headless`` output (and, without ``status``, of ``summary --json``).
 
     ``summary`` is None when the store could not be read; ``store`` then says why. ``generated``
-    is left out where nothing was generated here (``summary``, ``--no-generate``).
+    is left out where nothing was generated here (``summary``, ``--no-generate``). ``alerts`` and
+    ``anomaly`` (the watch's ``anomalies``) are on every headless line: null when
+    ``anomaly.enabled`` is false, so "off" never reads as "nothing wrong".
     """
     line: dict[str, Any] = {
         "as_of": iso_ms(int((view.as_of if view else now) * 1000)),
@@ -57,6 +63,7 @@ def headless_line(
         if status.generating:
             line["generated"] = status.generated
             line["rate"] = {"configured": status.configured_rate, "measured": round(status.measured_rate, 1), "behind": status.behind}
+        line.update(anomaly_json(anomalies))
     line["summary"] = view.summary_json() if view else None
     if view is None:
         line["visitors"] = None
@@ -65,6 +72,28 @@ def headless_line(
     if final:
         line["final"] = True
     return line
+
+
+def anomaly_json(status: AnomalyStatus | None) -> dict[str, Any]:
+    """``alerts`` (pending and firing, firing first, each :meth:`Alert.to_json`) and ``anomaly``
+    (how the detection does: ``priming``, ``series``, ``untracked``, ``skippedBuckets``,
+    ``judgedThroughMs``); both null when detection is off."""
+    if status is None:
+        return {"alerts": None, "anomaly": None}
+    about = status.to_json()
+    return {"alerts": about.pop("alerts"), "anomaly": about}
+
+
+def alert_notice(alert: Alert) -> str:
+    """The stderr line of an alert that fired or resolved, e.g. ``alert firing: drop of signup
+    INF-yj562hjojbtez since 12:00:10Z (0 vs 96.2 expected)``."""
+    what = f"{alert.direction} of {alert.type} {alert.id if alert.id is not None else '(every id)'}"
+    since = time.strftime("%H:%M:%SZ", time.gmtime(alert.since * alert.bucket_seconds))
+    if alert.state == FIRING:
+        return f"alert firing: {what} since {since} ({alert.observed:g} vs {alert.expected:.1f} expected)"
+    ended = time.strftime("%H:%M:%SZ", time.gmtime((alert.resolved_at or alert.since) * alert.bucket_seconds))
+    relearned = ", relearned as the new normal" if alert.reason == "relearned" else ""
+    return f"alert resolved: {what} since {since}, back at {ended}{relearned} ({alert.observed:g} vs {alert.expected:.1f} expected)"
 
 
 def visitors_json(read: DistinctRead, types: Sequence[str], bucket_seconds: int) -> dict[str, Any]:
@@ -174,6 +203,12 @@ def run_headless(pipeline: Pipeline, opened: OpenedStore, duration: float | None
             view = pipeline.reader.refresh()
         except StoreUnavailable as exc:
             failure = str(exc)
+        if pipeline.anomalies is not None and failure is None:
+            try:
+                for alert in pipeline.anomalies.poll():
+                    err(alert_notice(alert))
+            except StoreUnavailable as exc:
+                failure = str(exc)
         status = pipeline.status()
         for notice in watch.observe(opened.store.health(), status.store_error or failure, pipeline.clock.monotonic()):
             err(notice.text)
@@ -185,7 +220,10 @@ def run_headless(pipeline: Pipeline, opened: OpenedStore, duration: float | None
                 f"{status.other_events:,} events counted under the id (other): a type had more than "
                 f"max_tracking_ids ({settings.max_tracking_ids:,}) ids in the window, or ids off the allow-list"
             )
-        line = headless_line(view, opened.store.backend, status, now=pipeline.clock.time(), settings=settings, error=failure, final=final)
+        anomalies = pipeline.anomalies.status() if pipeline.anomalies is not None else None
+        line = headless_line(
+            view, opened.store.backend, status, now=pipeline.clock.time(), settings=settings, error=failure, final=final, anomalies=anomalies,
+        )
         if final:
             line["store"]["unwritten_events"] = pipeline.writer.unwritten_events()  # every level, after the last flush
             if status.generating:

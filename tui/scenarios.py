@@ -9,19 +9,20 @@ or ``h``, ``@offset`` counts from the start of the run and defaults to 0:
 * ``diurnal[:<period>]`` — a daily wave compressed into ``period`` (default 10 min): the rate times
   ``1 + 0.5 sin(2 pi t / period)``, from half the rate to one and a half times it, the mean unchanged;
 * ``zipf[:<exponent>]`` — tracking ids drawn with weight ``1 / rank ** exponent`` (default 1.1): a few
-  ids large, many small, as real sites are.
+  ids large, many small, as real sites are. It is the settings' ``zipf`` (``--zipf``) under another
+  name, and wins over it: the CLI sets that setting, and the generator's one Zipf draw
+  (:class:`tui.events.EventFactory`) does the rest, visitor pools sized by the same weights.
 
 ``<type>`` is an event type or ``*`` for all; ``<id>`` may itself contain ``:``. Everything is a
 pure function of (seconds since the start, type, id) and of a seeded RNG, so a run is reproducible:
 :meth:`ScenarioPlan.multiplier` is the rate factor, :meth:`ScenarioPlan.apply` wraps any event
 stream, thinning events where the factor is below 1 and repeating them where it is above, without
-changing the generator.
+changing the events the factory draws (the traffic a scenario does not touch is the same as
+without it).
 """
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
 import random
 import re
@@ -152,33 +153,23 @@ def parse_scenario(spec: str, label: str = "--scenario") -> Scenario:
     raise _fail(label, spec, f"unknown kind {kind[:40]!r}; use {FORMS}")
 
 
-class ZipfIds:
-    """Draws an index into ``n`` ids with weight ``1 / rank ** exponent``, from one uniform number.
-
-    One ``random()`` and one bisect per draw, so it can replace the generator's uniform
-    ``int(random() * n)`` draw and keep its one-draw-per-choice order.
-    """
-
-    def __init__(self, n: int, exponent: float) -> None:
-        weights = [1.0 / rank**exponent for rank in range(1, n + 1)]
-        total = math.fsum(weights)
-        self.cumulative = list(itertools.accumulate(w / total for w in weights))
-        self.cumulative[-1] = 1.0
-
-    def index(self, u: float) -> int:
-        return min(bisect.bisect_right(self.cumulative, u), len(self.cumulative) - 1)
-
-
 class ScenarioPlan:
-    """The scenarios of one run: a rate factor per (elapsed, type, id) and a wrapper over events."""
+    """The scenarios of one run: a rate factor per (elapsed, type, id) and a wrapper over events.
+
+    A ``zipf`` scenario is not applied here: it is the settings' ``zipf`` (see the module docstring).
+    The plan's RNG is seeded apart from the factory's (same seed, other stream), so that its draws
+    are not the factory's draws again.
+    """
 
     def __init__(self, scenarios: Sequence[Scenario], tracking_ids: Sequence[str], seed: int | None = None) -> None:
         self.windows = tuple(s for s in scenarios if isinstance(s, Window))
         self.waves = tuple(s for s in scenarios if isinstance(s, Diurnal))
-        zipfs = [s for s in scenarios if isinstance(s, Zipf)]
         self.tracking_ids = tuple(tracking_ids)
-        self.zipf = ZipfIds(len(self.tracking_ids), zipfs[-1].exponent) if zipfs else None
-        self._rng = random.Random(seed)
+        self._rng = random.Random(None if seed is None else f"scenarios:{seed}")
+
+    def __bool__(self) -> bool:
+        """Whether the plan changes anything (no spike, drop or wave: the events pass unchanged)."""
+        return bool(self.windows or self.waves)
 
     def unknown_ids(self) -> list[str]:
         """Ids named by a spike or drop that the generator never makes: a scenario that could not show."""
@@ -195,16 +186,13 @@ class ScenarioPlan:
         return factor
 
     def apply(self, events: Iterable[Event], start_ms: int) -> Iterator[Event]:
-        """The events as the scenarios shape them: ids redrawn by Zipf, each event kept
-        ``multiplier`` times on average (0: dropped; 5: itself and four repeats, each repeat a new
-        visitor). ``start_ms`` is the run's start, which offsets count from."""
+        """The events as the scenarios shape them: each event kept ``multiplier`` times on average
+        (0: dropped; 5: itself and four repeats, each repeat a new visitor). ``start_ms`` is the
+        run's start, which offsets count from (an event before it is at a negative offset: no
+        spike or drop, the wave's phase as it was)."""
         rnd = self._rng.random
         bits = self._rng.getrandbits
         for event in events:
-            if self.zipf is not None:
-                tid = self.tracking_ids[self.zipf.index(rnd())]
-                event.doc["value"]["trackingId"] = tid
-                event = event._replace(tracking_id=tid)
             factor = self.multiplier((event.ts_ms - start_ms) / 1000, event.type, event.tracking_id)
             copies = int(factor)
             if rnd() < factor - copies:
@@ -215,12 +203,28 @@ class ScenarioPlan:
 
 def _another_visitor(event: Event, bits: Callable[[int], int]) -> Event:
     """The same action by another visitor: a repeat counts as a distinct visitor, not a replay."""
+    if not event.doc:  # made without its document (a backfill no events log records)
+        return event._replace(visitor_id=f"{bits(128):032x}")
     value = dict(event.doc["value"])
     value["fingerprint"] = f"{bits(128):032x}"
     for field in ("sessionId", "visitorId"):
         h = f"{bits(128):032x}"
         value[field] = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
     return event._replace(doc={**event.doc, "value": value}, visitor_id=value["visitorId"])
+
+
+def parse_backfill(text: str, label: str = "--backfill") -> float:
+    """``--backfill``'s duration in seconds: ``0`` (none) or a number with s, m or h, at most 7 days
+    (the retention of single buckets bounds it further, checked where the settings are known)."""
+    if text == "0":
+        return 0.0
+    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
+    if not match:
+        raise ScenarioError(f"{label}: {text[:40]!r} must be 0 or a number with s, m or h, e.g. 1h or 30m")
+    seconds = float(match.group(1)) * UNITS[match.group(2)]
+    if seconds > MAX_SECONDS:
+        raise ScenarioError(f"{label}: {text!r} is longer than 7 days")
+    return seconds
 
 
 def parse_scenarios(specs: Sequence[str], label: str = "--scenario") -> list[Scenario]:

@@ -95,7 +95,10 @@ def dashboard_command(args: argparse.Namespace, parser: argparse.ArgumentParser)
         if hasattr(args, action.dest):
             flag = action.option_strings[-1]
             value = getattr(args, action.dest)
-            command.append(flag if action.nargs == 0 else f"{flag}={value}")
+            if action.nargs == 0:
+                command.append(flag)
+            else:  # a repeatable flag (--scenario) holds a list: each value again
+                command.extend(f"{flag}={one}" for one in (value if isinstance(value, list) else [value]))
     return command
 
 
