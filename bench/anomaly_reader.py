@@ -7,8 +7,8 @@
 It starts its own memcached on a free loopback port (tests.conftest.MemcachedServer) and stops it.
 A writer (a ``Pipeline`` with a FakeClock and ``generate=False``, as ``serve`` and ``ingest`` use it)
 counts Zipf traffic over ``ids`` tracking ids, bucket after bucket: each 10 s bucket gets
-``events-per-bucket`` events at the wave's mean, their ids drawn by :class:`tui.scenarios.ZipfIds`
-(the ``zipf`` scenario's draw, exponent 1.1), their number shaped by the ``diurnal`` scenario
+``events-per-bucket`` events at the wave's mean, their ids drawn by :func:`tui.events.zipf_cdf`
+(the generator's draw, which the ``zipf`` scenario sets; exponent 1.1), their number shaped by the ``diurnal`` scenario
 (:meth:`tui.scenarios.ScenarioPlan.multiplier`, a real day), their types by the generator's weights.
 After an hour of that (what the store keeps of single buckets), a second ``Pipeline`` over its own
 connection is the reading process:
@@ -33,6 +33,7 @@ run back to back (the real dashboard spaces them a second apart).
 from __future__ import annotations
 
 import argparse
+import bisect
 import gc
 import json
 import os
@@ -55,9 +56,9 @@ from tests.conftest import MemcachedServer  # noqa: E402
 from tui.anomaly.detect import Detector  # noqa: E402
 from tui.anomaly.watch import CATCH_UP_BUCKETS, SETTLE_SECONDS  # noqa: E402
 from tui.clock import FakeClock  # noqa: E402
-from tui.events import TYPE_WEIGHTS, Event  # noqa: E402
+from tui.events import TYPE_WEIGHTS, Event, zipf_cdf  # noqa: E402
 from tui.pipeline import Pipeline  # noqa: E402
-from tui.scenarios import DEFAULT_ZIPF_EXPONENT, Diurnal, ScenarioPlan, Zipf  # noqa: E402
+from tui.scenarios import DEFAULT_ZIPF_EXPONENT, Diurnal, ScenarioPlan  # noqa: E402
 from tui.settings import MemcachedSettings, Server, Settings  # noqa: E402
 from tui.store import MemcachedStore  # noqa: E402
 
@@ -98,7 +99,9 @@ class Traffic:
 
     def __init__(self, ids: int, per_bucket: int, start: float, seed: int = 1) -> None:
         self.ids = tuple(f"INF-{i:06d}" for i in range(ids))
-        self.plan = ScenarioPlan([Zipf(DEFAULT_ZIPF_EXPONENT), Diurnal(86_400)], self.ids)
+        self.plan = ScenarioPlan([Diurnal(86_400)], self.ids)
+        # the ``zipf`` scenario is the generator's Zipf draw (tui.events.zipf_cdf): the same weights
+        self.cdf = zipf_cdf(ids, DEFAULT_ZIPF_EXPONENT)
         self.per_bucket = per_bucket
         self.start = start
         self._rng = random.Random(seed)
@@ -107,11 +110,10 @@ class Traffic:
         """The events of ``bucket`` (epoch seconds // 10), stamped evenly across it."""
         begins = bucket * BUCKET
         count = round(self.per_bucket * self.plan.multiplier(begins + BUCKET / 2 - self.start, TYPES[0], ""))
-        zipf, ids, rnd = self.plan.zipf, self.ids, self._rng.random
-        assert zipf is not None
+        cdf, ids, rnd, last = self.cdf, self.ids, self._rng.random, len(self.ids) - 1
         step = BUCKET * 1000 // max(1, count)
         return [
-            Event(TYPES[int(rnd() * len(TYPES))], ids[zipf.index(rnd())], begins * 1000 + n * step, None)  # type: ignore[arg-type]
+            Event(TYPES[int(rnd() * len(TYPES))], ids[min(bisect.bisect_right(cdf, rnd()), last)], begins * 1000 + n * step, None)  # type: ignore[arg-type]
             for n in range(count)
         ]
 

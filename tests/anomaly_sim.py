@@ -3,7 +3,7 @@
 Shared by tests/test_anomaly.py (CI scale) and bench/anomaly.py (full scale). The traffic is what
 ``--scenario zipf --scenario diurnal:<season> --scenario spike:… --scenario drop:…`` gives the
 generator, shaped by :mod:`tui.scenarios` itself: each id's share of the traffic is its weight in
-:class:`tui.scenarios.ZipfIds` (the ``zipf`` scenario's draw), and its rate in each bucket is that
+:func:`tui.events.zipf_cdf` (the generator's draw, which the ``zipf`` scenario sets), and its rate in each bucket is that
 share times :meth:`tui.scenarios.ScenarioPlan.multiplier` (the ``diurnal`` wave, and the x5 spikes
 and drops to zero injected as :class:`tui.scenarios.Window` scenarios on random ids). Counts are
 Poisson draws of those rates from a seeded RNG, which is what drawing each event's id by Zipf gives
@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 from tui.anomaly.alerts import DROP, FIRING, RESOLVED, SPIKE, Alert
 from tui.anomaly.settings import AnomalySettings
-from tui.scenarios import DEFAULT_ZIPF_EXPONENT, Diurnal, ScenarioPlan, Window, ZipfIds
+from tui.events import zipf_cdf
+from tui.scenarios import DEFAULT_ZIPF_EXPONENT, Diurnal, ScenarioPlan, Window
 
 TYPE = "signup"
 
@@ -112,8 +113,8 @@ def ids(n: int) -> list[str]:
 
 def zipf_rates(sim: Sim) -> list[float]:
     """Events per bucket of each id at the wave's mean: its share of the traffic in the ``zipf``
-    scenario's draw (:class:`ZipfIds`), scaled so that the largest id makes ``sim.top``."""
-    cumulative = ZipfIds(sim.series, sim.zipf).cumulative
+    scenario's draw (:func:`~tui.events.zipf_cdf`), scaled so that the largest id makes ``sim.top``."""
+    cumulative = zipf_cdf(sim.series, sim.zipf)
     shares = [b - a for a, b in zip([0.0, *cumulative], cumulative)]
     return [sim.top * share / shares[0] for share in shares]
 

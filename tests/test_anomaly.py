@@ -336,8 +336,8 @@ def test_scenarios_meet_the_goals_once_the_hour_of_the_day_is_known() -> None:
 
 
 def test_the_simulated_traffic_is_the_scenarios_traffic() -> None:
-    """The simulation's ids take their share of the traffic from tui.scenarios' ZipfIds, as the
-    ``zipf`` scenario draws them (the wave and the windows are ScenarioPlan.multiplier itself)."""
+    """The simulation's ids take their share of the traffic from the generator's Zipf draw, which the
+    ``zipf`` scenario sets (the wave and the windows are ScenarioPlan.multiplier itself)."""
     sim = Sim(series=50, hours=1, injections=0, zipf=1.1)
     rates = zipf_rates(sim)
     assert rates[0] == pytest.approx(sim.top) and rates[9] / rates[0] == pytest.approx(1 / 10**1.1)
