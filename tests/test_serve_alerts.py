@@ -212,7 +212,7 @@ class _Gate:
 
 def test_a_tick_while_the_last_poll_still_runs_is_skipped(clock: FakeClock) -> None:
     gate = _Gate()
-    watch = AnomalyWatch(SETTINGS, B, gate.read, clock, kept_seconds=3600)  # priming: the first poll reads
+    watch = AnomalyWatch(SETTINGS, B, gate.read, clock, kept_seconds=3600, budget_seconds=0)  # priming: a poll reads one slice
     poller = AnomalyPoller(AlertSource(watch))
     poller.tick()
     wait_until(lambda: gate.entered == 1, what="the first poll to read")
