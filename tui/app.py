@@ -582,7 +582,7 @@ class EventDashApp(App[int]):
             label = view.label  # the true ±, wider where the old edge rounds to a coarser level
         else:
             label = window_label(settings.window_minutes, settings.bucket_seconds)
-        self.push_screen(HelpScreen(label, settings.window_minutes, settings.bucket_seconds, settings.sketch_lg_k, settings.live_seconds / 60, settings.anomaly))
+        self.push_screen(HelpScreen(label, settings))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The palette (ctrl+p) offers every key of the dashboard beside Textual's own commands,

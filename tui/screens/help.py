@@ -11,27 +11,18 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-from tui.anomaly.settings import DEFAULTS as ANOMALY_DEFAULTS
-from tui.anomaly.settings import AnomalySettings
 from tui.components.ranking import TOP_N
 from tui.components.visitors import MARK, NOT_READ, error_percent
-from tui.distinct.sketch import DEFAULT_LG_K
 from tui.pipeline.reader import MAX_VISITOR_IDS
 from tui.settings import Settings
 from tui.window import OTHER_ID
 
 
-def help_text(
-    label: str,
-    window_minutes: float,
-    bucket_seconds: int,
-    lg_k: int = DEFAULT_LG_K,
-    live_minutes: float = Settings.live_minutes,
-    anomaly: AnomalySettings = ANOMALY_DEFAULTS,
-) -> str:
+def help_text(label: str, settings: Settings) -> str:
     """help.md with the current window (``label``: the view's, with its true ±), bucket, sketch
-    size (``lg_k``: the visitors' ±), live span (``live_minutes`` in whole buckets, as read) and
-    the alerts' thresholds filled in."""
+    size (its ``lg_k``: the visitors' ±), live span (whole buckets, as read) and the alerts'
+    thresholds of ``settings`` filled in."""
+    window_minutes, bucket_seconds, anomaly = settings.window_minutes, settings.bucket_seconds, settings.anomaly
     text = files("tui.screens").joinpath("help.md").read_text(encoding="utf-8")
     values = {
         "window": label,
@@ -40,12 +31,12 @@ def help_text(
         "minutes": f"{window_minutes:g}",
         "bucket": str(bucket_seconds),
         "full_buckets": str(int(window_minutes * 60) // bucket_seconds),
-        "visitors_error": f"{error_percent(lg_k):.1f}",
-        "lg_k": str(lg_k),
+        "visitors_error": f"{error_percent(settings.sketch_lg_k):.1f}",
+        "lg_k": str(settings.sketch_lg_k),
         "visitor_ids": f"{MAX_VISITOR_IDS:,}",
         "not_read": NOT_READ,
         "mark": MARK.strip(),
-        "live_minutes": f"{live_minutes:g}",
+        "live_minutes": f"{settings.live_seconds / 60:g}",
         "k": f"{anomaly.k:g}",
         "for_buckets": str(anomaly.for_buckets),
         "keep_buckets": str(anomaly.keep_firing_for_buckets),
@@ -75,13 +66,5 @@ class MarkdownScreen(ModalScreen[None]):
 class HelpScreen(MarkdownScreen):
     """The dashboard's help, for the current window."""
 
-    def __init__(
-        self,
-        label: str,
-        window_minutes: float,
-        bucket_seconds: int,
-        lg_k: int = DEFAULT_LG_K,
-        live_minutes: float = Settings.live_minutes,
-        anomaly: AnomalySettings = ANOMALY_DEFAULTS,
-    ) -> None:
-        super().__init__(help_text(label, window_minutes, bucket_seconds, lg_k, live_minutes, anomaly))
+    def __init__(self, label: str, settings: Settings) -> None:
+        super().__init__(help_text(label, settings))
