@@ -80,8 +80,7 @@ def anomaly_json(status: AnomalyStatus | None) -> dict[str, Any]:
     ``judgedThroughMs``); both null when detection is off."""
     if status is None:
         return {"alerts": None, "anomaly": None}
-    about = status.to_json()
-    return {"alerts": about.pop("alerts"), "anomaly": about}
+    return {"alerts": [alert.to_json() for alert in status.alerts], "anomaly": status.to_json()}
 
 
 def alert_notice(alert: Alert) -> str:

@@ -70,8 +70,9 @@ class AnomalyStatus:
         return {(a.type, a.id): a for a in self.alerts if a.state == FIRING}
 
     def to_json(self) -> dict[str, object]:
+        """How detection is doing, the ``anomaly`` object of the headless line and the alerts
+        routes; the alerts themselves go beside it, each as :meth:`Alert.to_json`."""
         return {
-            "alerts": [a.to_json() for a in self.alerts],
             "judgedThroughMs": None if self.judged_through is None else (self.judged_through + 1) * self.bucket_seconds * 1000,
             "priming": self.priming,
             "series": self.series,

@@ -370,9 +370,8 @@ def make_app(
                 a.to_json() for a in (status.history if key == "history" else status.alerts)
                 if (etype is None or a.type == etype) and (tid is None or a.id == tid) and (state is None or a.state == state)
             ]
-            anomaly = {name: value for name, value in status.to_json().items() if name != "alerts"}
             webhook = alerts.webhook_status()
-            return web.json_response({key: chosen, "anomaly": anomaly, "webhook": None if webhook is None else webhook.to_json()})
+            return web.json_response({key: chosen, "anomaly": status.to_json(), "webhook": None if webhook is None else webhook.to_json()})
 
         return handle
 
