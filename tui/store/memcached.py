@@ -48,6 +48,9 @@ class ServerFailed(MemcacheError):
         self.address = address
 
 
+#: Failures that mean the pooled connection was closed under us (the server restarted): retried once.
+CLOSED = (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError)
+
 #: Replies to ``add``/``cas`` that mean "not stored, read again": a lost race, or the key came or went.
 NOT_STORED = (b"EXISTS", b"NOT_FOUND", b"NOT_STORED")
 
@@ -123,8 +126,6 @@ class MemcachedStore(Store):
         """``operation`` on one server's client; a failure raises :class:`ServerFailed` naming it."""
         try:
             return operation(self._servers[address])
-        except ServerFailed:
-            raise
         except (MemcacheError, OSError) as exc:
             raise ServerFailed(address, exc) from exc
 
@@ -150,12 +151,10 @@ class MemcachedStore(Store):
         with self._guard(action):
             try:
                 return operation()
-            except (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError):
+            except (*CLOSED, ServerFailed) as exc:
+                if not isinstance(exc.__cause__ if isinstance(exc, ServerFailed) else exc, CLOSED):
+                    raise
                 return operation()
-            except ServerFailed as exc:
-                if isinstance(exc.__cause__, (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError)):
-                    return operation()
-                raise
 
     # -- Store --------------------------------------------------------------------------------
 
