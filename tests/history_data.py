@@ -37,7 +37,7 @@ def write_events(store: Store, events: Iterable[Event], now: float, writer: str 
     """Count ``events`` as a writer does and write every block of every level at ``now``."""
     layout = store.open_prefix(prefix)
     ledger = Ledger(layout.bucket_seconds)
-    ledger.record((etype, tid, ts) for ts, etype, tid in events)
+    ledger.record([(etype, tid, ts) for ts, etype, tid in events])
     state = WriterState(writer)
     state.stage(deltas_by_key(ledger.take_deltas(), layout))
     store.write(layout, state, lambda ident: None, now, everything=True)

@@ -16,7 +16,7 @@ from tests.conftest import MemcachedServer, all_keys
 from tests.oracle import read_log
 from tui.clock import FakeClock
 from tui.distinct.batch import SIGNUPS
-from tui.distinct.sketch import estimate, relative_error_bound
+from tui.distinct.sketch import estimate, new_sketch, relative_error_bound
 from tui.distinct.value import decode
 from tui.ingest.decode import IngestEvent
 from tui.pipeline import Pipeline
@@ -245,7 +245,7 @@ def test_a_shard_whose_ids_alone_pass_the_budget_still_writes(store: Store, cloc
     layout = engine.reader.layout()
     pending = PendingSketches()
     bucket = int(clock.time()) // 10
-    many = {(bucket, "review", f"INF-{i:06d}-{'x' * 30}"): {f"v{i}"} for i in range(4_000)}  # ~2,000 ids a shard at 2 shards
+    many = [((bucket, "review", f"INF-{i:06d}-{'x' * 30}"), new_sketch([f"v{i}"])) for i in range(4_000)]  # ~2,000 ids a shard at 2 shards
     pending.stage(many, dataclasses.replace(layout, shards=2))
     reported: list[str] = []
     flush_sketches(store, dataclasses.replace(layout, shards=2), pending, layout.lg_k, clock.time(), lambda k, w: reported.append(w), everything=True, budget=16 * 1024)

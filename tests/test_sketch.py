@@ -26,7 +26,7 @@ from tui.distinct import hll_format
 from tui.distinct import sketch as sk
 from tui.distinct import value as vl
 from tui.distinct.batch import SIGNUPS, DistinctBatch
-from tui.ingest.decode import Decoder, hash_email
+from tui.ingest.decode import Decoder, IngestEvent, hash_email
 from tui.visitors import Visitors
 
 LG_K = sk.DEFAULT_LG_K
@@ -209,6 +209,51 @@ def test_a_batch_makes_one_sketch_per_bucket_series_and_id() -> None:
         (0, SIGNUPS, "INF-c"): 0,
     }
     assert len(batch) == 0 and batch.take() == {}
+
+
+_EVENT = st.builds(
+    IngestEvent,
+    st.sampled_from(["signup", "user-event", "review"]),
+    st.sampled_from(["INF-a", "INF-b"]),
+    st.integers(0, 29_999),
+    st.none() | st.sampled_from([f"v{i}" for i in range(12)]),
+    st.none(),
+    st.none() | st.integers(0, 2**64 - 1),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(st.lists(_EVENT, max_size=40), max_size=4))
+def test_a_batch_counts_exactly_the_distinct_visitors_and_e_mails_of_any_events(batches: list[list[IngestEvent]]) -> None:
+    """Whatever mix of events with and without visitor ids or e-mails (the fast path and its
+    fallback), each (bucket, series, id) that had an event has a sketch of exactly its distinct
+    items: few enough that the sketch is exact."""
+    batch = DistinctBatch(10, LG_K)
+    expected: dict[tuple[int, str, str], set[object]] = {}
+    for events in batches:
+        batch.record(events)
+        for e in events:
+            seen = expected.setdefault((e.ts_ms // 10_000, e.type, e.tracking_id), set())
+            if e.visitor_id is not None:
+                seen.add(e.visitor_id)
+            if e.type == "signup":
+                emails = expected.setdefault((e.ts_ms // 10_000, SIGNUPS, e.tracking_id), set())
+                if e.email_hash is not None:
+                    emails.add(e.email_hash)
+    taken = batch.take()
+    assert {key: round(sk.estimate([s]).value) for key, s in taken.items()} == {key: len(items) for key, items in expected.items()}
+    for key, s in taken.items():  # hashed as sketch_of / sketch_of_hashes hash them: a union with those adds nothing
+        same = (sk.sketch_of_hashes if key[1] == SIGNUPS else sk.sketch_of)(expected[key], LG_K)  # type: ignore[arg-type]
+        assert round(sk.estimate([sk.union([s, same], LG_K)], LG_K).value) == len(expected[key])
+
+
+def test_plain_count_tuples_make_empty_entries() -> None:
+    """Tools and tests hand in ``(type, id, ts_ms)`` tuples: each gets its entry, with no visitors."""
+    batch = DistinctBatch(10, LG_K)
+    batch.record([("review", "INF-a", 1_000), ("signup", "INF-b", 12_000)])
+    assert {key: sk.estimate([s]).value for key, s in batch.take().items()} == {
+        (0, "review", "INF-a"): 0, (1, "signup", "INF-b"): 0, (1, SIGNUPS, "INF-b"): 0,
+    }
 
 
 # -- round trips and corrupt bytes -----------------------------------------------------------------

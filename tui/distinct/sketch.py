@@ -34,7 +34,8 @@ MIN_LG_K, MAX_LG_K = 8, 16
 #: The error bounds are given at two standard deviations (about 95 %).
 STD_DEVS = 2
 _HLL_4 = ds.tgt_hll_type.HLL_4
-_HALF = 1 << 63
+#: What an e-mail hash in ``[0, 2**64)`` is moved by into the signed range DataSketches' ``update(int)`` takes.
+HASH_OFFSET = 1 << 63
 
 
 class CorruptSketch(ValueError):
@@ -68,7 +69,7 @@ def new_sketch(items: Iterable[str] | Iterable[int], lg_k: int = DEFAULT_LG_K, h
     """A sketch of ``items``: strings (visitor ids), or with ``hashes`` 64-bit e-mail hashes (see
     :func:`sketch_of_hashes`). The loop runs in C: no Python code per item."""
     sketch = ds.hll_sketch(lg_k, _HLL_4)
-    deque(map(sketch.update, map(sub, items, repeat(_HALF)) if hashes else items), maxlen=0)  # type: ignore[arg-type]
+    deque(map(sketch.update, map(sub, items, repeat(HASH_OFFSET)) if hashes else items), maxlen=0)  # type: ignore[arg-type]
     return sketch
 
 

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import datasketches as ds
+
 from tui.clock import Clock, SystemClock
 from tui.distinct.batch import DistinctBatch, SketchKey
 from tui.events import Event
@@ -32,7 +34,7 @@ from tui.store import Store, StoreUnavailable
 from tui.store.repair import absolute_counts, verify
 from tui.store.sketches import PendingSketches, counted_type
 from tui.store.writer_state import WriterState, deltas_by_key
-from tui.window import Ledger, bucket_of, window_range
+from tui.window import Ledger, bucket_keys, bucket_of, window_range
 
 MAX_BACKOFF_SECONDS = 0.5  # a returning server is written to within half a second
 VERIFY_SECONDS = 5.0  # how often a writer checks that the blocks it wrote still carry its entry
@@ -125,10 +127,16 @@ class Writer:
 
     def ingest(self, events: Iterable[Event]) -> None:
         """Count events made in the writer's thread (the generator, a benchmark's feed)."""
-        events = events if isinstance(events, Sequence) else list(events)
-        self._ledger.record(events)
+        self._record(events if isinstance(events, Sequence) else list(events))
+
+    def _record(self, events: Sequence[Any]) -> None:
+        """Count the events and, unless turned off, hash their visitors: both from one list of keys."""
         if self.count_visitors:
-            self._distinct.record(events)
+            keys = list(bucket_keys(events, self.settings.bucket_seconds * 1000))
+            self._ledger.count(keys)
+            self._distinct.record(events, keys)
+        else:
+            self._ledger.record(events)
 
     def submit(self, events: Sequence[tuple[str, str, int]], position: Any = None) -> None:
         """Hand in durable events from any thread (``(type, tracking_id, ts_ms, ...)`` each); they
@@ -142,9 +150,7 @@ class Writer:
                 events, position = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            self._ledger.record(events)
-            if self.count_visitors:
-                self._distinct.record(events)
+            self._record(events)
             if position is not None:
                 self._inbox_position = position
 
@@ -165,14 +171,12 @@ class Writer:
         self._sketches = sketches
         self._inbox_position = position
 
-    def _as_counted(self, taken: dict[SketchKey, set[Any]]) -> dict[SketchKey, set[Any]]:
-        """Visitors under the ids their events were counted under (an id past ``max_tracking_ids``
-        counts as "(other)"), so that every sketch entry sits beside a count, and no more ids."""
-        out: dict[SketchKey, set[Any]] = {}
+    def _as_counted(self, taken: dict[SketchKey, ds.hll_sketch]) -> list[tuple[SketchKey, ds.hll_sketch]]:
+        """Each sketch under the id its events were counted under (an id past ``max_tracking_ids``
+        counts as "(other)", where the sketches of several ids unite), so that every sketch entry
+        sits beside a count, and no more ids."""
         counted_as = self._ledger.counted_as
-        for (bucket, series, tid), items in taken.items():
-            out.setdefault((bucket, series, counted_as(counted_type(series), tid)), set()).update(items)
-        return out
+        return [((bucket, series, counted_as(counted_type(series), tid)), sketch) for (bucket, series, tid), sketch in taken.items()]
 
     def writer_state(self) -> dict[str, Any]:
         """The writer's state as plain data (what the checkpoint persists): the counts' pending deltas
@@ -215,7 +219,7 @@ class Writer:
                 damaged, self._verify_cursor = verify(self.store, layout, self._state, self._verify_cursor)
                 self._state.check.update(damaged)
             self._state.stage(deltas_by_key(self._ledger.take_deltas(), layout))
-            self._sketches.stage(self._as_counted(self._distinct.take_items()), layout)
+            self._sketches.stage(self._as_counted(self._distinct.take_sketches()), layout)
             self._sketches.forget(lambda b: layout.expires_at(b) > now)
             staged = self._inbox_position
             # Every new sequence number (a staged delta, a head listing a shard) raises seq, so an
