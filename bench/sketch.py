@@ -135,8 +135,8 @@ def ingest_cost(count: int, repeats: int, rate: float) -> list[tuple[str, str]]:
                 ledger.record(chunk)
                 if sketches:
                     batch.record(chunk)
-                    batch.take()
-                ledger.take_dirty()
+                    batch.take_sketches()
+                ledger.take_deltas()
             timings.append(count / (time.perf_counter() - t))
     a, b = statistics.median(plain), statistics.median(with_sketches)
     return [

@@ -370,7 +370,7 @@ def instrument(phases: Phases, eng: Engine) -> None:
     writer = eng.writer
     phases.wrap(writer._ledger, "record", "counts: Ledger.record")
     phases.wrap(writer._distinct, "record", "sketches: DistinctBatch.record")
-    phases.wrap(writer._distinct, "take_items", "sketches: DistinctBatch.take_items")
+    phases.wrap(writer._distinct, "take_sketches", "sketches: DistinctBatch.take_sketches")
     phases.wrap(writer._sketches, "stage", "sketches: PendingSketches.stage")
     phases.wrap(writer._sketches, "forget", "sketches: PendingSketches.forget")
     phases.wrap(eng.store, "write_sketches", "sketches: Store.write_sketches (all of it)")
