@@ -188,9 +188,8 @@ def test_a_summary_key_lists_twenty_visitor_gaps_and_one_for_the_rest() -> None:
     """Sketch values evicted one by one can leave thousands of gaps; every key would repeat them."""
     from tui.distinct.sketch import Estimate
     from tui.store.layout import Layout
-    from tui.store.publishing import MAX_VISITOR_GAPS
     from tui.store.sketch_reads import DistinctRead
-    from tui.window import Gap, summarize
+    from tui.window import MAX_VISITOR_GAPS, Gap, summarize
 
     now = 1_700_000_000.0
     view = summarize(now, 300, 10, {(1, 170_000_000 - 1): {"review": {"INF-a": 3}}})
@@ -210,3 +209,17 @@ def test_a_summary_key_lists_twenty_visitor_gaps_and_one_for_the_rest() -> None:
             shard = docs[layout.shard_summary_key(etype, k)]
             assert len(shard["visitors"]["incomplete"]) == MAX_VISITOR_GAPS + 1
             decode_summary(json.dumps(shard).encode(), int(now * 1000), per_shard=True)
+
+
+def test_the_headless_line_lists_twenty_visitor_gaps_and_one_for_the_rest() -> None:
+    """A line a second must not grow with every evicted sketch value: the same cap as the summary keys."""
+    from tui.distinct.sketch import Estimate
+    from tui.headless import visitors_json
+    from tui.store.sketch_reads import DistinctRead
+    from tui.window import MAX_VISITOR_GAPS, Gap
+
+    gaps = tuple(Gap(170_000_000 + i, 170_000_000 + i, f"visitors: k{i} is missing (evicted?)") for i in range(300))
+    read = DistinctRead(Estimate(2, 2, 2), {"INF-a": Estimate(2, 2, 2)}, {"review": {"INF-a": Estimate(2, 2, 2)}}, {"review": Estimate(2, 2, 2)}, gaps)
+    listed = visitors_json(read, ["review"], 10)["visitorsIncomplete"]
+    assert len(listed) == MAX_VISITOR_GAPS + 1 and listed[0]["why"] == "visitors: k0 is missing (evicted?)"
+    assert listed[-1] == {**Gap(170_000_020, 170_000_299, "").to_json(10), "why": "and 280 more parts whose sketches were lost, corrupt or restored"}

@@ -26,7 +26,7 @@ from tui.shutdown import describe_crash, on_stop_signals, on_thread_failure
 from tui.store import OpenedStore, StoreUnavailable
 from tui.store.sketch_reads import DistinctRead
 from tui.watch import StoreWatch
-from tui.window import WindowView
+from tui.window import WindowView, listed_gaps
 
 
 def headless_line(
@@ -101,7 +101,7 @@ def visitors_json(read: DistinctRead, types: Sequence[str], bucket_seconds: int)
     Beside ``summary``, which keeps the brief's shape: ``visitors`` (every id, every type united),
     ``visitorsByTrackingId`` (per id, types united), ``visitorsByType`` (per type: ``visitors`` and
     ``visitorsByTrackingId``), each figure ``{"estimate", "lower", "upper"}``; ``visitorsIncomplete``
-    (the gaps that may make a figure low) and ``visitorsOmitted`` (ids of the window not read, past
+    (the gaps that may make a figure low, the first 20 and one that spans the rest) and ``visitorsOmitted`` (ids of the window not read, past
     the busiest :data:`~tui.pipeline.reader.MAX_VISITOR_IDS`) only when there are any."""
     out: dict[str, Any] = {
         "visitors": read.total.to_json() if read.total is not None else None,
@@ -115,7 +115,7 @@ def visitors_json(read: DistinctRead, types: Sequence[str], bucket_seconds: int)
         },
     }
     if read.incomplete:
-        out["visitorsIncomplete"] = [gap.to_json(bucket_seconds) for gap in read.incomplete]
+        out["visitorsIncomplete"] = listed_gaps(read.incomplete, bucket_seconds)
     if read.omitted:
         out["visitorsOmitted"] = read.omitted
     return out

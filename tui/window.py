@@ -117,6 +117,21 @@ class Gap:
         return {"buckets": [self.first, self.last], "from": iso_ms(self.first * ms), "to": iso_ms((self.last + 1) * ms), "why": self.why}
 
 
+#: Visitors' gaps listed in one answer: sketch values evicted one by one can leave thousands of gaps
+#: (one per value, or per id a restored value lacks), which every line or key would repeat.
+MAX_VISITOR_GAPS = 20
+
+
+def listed_gaps(gaps: Sequence[Gap], bucket_seconds: int) -> list[dict[str, object]]:
+    """The first :data:`MAX_VISITOR_GAPS` gaps, and one more that spans the rest and says how many."""
+    listed = [gap.to_json(bucket_seconds) for gap in gaps[:MAX_VISITOR_GAPS]]
+    rest = gaps[MAX_VISITOR_GAPS:]
+    if rest:
+        first, last = min(g.first for g in rest), max(g.last for g in rest)
+        listed.append(Gap(first, last, f"and {len(rest):,} more parts whose sketches were lost, corrupt or restored").to_json(bucket_seconds))
+    return listed
+
+
 @dataclass(frozen=True)
 class TypeSummary:
     """The brief's per-type summary."""

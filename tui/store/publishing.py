@@ -19,19 +19,15 @@ in ``P<type>:s<k>`` the same without ``total``, ``lower`` and ``upper``, for the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from tui.events import iso_ms
 from tui.store.codec import encode
 from tui.store.layout import MAX_VALUE_BYTES, Layout
-from tui.window import Gap, WindowView
+from tui.window import WindowView, listed_gaps
 
 SUMMARY_MAX_IDS = 10_000  # ~26 bytes an id: a full list stays well under 512 KB
 TOP_IDS = 1_000
-#: Visitors' gaps listed in a summary key: sketch values evicted one by one can leave thousands of
-#: gaps (one per value, or per id a restored value lacks), which every key would repeat.
-MAX_VISITOR_GAPS = 20
 
 
 def _listed(by_id: dict[str, int], limit: int) -> tuple[dict[str, int], bool]:
@@ -40,16 +36,6 @@ def _listed(by_id: dict[str, int], limit: int) -> tuple[dict[str, int], bool]:
         return by_id, False
     top = sorted(by_id.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_IDS]
     return dict(top), True
-
-
-def _listed_gaps(gaps: Sequence[Gap], bucket_seconds: int) -> list[dict[str, object]]:
-    """The first :data:`MAX_VISITOR_GAPS` gaps, and one more that spans the rest and says how many."""
-    listed = [gap.to_json(bucket_seconds) for gap in gaps[:MAX_VISITOR_GAPS]]
-    rest = gaps[MAX_VISITOR_GAPS:]
-    if rest:
-        first, last = min(g.first for g in rest), max(g.last for g in rest)
-        listed.append(Gap(first, last, f"and {len(rest):,} more parts whose sketches were lost, corrupt or restored").to_json(bucket_seconds))
-    return listed
 
 
 def _visitors_of(view: WindowView, etype: str) -> tuple[dict[str, Any], dict[str, int], int] | None:
@@ -76,7 +62,7 @@ def summary_documents(view: WindowView, layout: Layout) -> dict[str, dict[str, A
         "asOfMs": as_of_ms,
         "incomplete": view.incomplete_json(),
     }
-    gaps = _listed_gaps(view.visitors.incomplete, view.bucket_seconds) if view.visitors is not None else []
+    gaps = listed_gaps(view.visitors.incomplete, view.bucket_seconds) if view.visitors is not None else []
     out: dict[str, dict[str, Any]] = {}
     for etype in view.types:
         summary = view.summary[etype]
