@@ -87,6 +87,12 @@ async def test_e_writes_the_summary_to_the_csv_file_its_notice_names() -> None:
     assert [r["type"] for r in rows] == ["signup", "user-event", "review", "all"]
     assert {r["type"]: int(r["events"]) for r in rows} == {**{t: s.total for t, s in view.summary.items()}, "all": view.total}
     assert {r["incomplete"] for r in rows} == {"false"}
+    read = view.visitors
+    assert read is not None  # the dashboard reads the visitors with the window
+    expected = {**{t: read.series_totals[t] for t in read.series_totals}, "all": read.total}
+    assert {r["type"]: int(r["visitors"]) for r in rows} == {t: round(e.value) for t, e in expected.items() if e is not None}
+    assert all(int(r["visitors_lower"]) <= int(r["visitors"]) <= int(r["visitors_upper"]) for r in rows)
+    assert {r["visitors_incomplete"] for r in rows} == {"false"}
 
 
 async def test_e_writes_the_filtered_tracking_ids_as_json() -> None:
@@ -98,11 +104,19 @@ async def test_e_writes_the_filtered_tracking_ids_as_json() -> None:
         tids = app.query_one("#tids", DataTable)
         shown_ids = [str(r.key.value) for r in tids.ordered_rows]
         by_tid = app.last.view.summary["signup"].by_tracking_id  # type: ignore[union-attr]
+        visitors = app.last.view.visitors.by_series["signup"]["INF-yj562hjojbtez"]  # type: ignore[union-attr]
+        live = app.last.live  # type: ignore[union-attr]
+        assert live is not None
     document = json.loads(path.read_text())
     assert document["filter"] == "yj" and document["type"] == "signup" and path.suffix == ".json"
-    assert document["columns"] == ["tracking_id", "type", "events", "share_percent", "incomplete"]
+    assert document["columns"] == [
+        "tracking_id", "type", "events", "share_percent", "incomplete",
+        "visitors", "visitors_lower", "visitors_upper", "visitors_incomplete", "live_visitors",
+    ]
     assert [r[0] for r in document["rows"]] == shown_ids == ["INF-yj562hjojbtez"]
     assert document["rows"][0][2] == by_tid["INF-yj562hjojbtez"]
+    assert document["rows"][0][5] == round(visitors.value) and document["rows"][0][5] <= document["rows"][0][2]  # no more visitors than events
+    assert document["rows"][0][9] == round(live.read.by_id["INF-yj562hjojbtez"].value) and document["liveSeconds"] == live.seconds
 
 
 async def test_escape_at_the_format_prompt_writes_nothing() -> None:

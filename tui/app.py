@@ -530,7 +530,8 @@ class EventDashApp(App[int]):
             table = summary_table(view, self.meter)
             export(self, partial(render, table), len(table.rows), "summary", "the summary", self.clock.time)
         else:
-            table = tids_table(view, ranking, [str(row.key.value) for row in self._tids.ordered_rows])
+            live = self.last.live if self.last is not None else None
+            table = tids_table(view, ranking, [str(row.key.value) for row in self._tids.ordered_rows], live)
             what = "all types" if ranking.selection == ALL else ranking.selection
             export(self, partial(render, table), len(table.rows), f"tracking-ids-{ranking.selection}", f"tracking ids of {what}", self.clock.time)
 
