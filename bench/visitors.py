@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,8 @@ from tests.conftest import MemcachedServer, all_keys  # noqa: E402
 from tui import EVENT_TYPES  # noqa: E402
 from tui.clock import Clock, FakeClock  # noqa: E402
 from tui.distinct import sketch as sk  # noqa: E402
-from tui.events import TYPE_WEIGHTS, generated_ids, zipf_cdf  # noqa: E402
-from tui.ingest.decode import IngestEvent, hash_email  # noqa: E402
+from tui.events import TYPE_WEIGHTS, generated_ids, iso_ms, zipf_cdf  # noqa: E402
+from tui.ingest.decode import Decoder, IngestEvent, hash_email  # noqa: E402
 from tui.pipeline.prefix import PrefixLayout  # noqa: E402
 from tui.pipeline.reader import Reader  # noqa: E402
 from tui.pipeline.writer import Writer  # noqa: E402
@@ -290,7 +290,7 @@ class Phases:
 
 def ingest_run(
     port: int, events: Sequence[IngestEvent], prefix: str, count_visitors: bool, schedule: str = "fast",
-    phases: Phases | None = None, profile: cProfile.Profile | None = None,
+    phases: Phases | None = None, profile: cProfile.Profile | None = None, bodies: Sequence[tuple[int, bytes]] = (),
 ) -> dict[str, Any]:
     """Events/s of one writer into memcached, from the first event handed in until the flush of
     everything at the end (as at exit) returned. ``schedule``:
@@ -298,11 +298,16 @@ def ingest_run(
     * ``fast``: fed 10,000 events at a time as fast as it takes them, one flush a real second (as
       bench/run.py's row 1);
     * ``live``: a FakeClock at the events' own time, fed one second of events at a time, one flush
-      per simulated second, as a live writer at that rate flushes (coarse blocks on their schedule).
+      per simulated second, as a live writer at that rate flushes (coarse blocks on their schedule);
+    * ``decoded``: as ``live``, but each second's events come as ``bodies`` (:func:`request_bodies`,
+      NDJSON of 100 brief-shaped events; ``events`` is then what they decode to) through
+      ``serve``'s :class:`~tui.ingest.decode.Decoder`: the work ``eventdash serve`` does per event,
+      without its HTTP and spool (the same with and without sketches).
 
     Checked afterwards (not timed): counts exact, and the distinct visitors of the busiest ids and
     the total within the sketch's error."""
-    clock = FakeClock(events[0].ts_ms // 1000) if schedule == "live" else None
+    clock = FakeClock(events[0].ts_ms // 1000) if schedule != "fast" else None
+    decoder = Decoder(clock, 3_600, email_key=SALT) if clock is not None and bodies else None
     eng = memcached_engine(port, prefix, window_minutes=60, clock=clock, count_visitors=count_visitors)
     writer = eng.writer
     if phases is not None:
@@ -319,6 +324,17 @@ def ingest_run(
                 assert writer.flush(), writer.status().store_error
                 last_flush = time.perf_counter()
                 flush_ms.append((last_flush - began) * 1000)
+    elif decoder is not None:
+        start = 0
+        while start < len(bodies):
+            clock.advance(1.0)
+            end = bisect.bisect_left(bodies, int(clock.time() * 1000), lo=start, key=_FIRST)
+            for _, body in bodies[start:end]:
+                writer.ingest(decoder.decode(body, "application/x-ndjson").events)
+            start = end
+            began = time.perf_counter()
+            assert writer.flush(), writer.status().store_error
+            flush_ms.append((time.perf_counter() - began) * 1000)
     else:
         start = 0
         while start < len(events):
@@ -346,6 +362,26 @@ def ingest_run(
 
 
 _TS_MS = attrgetter("ts_ms")
+_FIRST = itemgetter(0)
+#: The brief's event name of each type (``click`` is one of the user-event actions).
+EVENT_NAMES = {"signup": "formsubmit", "user-event": "click", "review": "review"}
+
+
+def request_bodies(events: Sequence[IngestEvent], per_body: int = 100) -> list[tuple[int, bytes]]:
+    """The events as ``POST /visitors/events/`` bodies: NDJSON of the brief's wrapper, ``per_body``
+    each, with the time of the first; a sign-up carries an address of its visitor in ``form.email``."""
+    out = []
+    for start in range(0, len(events), per_body):
+        chunk = events[start : start + per_body]
+        lines = []
+        for e in chunk:
+            value: dict[str, Any] = {"trackingId": e.tracking_id, "event": EVENT_NAMES[e.type], "timestamp": iso_ms(e.ts_ms),
+                                     "visitorId": e.visitor_id, "sessionId": e.session_id}
+            if e.type == "signup":
+                value["form"] = {"email": f"{e.visitor_id}@example.com"}
+            lines.append(json.dumps({"path": "/visitors/events/", "value": value}))
+        out.append((chunk[0].ts_ms, "\n".join(lines).encode()))
+    return out
 
 
 def check_visitors(reader: Reader, events: Sequence[IngestEvent], window_seconds: int) -> None:
@@ -382,7 +418,7 @@ def instrument(phases: Phases, eng: Engine) -> None:
     phases.wrap(eng.store, "store_many", "memcached store_many (counts and sketches)")
 
 
-SCHEDULES = ("fast", "live")
+SCHEDULES = ("fast", "live", "decoded")
 
 
 def bench_cost(port: int, plan: Plan) -> dict[str, Any]:
@@ -397,6 +433,10 @@ def bench_cost(port: int, plan: Plan) -> dict[str, Any]:
         events = visitor_events(ids, plan.cost_events, 60_000, int(time.time() * 1000), seed=ids_count, zipf=ids_count > 10)
         made = time.perf_counter() - made
         entries = len({(e.ts_ms // 10_000, e.type, e.tracking_id, e.visitor_id) for e in events})
+        bodies = request_bodies(events)
+        decoder = Decoder(FakeClock(events[-1].ts_ms / 1000), 3_600, email_key=SALT)
+        decoded = [e for _, body in bodies for e in decoder.decode(body, "application/x-ndjson").events]
+        assert len(decoded) == len(events), "a request body was rejected"
         # The prebuilt events are the bench's input, not the writer's state: out of the garbage
         # collector's passes, which would otherwise walk a million of them in every timed run.
         gc.collect()
@@ -408,19 +448,20 @@ def bench_cost(port: int, plan: Plan) -> dict[str, Any]:
         }
         for schedule in SCHEDULES:
             runs: dict[str, list[dict[str, Any]]] = {"with": [], "without": []}
+            fed, given = (decoded, bodies) if schedule == "decoded" else (events, ())
             for repeat in range(plan.cost_repeats):  # interleaved: a noisy moment hits both alike
                 for mode in ("with", "without") if repeat % 2 == 0 else ("without", "with"):
-                    runs[mode].append(ingest_run(port, events, cost_prefix(ids_count, schedule, mode, repeat), mode == "with", schedule))
+                    runs[mode].append(ingest_run(port, fed, cost_prefix(ids_count, schedule, mode, repeat), mode == "with", schedule, bodies=given))
             with_, without = (statistics.median(r["events_per_s"] for r in runs[m]) for m in ("with", "without"))
             part: dict[str, Any] = {"with_events_per_s": with_, "without_events_per_s": without, "ratio": with_ / without, "runs": runs}
             if with_ / without < 0.5:
-                part["phases"] = phase_breakdown(port, events, ids_count, schedule)
+                part["phases"] = phase_breakdown(port, fed, ids_count, schedule, given)
                 if schedule == "live":  # cProfile doubles the run's time: the live schedule's only
                     part["profile"] = profile_run(port, events, cost_prefix(ids_count, schedule, "profile", 0), schedule)
             result[schedule] = part
             log(f"cost at {ids_count:,} ids, {schedule}: with {with_:,.0f} ev/s, without {without:,.0f} ev/s = {with_ / without:.0%}")
         out[str(ids_count)] = result
-        del events
+        del events, decoded, bodies
         gc.unfreeze()
     return out
 
@@ -429,13 +470,13 @@ def cost_prefix(ids_count: int, schedule: str, mode: str, repeat: int) -> str:
     return f"c{ids_count}{schedule[0]}{mode[0]}{mode[-1]}{repeat}:"
 
 
-def phase_breakdown(port: int, events: Sequence[IngestEvent], ids_count: int, schedule: str) -> dict[str, Any]:
+def phase_breakdown(port: int, events: Sequence[IngestEvent], ids_count: int, schedule: str, bodies: Sequence[tuple[int, bytes]] = ()) -> dict[str, Any]:
     """One run of each mode with the phases timed (the wrappers cost well under a µs per call, a
     few thousand calls a run); also how many items went into sketches."""
     out = {}
     for mode in ("without", "with"):
         phases = Phases()
-        run = ingest_run(port, events, cost_prefix(ids_count, schedule, mode, 9), mode == "with", schedule, phases)
+        run = ingest_run(port, events, cost_prefix(ids_count, schedule, mode, 9), mode == "with", schedule, phases, bodies=bodies)
         out[mode] = {"seconds": run["seconds"], "phases": {k: {"seconds": v, "calls": phases.calls[k]} for k, v in sorted(phases.seconds.items())},
                      "items_hashed": phases.items}
     return out
@@ -728,7 +769,8 @@ def rows(r: dict[str, Any]) -> list[Row]:
     ))
     first = True
     for ids, c in cost.items():
-        for schedule, how in (("fast", "fed at full speed"), ("live", "one flush per simulated second")):
+        for schedule, how in (("fast", "fed at full speed"), ("live", "one flush per simulated second"),
+                              ("decoded", "as serve: decoded from request bodies, one flush per simulated second")):
             part = c[schedule]
             out.append((
                 f"{'17. ' if first else '   '}ingest with sketches, {int(ids):,} ids{' (Zipf)' if int(ids) > 10 else ''}, {c['events']:,} events, {how}",
@@ -795,7 +837,7 @@ def describe(r: dict[str, Any]) -> str:
                 lines.append("    cProfile of one run with sketches (own time, top 25):")
                 lines.extend("      " + line for line in part["profile"].splitlines())
     m = r["merge"]
-    lines.append(f"merge by id (8 writers / 1 writer / exact): " + "; ".join(f"{t} {v['eight']:,.1f}/{v['one']:,.1f}/{v['exact']:,}" for t, v in m["by_id"].items()))
+    lines.append("merge by id (8 writers / 1 writer / exact): " + "; ".join(f"{t} {v['eight']:,.1f}/{v['one']:,.1f}/{v['exact']:,}" for t, v in m["by_id"].items()))
     for distinct, a in r["accuracy"]["sizes"].items():
         lines.append(f"accuracy at {int(distinct):,}: errors " + ", ".join(f"{e:.2%}" for e in a["errors"]) + f" ({a['seconds']:.0f} s)")
     lines.extend(f"lg_k {row['lg_k']} at {row['distinct']:,} distinct, {row['seeds']} seeds: p95 {row['p95']:.2%} (2σ bound {row['bound']:.2%}); dense sketch {row['dense_bytes']:,} B"
