@@ -241,11 +241,13 @@ class Store(ABC):
         per_series: bool = True,
     ) -> DistinctRead:
         """Distinct visitors over ``blocks``, after ``found`` (the counts read of the same blocks,
-        the evidence of what must be there). Raises StoreUnavailable."""
+        the evidence of what must be there; with the sketch values too if it read them in its
+        ``also``). Raises StoreUnavailable."""
         return self._call(
             "reading visitor sketches",
             lambda: read_distinct(
-                self.get_many, layout, blocks, series, ids, found.counts, found.totals, self.report, total, per_series, self._sketches
+                self.get_many, layout, blocks, series, ids, found.counts, found.totals, self.report, total, per_series, self._sketches,
+                found.also,
             ),
         )
 
@@ -254,10 +256,13 @@ class Store(ABC):
         with self._written_lock:
             return self._written.setdefault(writer_id, Written())
 
-    def read(self, layout: Layout, blocks: Sequence[Block], ids: bool = True, only: tuple[str | tuple[str, ...], str] | None = None) -> BlocksRead:
+    def read(
+        self, layout: Layout, blocks: Sequence[Block], ids: bool = True, only: tuple[str | tuple[str, ...], str] | None = None,
+        also: Sequence[str] = (),
+    ) -> BlocksRead:
         """Read blocks: heads, then (if ``ids``) the shards they list (one round trip for one id, see
-        :func:`read_blocks`). Raises StoreUnavailable."""
-        return self._call("reading buckets", lambda: read_blocks(self.get_many, layout, blocks, self.report, ids, only, self._decoded))
+        :func:`read_blocks`; ``also``: more keys read in it, after the counts). Raises StoreUnavailable."""
+        return self._call("reading buckets", lambda: read_blocks(self.get_many, layout, blocks, self.report, ids, only, self._decoded, also))
 
     # -- summaries ------------------------------------------------------------------------------------
 

@@ -72,6 +72,8 @@ class BlocksRead:
     counts: dict[Block, BucketCounts] = field(default_factory=dict)
     totals: dict[Block, dict[str, int]] = field(default_factory=dict)
     gaps: list[Gap] = field(default_factory=list)
+    #: The values found of the ``also`` keys of :func:`read_blocks` (None: none were asked for).
+    also: dict[str, bytes] | None = None
 
 
 def read_blocks(
@@ -82,6 +84,7 @@ def read_blocks(
     ids: bool = True,
     only: tuple[str | tuple[str, ...], str] | None = None,
     cache: DecodeCache | None = None,
+    also: Sequence[str] = (),
 ) -> BlocksRead:
     """Read ``blocks``: heads (and their parents' heads, to tell lost from empty), then, if ``ids``,
     the shards the heads list (only the shard of ``only = (type, tracking_id)`` when given; ``type``
@@ -91,7 +94,12 @@ def read_blocks(
     plan, so it is read together with the heads (after them) and with the children of top-level
     blocks (which tell a lost top-level head from an empty one). A shard a head lists but that this
     found missing may have been written in between (and a cluster reads each server in turn), so it
-    is read once more, and only then called lost. ``cache`` keeps decoded values by their bytes."""
+    is read once more, and only then called lost. ``cache`` keeps decoded values by their bytes.
+
+    ``also``: more keys read in that same round trip, after every key of the counts (so on one
+    server after them: memcached answers a multi-get's keys in order), their values left in
+    ``out.also`` undecoded. A one-id distinct read gets its sketch values this way, with their
+    evidence (:func:`tui.store.sketch_reads.read_distinct`)."""
     out = BlocksRead()
     heads: dict[Block, Head | None] = {}
     corrupt: set[Block] = set()
@@ -126,7 +134,9 @@ def read_blocks(
     if only is not None and ids:
         first |= {c for b in blocks if parent(b) is None for c in children(b)}
         one_shard = [layout.shard_key(b, etype, layout.shard(only[1])) for b in blocks for etype in only_types]
-    fetch(first, one_shard)
+    fetch(first, [*one_shard, *also])
+    if also:
+        out.also = {k: prefetched[k] for k in also if k in prefetched}
     missing = [b for b in blocks if heads[b] is None and b not in corrupt]
     tops = [b for b in missing if parent(b) is None]
     if tops:
