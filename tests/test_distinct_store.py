@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import MemcachedServer, all_keys
 from tests.oracle import read_log
+from tui import EVENT_TYPES
 from tui.clock import FakeClock
 from tui.distinct.batch import SIGNUPS
 from tui.distinct.sketch import estimate, relative_error_bound
@@ -22,6 +23,7 @@ from tui.ingest.decode import IngestEvent
 from tui.pipeline import Pipeline
 from tui.settings import MemcachedSettings, Settings
 from tui.store import MemcachedStore, MemoryStore, Store
+from tui.store.sketch_reads import read_distinct
 from tui.store.sketches import sketch_key
 from tui.window import OTHER_ID
 
@@ -211,6 +213,33 @@ def test_a_day_window_unites_coarse_blocks(store: Store, clock: FakeClock) -> No
     signups = engine.reader.read_visitors([tid], series=[SIGNUPS], window_seconds=24 * 3600)
     wanted = {e.email_hash for b in batches for e in b if e.tracking_id == tid and e.email_hash is not None}
     assert within(signups.by_id[tid].value, len(wanted))
+
+
+def test_a_kept_union_of_coarse_blocks_gives_the_figure_of_one_union_and_never_outlives_their_bytes(store: Store, clock: FakeClock) -> None:
+    """A one-id read keeps the union of a figure's coarse blocks by their exact bytes: the figure
+    is that of uniting every sketch at once, and a coarse value that changed is read anew (here
+    planted garbage: reported, the figure incomplete)."""
+    engine = pipeline(store, clock, "w1", window_minutes=24 * 60)
+    rng = random.Random(9)
+    for _ in range(30):
+        engine.writer.ingest(events(rng, clock, 200))
+        assert engine.writer.flush()
+        clock.advance(200.0)
+    assert engine.writer.flush(everything=True)
+    clock.advance(120.0)
+    tid, reader, layout = IDS[1], engine.reader, engine.reader.layout()
+    first = reader.read_visitors([tid], window_seconds=86_400, total=False, per_series=False)
+    kept = reader.read_visitors([tid], window_seconds=86_400, total=False, per_series=False)
+    blocks, _ = reader._plan(layout, clock.time(), 86_400)
+    found = store.read(layout, blocks, only=(tuple(sorted(EVENT_TYPES)), tid))
+    at_once = read_distinct(store.get_many, layout, blocks, EVENT_TYPES, [tid], found.counts, found.totals, store.report, total=False, per_series=False)
+    assert first == kept and kept.by_id == at_once.by_id and kept.incomplete == ()
+    assert len(store._unions) == 1, "the coarse blocks were united once and kept"
+    coarse = next(b for b in blocks if b[0] > 1 and found.counts.get(b, {}).get("user-event", {}).get(tid))
+    key = sketch_key(layout, ("d", *coarse, "user-event", layout.shard(tid)))
+    store.set(key, b"\x00" * 40, 0)
+    seen = reader.read_visitors([tid], window_seconds=86_400, total=False, per_series=False)
+    assert any(key in gap.why and "corrupt" in gap.why for gap in seen.incomplete), seen.incomplete
 
 
 @pytest.mark.parametrize("prefix_lg_k,ours", [(12, 13)])

@@ -17,6 +17,7 @@ from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R", bytes, tuple[bytes, ...])
 
 #: A 24 h window at 100,000 ids reads about 5,000 values; a few windows' worth fit.
 MAX_ENTRIES = 20_000
@@ -28,12 +29,13 @@ class DecodeCache:
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self._max = max_entries
-        self._entries: dict[Hashable, tuple[bytes, object]] = {}
+        self._entries: dict[Hashable, tuple[object, object]] = {}
         self._lock = threading.Lock()
 
-    def decode(self, key: Hashable, raw: bytes, decoder: Callable[[bytes], T]) -> T:
+    def decode(self, key: Hashable, raw: R, decoder: Callable[[R], T]) -> T:
         """``decoder(raw)``, or the value decoded earlier from the same bytes under ``key``.
-        Raises what ``decoder`` raises (a corrupt value is never kept)."""
+        ``raw`` is bytes, or a tuple of bytes (compared whole, each in its place). Raises what
+        ``decoder`` raises (a corrupt value is never kept)."""
         hit = self._entries.get(key)
         if hit is not None and hit[0] == raw:
             return hit[1]  # type: ignore[return-value]  # stored by this same decoder for this key
