@@ -48,5 +48,9 @@ class DecodeCache:
                     del self._entries[old]
         return value
 
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether a value is kept under ``key`` (whatever its bytes: a hint, never a value)."""
+        return key in self._entries
+
     def __len__(self) -> int:
         return len(self._entries)
