@@ -196,7 +196,8 @@ def read_blocks(
             into.update(counts)  # the shards of a block hold different ids: a copy, at C speed
         else:
             merge_into(out.counts[block], {etype: counts})
-        sums[(block, etype)] = sums.get((block, etype), 0) + sum(value.counts.values())
+        if only is None:  # an ``only`` read has one id of each shard: no sum to check
+            sums[(block, etype)] = sums.get((block, etype), 0) + sum(value.counts.values())
     if only is None and ids:
         # Every type a head counts, also one whose shards none are written yet (a writer that died
         # before writing any of them): what the shards hold must add up to the head's total.

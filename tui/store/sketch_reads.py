@@ -143,7 +143,7 @@ def _gather(
     for (block, name, shard), key in keys.items():
         etype = counted_type(name)
         for tid in by_shard[shard]:
-            into = found.setdefault((name, tid), _Found())
+            into = found.get((name, tid)) or found.setdefault((name, tid), _Found())
             value = opened[key] if key in opened else opened.setdefault(key, _open(key, values.get(key), lg_k, report))
             outcome = _use(value, key, tid, loader, into, block, report, evidence.held(block, etype, tid))
             if outcome == "spilled":
