@@ -85,8 +85,8 @@ def read_distinct(
     """The distinct visitors of ``series`` (types, or ``signups``) over ``blocks``: per id of ``ids``,
     per series, and (``total``) over all ids. ``counts`` and ``totals`` are what a read of the same
     blocks found just before (per block: type -> id -> count; type -> total), the evidence of what
-    must be there. Two round trips: the shared values, then the own keys of ids that spilled.
-    ``per_series=False``: ``by_series`` and ``series_totals`` are left empty (see :func:`_estimates`).
+    must be there. A round trip for the shared values unless ``prefetched``, then one for the own
+    keys of ids that spilled, if any. ``per_series=False``: ``by_series`` and ``series_totals`` are left empty (see :func:`_estimates`).
     ``cache`` keeps loaded sketches by their exact bytes (see :func:`_loader`), ``unions`` the
     union of each figure's coarse blocks (see :func:`_estimate`).
 
