@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import pytest
+
 from tests.conftest import MemcachedServer
 from tui.settings import Server
 from tui.store import StoreUnavailable
@@ -54,3 +56,28 @@ def test_threads_failing_on_one_dead_server_each_get_store_unavailable_never_ano
         servers[1].start()
         assert not errors, f"{len(errors)} calls failed otherwise, e.g. {errors[0]!r}"
     assert unavailable == THREADS * ROUNDS  # each thread's first call on the dead server says so
+
+
+def test_a_multi_get_returns_each_value_byte_for_byte_whatever_it_holds(memcached: MemcachedServer) -> None:
+    """``get_many`` parses the whole reply itself: values that hold the protocol's own words, a
+    value larger than one receive, missing keys and non-ASCII keys come back exactly; a key
+    memcached cannot take is refused before anything is sent, as a store failure."""
+    store = MemcachedStore([memcached.server], "t:")
+    try:
+        values = {
+            "t:end": b"VALUE t:x 0 3\r\nEND\r\n",
+            "t:empty": b"",
+            "t:big": bytes(range(256)) * 2_000 + b"\r\nEND\r\n",
+            "t:ünï": b"\x00\r\n",
+        }
+        for key, data in values.items():
+            store.set(key, data, 60)
+        keys = ["t:missing", *values, "t:also-missing", "t:end"]
+        assert store.get_many(keys) == values
+        assert store.get_many(["t:missing"]) == {}
+        for bad in ("t:a b", "t:a\nb", "t:" + "x" * 300, "t:nul\x00"):
+            with pytest.raises(StoreUnavailable):
+                store.fetch("reading", ["t:end", bad])
+        assert store.get_many(["t:end"]) == {"t:end": values["t:end"]}  # the connection is still sound
+    finally:
+        store.close()

@@ -37,7 +37,8 @@ from tui.store.codec import (
 from tui.store import publishing
 from tui.store.layout import RELATIVE_EXPIRY_LIMIT, Layout
 from tui.store.merge import due_now
-from tui.window import Block
+from tui.store.reads import children
+from tui.window import LEVELS, Block
 
 REPO = Path(__file__).resolve().parent.parent
 IDS = tuple(f"INF-{i:05d}" for i in range(300))
@@ -552,6 +553,27 @@ def test_one_ids_count_over_24_h_is_one_round_trip_and_exact(store: Store, clock
         assert len(calls) == 1, [len(c) for c in calls]
         assert one.summary["user-event"].by_tracking_id == {tid: n}
         assert not one.incomplete
+
+
+def test_a_top_level_head_seen_before_and_lost_since_is_still_reported_lost(store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-trip read leaves out the children of top-level heads it decoded before (they tell a
+    lost head from an empty one); when such a head is gone, its children are read next, and the
+    hole is reported, never read as an hour without events."""
+    pipeline = writer(store, clock, 1, events_per_second=300)
+    run([pipeline], clock, 30)
+    clock.advance(3_700.0)  # the hour block is closed and readable
+    assert pipeline.writer.flush(everything=True)
+    tid, n = next(iter(pipeline.reader.read_view(window_seconds=86_400).summary["user-event"].by_tracking_id.items()))
+    layout = pipeline.prefix.get()
+    blocks, _ = pipeline.reader._plan(layout, clock.time(), 86_400)
+    top = next(b for b in blocks if b[0] == max(LEVELS) and store.get_many([layout.head_key(b)]))
+    calls = _count_round_trips(store, monkeypatch)
+    assert pipeline.reader.read_one("user-event", tid, 86_400).summary["user-event"].by_tracking_id == {tid: n}
+    assert len(calls) == 1 and not any(k == layout.head_key(c) for c in children(top) for k in calls[0])
+    store.delete(layout.head_key(top))
+    calls.clear()
+    lost = pipeline.reader.read_one("user-event", tid, 86_400)
+    assert len(calls) == 2 and any("lost" in gap.why and layout.head_key(top) in gap.why for gap in lost.incomplete), lost.incomplete
 
 
 def test_a_shard_the_one_trip_read_missed_is_read_again_before_it_is_called_lost(

@@ -19,7 +19,7 @@ from tui.store import Store
 from tui.store.layout import Layout
 from tui.store.publishing import summary_documents
 from tui.store.reads import BlocksRead
-from tui.store.sketch_reads import DistinctRead
+from tui.store.sketch_reads import DistinctRead, sketch_keys
 from tui.store.sketches import counted_type
 from tui.window import (
     Block,
@@ -100,23 +100,27 @@ class Reader:
         (the settings' by default), with the total over every id unless ``total=False`` (it reads
         each block's total sketch, kilobytes once dense): the counts of those ids first (one
         ``only`` read per id, its shard of every type in one round trip: the evidence of what must
-        be there), then their sketches. Its cost grows with the ids asked for, not with the
-        prefix's. ``per_series=False`` leaves ``by_series`` and ``series_totals`` empty: the figures
-        over the united series alone cost half the unions. Raises StoreUnavailable."""
+        be there), then their sketches, read in the last id's round trip after its counts (one
+        round trip for one id). Its cost grows with the ids asked for, not with the prefix's.
+        ``per_series=False`` leaves ``by_series`` and ``series_totals`` empty: the figures over the
+        united series alone cost half the unions. Raises StoreUnavailable."""
         layout = self.layout()
         now = self.clock.time()
         blocks, _ = self._plan(layout, now, self.settings.window_seconds if window_seconds is None else window_seconds)
-        found = self.store.read(layout, blocks, ids=False) if not tracking_ids else BlocksRead()
+        ids = list(tracking_ids)
+        total = total or not ids
+        found = self.store.read(layout, blocks, ids=False) if not ids else BlocksRead()
         types = tuple(sorted({counted_type(name) for name in series}))
-        for tid in tracking_ids:  # one round trip per id: the heads and its shard of every type asked
-            part = self.store.read(layout, blocks, only=(types, tid))
+        for n, tid in enumerate(ids, 1):  # one round trip per id: the heads and its shard of every type asked
+            sketches = list(sketch_keys(layout, blocks, series, ids, total).values()) if n == len(ids) else []
+            part = self.store.read(layout, blocks, only=(types, tid), also=sketches)
             for block, by_type in part.counts.items():
                 for etype in types:
                     found.counts.setdefault(block, {}).setdefault(etype, {}).update(by_type.get(etype, {}))
             found.totals.update(part.totals)
             found.gaps.extend(g for g in part.gaps if g not in found.gaps)
-        ids = list(tracking_ids)
-        read = self.store.read_visitors(layout, blocks, series, ids, found, total=total or not ids, per_series=per_series)
+            found.also = part.also
+        read = self.store.read_visitors(layout, blocks, series, ids, found, total=total, per_series=per_series)
         # A block whose counts could not be read whole gave no evidence of which sketches must be
         # there: a sketch lost with it would go unnoticed, so the figure may be low there too.
         unsure = [g for g in found.gaps if g not in read.incomplete]

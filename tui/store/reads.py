@@ -72,6 +72,8 @@ class BlocksRead:
     counts: dict[Block, BucketCounts] = field(default_factory=dict)
     totals: dict[Block, dict[str, int]] = field(default_factory=dict)
     gaps: list[Gap] = field(default_factory=list)
+    #: The values found of the ``also`` keys of :func:`read_blocks` (None: none were asked for).
+    also: dict[str, bytes] | None = None
 
 
 def read_blocks(
@@ -82,6 +84,7 @@ def read_blocks(
     ids: bool = True,
     only: tuple[str | tuple[str, ...], str] | None = None,
     cache: DecodeCache | None = None,
+    also: Sequence[str] = (),
 ) -> BlocksRead:
     """Read ``blocks``: heads (and their parents' heads, to tell lost from empty), then, if ``ids``,
     the shards the heads list (only the shard of ``only = (type, tracking_id)`` when given; ``type``
@@ -89,9 +92,16 @@ def read_blocks(
 
     With ``only`` the read is one round trip: that id's shard key of every block is known from the
     plan, so it is read together with the heads (after them) and with the children of top-level
-    blocks (which tell a lost top-level head from an empty one). A shard a head lists but that this
+    blocks (which tell a lost top-level head from an empty one) whose head ``cache`` does not hold:
+    a head decoded before is there but for a loss, and then its children are read in a second
+    round trip (a 24 h window's ~140 children were a third of its keys). A shard a head lists but that this
     found missing may have been written in between (and a cluster reads each server in turn), so it
-    is read once more, and only then called lost. ``cache`` keeps decoded values by their bytes."""
+    is read once more, and only then called lost. ``cache`` keeps decoded values by their bytes.
+
+    ``also``: more keys read in that same round trip, after every key of the counts (so on one
+    server after them: memcached answers a multi-get's keys in order), their values left in
+    ``out.also`` undecoded. A one-id distinct read gets its sketch values this way, with their
+    evidence (:func:`tui.store.sketch_reads.read_distinct`)."""
     out = BlocksRead()
     heads: dict[Block, Head | None] = {}
     corrupt: set[Block] = set()
@@ -99,6 +109,10 @@ def read_blocks(
 
     def decode(key: Hashable, raw: bytes, decoder: Callable[[bytes], T]) -> T:
         return cache.decode(key, raw, decoder) if cache is not None else decoder(raw)
+
+    def seen(block: Block) -> bool:
+        """Whether this reader decoded the block's head before (so it very likely is still there)."""
+        return cache is not None and (layout.head_key(block), layout.shards) in cache
 
     def fetch(wanted: set[Block], more: Sequence[str] = ()) -> None:
         # Coarser first: a writer writes a child's head before its parent's, so a child this read
@@ -124,9 +138,11 @@ def read_blocks(
     one_shard: list[str] = []
     only_types = () if only is None else (only[0],) if isinstance(only[0], str) else only[0]
     if only is not None and ids:
-        first |= {c for b in blocks if parent(b) is None for c in children(b)}
+        first |= {c for b in blocks if parent(b) is None and not seen(b) for c in children(b)}
         one_shard = [layout.shard_key(b, etype, layout.shard(only[1])) for b in blocks for etype in only_types]
-    fetch(first, one_shard)
+    fetch(first, [*one_shard, *also])
+    if also:
+        out.also = {k: prefetched[k] for k in also if k in prefetched}
     missing = [b for b in blocks if heads[b] is None and b not in corrupt]
     tops = [b for b in missing if parent(b) is None]
     if tops:
@@ -180,7 +196,8 @@ def read_blocks(
             into.update(counts)  # the shards of a block hold different ids: a copy, at C speed
         else:
             merge_into(out.counts[block], {etype: counts})
-        sums[(block, etype)] = sums.get((block, etype), 0) + sum(value.counts.values())
+        if only is None:  # an ``only`` read has one id of each shard: no sum to check
+            sums[(block, etype)] = sums.get((block, etype), 0) + sum(value.counts.values())
     if only is None and ids:
         # Every type a head counts, also one whose shards none are written yet (a writer that died
         # before writing any of them): what the shards hold must add up to the head's total.

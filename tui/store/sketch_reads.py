@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import datasketches as ds
 
@@ -41,10 +42,29 @@ class DistinctRead:
     omitted: int = 0
 
 
+@dataclass(frozen=True)
+class _Sketch:
+    """A loaded sketch, with the bytes it was loaded from and the span of its block."""
+
+    span: int
+    data: bytes
+    loaded: ds.hll_sketch
+
+
 @dataclass
 class _Found:
-    sketches: list[ds.hll_sketch] = field(default_factory=list)
+    sketches: list[_Sketch] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
+
+
+def sketch_keys(layout: Layout, blocks: Sequence[Block], series: Sequence[str], ids: Iterable[str], total: bool) -> dict[tuple[Block, str, int], str]:
+    """The sketch value of each (block, series, shard) that a read of ``ids`` (and of the total
+    over every id with ``total``) uses: its key, by what it holds."""
+    shards = {layout.shard(tid) for tid in ids} | ({layout.shards} if total else set())
+    return {
+        (block, name, shard): sketch_key(layout, ("d", block[0], block[1], name, shard))
+        for block in blocks for name in series for shard in sorted(shards)
+    }
 
 
 def read_distinct(
@@ -59,42 +79,78 @@ def read_distinct(
     total: bool = True,
     per_series: bool = True,
     cache: DecodeCache | None = None,
+    prefetched: Mapping[str, bytes] | None = None,
+    unions: DecodeCache | None = None,
 ) -> DistinctRead:
     """The distinct visitors of ``series`` (types, or ``signups``) over ``blocks``: per id of ``ids``,
     per series, and (``total``) over all ids. ``counts`` and ``totals`` are what a read of the same
     blocks found just before (per block: type -> id -> count; type -> total), the evidence of what
-    must be there. Two round trips: the shared values, then the own keys of ids that spilled.
-    ``per_series=False``: ``by_series`` and ``series_totals`` are left empty (see :func:`_estimates`).
-    ``cache`` keeps loaded sketches by their exact bytes (see :func:`_loader`)."""
+    must be there. A round trip for the shared values unless ``prefetched``, then one for the own
+    keys of ids that spilled, if any. ``per_series=False``: ``by_series`` and ``series_totals`` are left empty (see :func:`_estimates`).
+    ``cache`` keeps loaded sketches by their exact bytes (see :func:`_loader`), ``unions`` the
+    union of each figure's coarse blocks (see :func:`_estimate`).
+
+    ``prefetched``: the shared values (of :func:`sketch_keys`) as found by the counts' own round
+    trip, read after the counts, which saves a round trip. A value that then looks lost (missing,
+    or lacking an id, while the counts say it holds it) may only have been read before a flush
+    wrote it and the counts after (a cluster reads its servers in turn, not in key order): those
+    values are read once more, and only what that read finds is judged."""
     ids = list(ids)
+    keys = sketch_keys(layout, blocks, series, ids, total)
     wanted = [(tid, layout.shard(tid)) for tid in ids] + ([(TOTAL_ID, layout.shards)] if total else [])
-    shards = {shard for _, shard in wanted}
-    keys = {
-        (block, name, shard): sketch_key(layout, ("d", block[0], block[1], name, shard))
-        for block in blocks for name in series for shard in shards
-    }
-    values = get_many(list(keys.values())) if keys else {}
-    lg_k = layout.lg_k
-    loader = _loader(cache, lg_k)
-    found: dict[tuple[str, str], _Found] = {}  # (series, id or TOTAL_ID) -> sketches and gaps
-    spilled: dict[str, tuple[Block, str, str]] = {}
-    for block in blocks:
-        for name in series:
-            etype = counted_type(name)
-            opened: dict[str, Opened | str | None] = {}  # key -> the value framed once, or why it is unusable
-            for tid, shard in wanted:
-                key = keys[(block, name, shard)]
-                held = totals.get(block, {}).get(etype, 0) if tid == TOTAL_ID else counts.get(block, {}).get(etype, {}).get(tid, 0)
-                into = found.setdefault((name, tid), _Found())
-                value = opened[key] if key in opened else opened.setdefault(key, _open(key, values.get(key), lg_k, report))
-                if _use(value, key, tid, loader, into, block, report, bool(held)):
-                    spilled[own_key(key, tid)] = (block, name, tid)
+    evidence = _Evidence(counts, totals)
+    loader = _loader(cache, layout.lg_k)
+    values = dict(prefetched) if prefetched is not None else get_many(list(keys.values())) if keys else {}
+    found, spilled, doubtful = _gather(values, keys, wanted, evidence, layout.lg_k, loader, report)
+    if prefetched is not None and doubtful:
+        again = get_many(sorted(doubtful))
+        values = {key: data for key, data in values.items() if key not in doubtful} | dict(again)
+        found, spilled, _ = _gather(values, keys, wanted, evidence, layout.lg_k, loader, report)
     if spilled:
         own = get_many(list(spilled))
         for key, (block, name, tid) in spilled.items():
             # an own key is there only because the shared value said so: missing is lost
-            _use(_open(key, own.get(key), lg_k, report), key, tid, loader, found[(name, tid)], block, report, True)
-    return _estimates(found, series, ids, total, lg_k, per_series)
+            _use(_open(key, own.get(key), layout.lg_k, report), key, tid, loader, found[(name, tid)], block, report, True)
+    return _estimates(found, series, ids, total, layout.lg_k, per_series, unions)
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """What the counts read found: which sketches must be there."""
+
+    counts: Mapping[Block, BucketCounts]
+    totals: Mapping[Block, Mapping[str, int]]
+
+    def held(self, block: Block, etype: str, tid: str) -> bool:
+        """Whether ``tid`` (or :data:`TOTAL_ID`: the block's total) has events of ``etype`` in ``block``."""
+        if tid == TOTAL_ID:
+            return bool(self.totals.get(block, {}).get(etype, 0))
+        return bool(self.counts.get(block, {}).get(etype, {}).get(tid, 0))
+
+
+def _gather(
+    values: Mapping[str, bytes], keys: Mapping[tuple[Block, str, int], str], wanted: Sequence[tuple[str, int]], evidence: _Evidence, lg_k: int, loader: Loader, report: Callable[[str, str], None],
+) -> tuple[dict[tuple[str, str], _Found], dict[str, tuple[Block, str, str]], set[str]]:
+    """Each wanted id's sketches (and gaps) from the shared ``values``: by (series, id), the own
+    keys to read next (those entries say :data:`SPILLED`), and the keys that gave a "lost" gap."""
+    found: dict[tuple[str, str], _Found] = {}  # (series, id or TOTAL_ID) -> sketches and gaps
+    spilled: dict[str, tuple[Block, str, str]] = {}
+    lost: set[str] = set()
+    opened: dict[str, Opened | str | None] = {}  # key -> the value framed once, or why it is unusable
+    by_shard: dict[int, list[str]] = {}
+    for tid, shard in wanted:
+        by_shard.setdefault(shard, []).append(tid)
+    for (block, name, shard), key in keys.items():
+        etype = counted_type(name)
+        for tid in by_shard[shard]:
+            into = found.get((name, tid)) or found.setdefault((name, tid), _Found())
+            value = opened[key] if key in opened else opened.setdefault(key, _open(key, values.get(key), lg_k, report))
+            outcome = _use(value, key, tid, loader, into, block, report, evidence.held(block, etype, tid))
+            if outcome == "spilled":
+                spilled[own_key(key, tid)] = (block, name, tid)
+            elif outcome == "lost":
+                lost.add(key)
+    return found, spilled, lost
 
 
 #: ``(key, tracking id, bytes) -> sketch``: :func:`~tui.distinct.sketch.load`, or one that keeps what it loaded.
@@ -122,27 +178,31 @@ def _open(key: str, data: bytes | None, lg_k: int, report: Callable[[str, str], 
         return str(error)
 
 
+#: What :func:`_use` found besides sketches and gaps: the entry says "in the id's own key", or
+#: the value is missing or lacks the id although the counts say it holds it.
+Outcome = Literal["spilled", "lost"] | None
+
+
 def _use(
     value: Opened | str | None, key: str, tid: str, loader: Loader, into: _Found, block: Block, report: Callable[[str, str], None], held: bool
-) -> bool:
+) -> Outcome:
     """Add ``tid``'s sketch from the value under ``key`` (:func:`_open`'s answer) to ``into``, or the
-    gap that stands for it: a missing value is a gap only where ``held`` (counts say it existed).
-    True when the entry says the sketch is in the id's own key."""
+    gap that stands for it: a missing value is a gap only where ``held`` (counts say it existed)."""
     if value is None:
         if held:
             into.gaps.append(block_gap(block, f"visitors: {key} is missing (evicted?)"))
-        return False
+            return "lost"
+        return None
     if isinstance(value, str):
         into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({value})"))
-        return False
+        return None
     return _take(value, key, tid, loader, into, block, report, held)
 
 
 def _take(
     value: Opened, key: str, tid: str, loader: Loader, into: _Found, block: Block, report: Callable[[str, str], None], held: bool
-) -> bool:
-    """Add ``tid``'s sketch in ``value`` to ``into`` (or the gap that stands for it); True when the
-    entry says the sketch is in the id's own key."""
+) -> Outcome:
+    """Add ``tid``'s sketch in ``value`` to ``into`` (or the gap that stands for it)."""
     if value.restored:
         into.gaps.append(block_gap(block, f"visitors: {key} was restored after a loss"))
     try:
@@ -150,18 +210,20 @@ def _take(
         if sketch is None:
             if held:
                 into.gaps.append(block_gap(block, f"visitors: {key} lacks {tid}"))
-            return False
+                return "lost"
+            return None
         if sketch == SPILLED:
-            return True
-        into.sketches.append(loader(key, tid, sketch))
+            return "spilled"
+        into.sketches.append(_Sketch(block[0], sketch, loader(key, tid, sketch)))
     except (CorruptValue, CorruptSketch) as error:
         report(key, str(error))
         into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({error})"))
-    return False
+    return None
 
 
 def _estimates(
-    found: Mapping[tuple[str, str], _Found], series: Sequence[str], ids: Sequence[str], total: bool, lg_k: int, per_series: bool = True
+    found: Mapping[tuple[str, str], _Found], series: Sequence[str], ids: Sequence[str], total: bool, lg_k: int, per_series: bool = True,
+    unions: DecodeCache | None = None,
 ) -> DistinctRead:
     """Every figure of a read, each the union of exactly the sketches it covers. With one series an
     id's figure is its series' figure (the same sketches: one union, not two); ``per_series=False``
@@ -170,22 +232,51 @@ def _estimates(
     gaps: list[Gap] = []
     for got in found.values():
         gaps.extend(g for g in got.gaps if g not in gaps)
+
+    def of(names: Sequence[str], tid: str) -> Estimate | None:
+        """The figure of ``tid`` over ``names``; None for an id without sketches (the total always has one)."""
+        sketches = [s for name in names for s in found.get((name, tid), _Found()).sketches]
+        return _estimate(sketches, lg_k, unions, (tuple(names), tid)) if sketches or tid == TOTAL_ID else None
+
     by_series: dict[str, dict[str, Estimate]] = {name: {} for name in series}
     if per_series or len(series) == 1:
         for name in series:
-            by_series[name] = {tid: estimate_loaded(got.sketches, lg_k) for tid in ids if (got := found.get((name, tid))) and got.sketches}
+            by_series[name] = {tid: estimate for tid in ids if (estimate := of((name,), tid)) is not None}
     by_id = {}
     for tid in ids:
         if len(series) == 1:
             if tid in by_series[series[0]]:
                 by_id[tid] = by_series[series[0]][tid]
             continue
-        sketches = [s for name in series for s in found.get((name, tid), _Found()).sketches]
-        if sketches:
-            by_id[tid] = estimate_loaded(sketches, lg_k)
+        if (estimate := of(series, tid)) is not None:
+            by_id[tid] = estimate
     if not per_series:
         by_series = {}
-    series_totals = {name: estimate_loaded(found.get((name, TOTAL_ID), _Found()).sketches, lg_k) for name in series} if total and per_series else {}
-    whole = estimate_loaded([s for name in series for s in found.get((name, TOTAL_ID), _Found()).sketches], lg_k) if total else None
+    series_totals = {name: of((name,), TOTAL_ID) for name in series} if total and per_series else {}
+    whole = of(series, TOTAL_ID) if total else None
     gaps.sort(key=lambda g: (g.first, g.why))
-    return DistinctRead(whole, by_id, by_series, series_totals, tuple(gaps))
+    return DistinctRead(whole, by_id, by_series, series_totals, tuple(gaps))  # type: ignore[arg-type]  # of(…, TOTAL_ID) is never None
+
+
+def _estimate(sketches: Sequence[_Sketch], lg_k: int, unions: DecodeCache | None, figure: tuple[tuple[str, ...], str]) -> Estimate:
+    """:func:`~tui.distinct.sketch.estimate_loaded` of ``sketches``, the same figure to the last
+    digit. With ``unions`` the union of the coarse blocks' sketches is kept by their exact bytes
+    (all of them, in order), and the single buckets' sketches are added to it: uniting a 24 h
+    window's ~90 dense coarse sketches was the largest part of a one-id read's CPU, and coarse
+    blocks are closed (their bytes change only with a late write, which other bytes then miss),
+    while single buckets change with every flush. A union is a register-wise maximum (a set union
+    of coupons while sparse) and the estimate is settled (see ``estimate_loaded``), so uniting in
+    two steps gives the registers, hence the figure, of uniting at once."""
+    coarse = [s for s in sketches if s.span > 1]
+    if unions is None or len(coarse) < 2:
+        return estimate_loaded([s.loaded for s in sketches], lg_k)
+    united = unions.decode((figure, lg_k, len(coarse)), tuple(s.data for s in coarse), lambda _: _unite([s.loaded for s in coarse], lg_k))
+    return estimate_loaded([united, *(s.loaded for s in sketches if s.span == 1)], lg_k)
+
+
+def _unite(sketches: Sequence[ds.hll_sketch], lg_k: int) -> ds.hll_sketch:
+    """The union of ``sketches``, as a sketch with 8-bit registers (what a union holds: no loss)."""
+    merged = ds.hll_union(lg_k)
+    for sketch in sketches:
+        merged.update(sketch)
+    return merged.get_result(ds.tgt_hll_type.HLL_8)
