@@ -126,8 +126,13 @@ def test_live_counts_the_last_seven_minutes_every_type_united_per_id_and_over_al
     status, doc = served.get("/api/v1/live")
     assert status == 200 and doc["trackingId"] is None
     within(doc["visitors"], served.exact({(f"recent:{t}", tid) for t in TYPES for tid in (SITE, QUIET)}))
+    # The same lag as a count read says (from the same heads): how old the newest counted bucket is.
+    counted = served.get("/api/v1/summary/review", tracking_id=SITE, minutes=7)[1]
+    assert counted["lagSeconds"] is not None and doc["lagSeconds"] == counted["lagSeconds"]
+    assert served.get("/api/v1/summary/review", tracking_id=SITE, distinct="visitors", minutes=7)[1]["lagSeconds"] == counted["lagSeconds"]
     served.clock.advance(30 * 60)  # everything is older than 7 minutes now
-    assert served.get("/api/v1/live", tracking_id=SITE)[1]["visitors"]["estimate"] == 0
+    doc = served.get("/api/v1/live", tracking_id=SITE)[1]
+    assert doc["visitors"]["estimate"] == 0 and doc["lagSeconds"] is None  # no bucket of the window holds events
 
 
 def test_a_lost_sketch_makes_the_distinct_read_incomplete_and_says_why(served: Served) -> None:

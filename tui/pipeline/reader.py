@@ -126,7 +126,12 @@ class Reader:
         unsure = [g for g in found.gaps if g not in read.incomplete]
         if unsure:
             read = dataclasses.replace(read, incomplete=tuple(sorted((*read.incomplete, *unsure), key=lambda g: (g.first, g.why))))
-        return read
+        return dataclasses.replace(read, lag_seconds=self._lag(found, now))
+
+    def _lag(self, found: BlocksRead, now: float) -> float | None:
+        """Now minus the end of the newest single bucket the heads say holds events (of any id)."""
+        newest = max((index for (span, index), totals in found.totals.items() if span == 1 and any(totals.values())), default=None)
+        return None if newest is None else max(0.0, now - (newest + 1) * self.settings.bucket_seconds)
 
     def bound_seconds(self, window_seconds: int) -> int:
         """The "±" of a read of ``window_seconds`` now: one bucket, more where the window's old edge

@@ -205,7 +205,7 @@ class StoreReader:
         bucket = self.reader.settings.bucket_seconds
         if read.incomplete:
             data = {**data, "incompleteParts": [gap.to_json(bucket) for gap in read.incomplete]}
-        return ReadAnswer(as_of, seconds, bucket, bool(read.incomplete), None, data, self.reader.bound_seconds(seconds))
+        return ReadAnswer(as_of, seconds, bucket, bool(read.incomplete), read.lag_seconds, data, self.reader.bound_seconds(seconds))
 
     def ready(self) -> tuple[bool, str]:
         health = self.reader.store.health()

@@ -40,6 +40,9 @@ class DistinctRead:
     incomplete: tuple[Gap, ...] = ()
     #: Ids of the window left out of ``by_id`` (only the busiest are read; the totals cover all).
     omitted: int = 0
+    #: Now minus the end of the newest single bucket of the window holding events of any id (from
+    #: the heads, as a count read's ``lagSeconds``); None when none holds any, or not computed.
+    lag_seconds: float | None = None
 
 
 @dataclass(frozen=True)
