@@ -281,6 +281,35 @@ def test_a_shard_whose_ids_alone_pass_the_budget_still_writes(store: Store, cloc
     assert not pending.items and not reported
 
 
+def test_sketches_over_the_budget_go_to_their_own_keys_and_later_flushes_find_them_there(store: Store, clock: FakeClock) -> None:
+    """Thirty ids of one shard, a set of 300 visitors each: a 6 KB budget spills most of them to own
+    keys, all in one round of writes; a second flush with more visitors unites into those keys."""
+    import base64
+
+    from tui.distinct.sketch import sketch_of
+    from tui.distinct.value import SPILLED
+    from tui.store.sketches import PendingSketches, flush_sketches, own_key
+
+    layout = pipeline(store, clock, "w1").reader.layout()
+    ident = ("d", 1, int(clock.time()) // 10, "review", 0)
+    key = sketch_key(layout, ident)
+    ids = [tid for tid in (f"INF-{i:04d}" for i in range(2_000)) if layout.shard(tid) == 0][:30]
+    visitors = {tid: [f"{tid}-v{n}" for n in range(300)] for tid in ids}
+    for share in (slice(0, 150), slice(150, 300)):
+        plain = [[list(ident), {tid: base64.b64encode(sketch_of(visitors[tid][share])).decode() for tid in ids}]]
+        reported: list[str] = []
+        pending = PendingSketches.from_plain(plain)
+        flush_sketches(store, layout, pending, layout.lg_k, clock.time(), lambda k, w: reported.append(w), everything=True, budget=6 * 1024)
+        assert not pending.items and not reported
+    shared = decode(store.get_many([key])[key], layout.lg_k)
+    spilled = [tid for tid in ids if shared[tid] == SPILLED]
+    assert 20 < len(spilled) < 30
+    own = store.get_many([own_key(key, tid) for tid in spilled])
+    for tid in ids:
+        sketch = decode(own[own_key(key, tid)], layout.lg_k)[tid] if tid in spilled else shared[tid]
+        assert within(estimate([sketch]).value, 300)
+
+
 def test_no_email_or_ip_of_the_generated_events_reaches_memcached(memcached: MemcachedServer, tmp_path: Path) -> None:
     """Every key and value the writer and the reader put in memcached is scanned for each e-mail and
     IP address (and the salt) that the generator's events carried."""

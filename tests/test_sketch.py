@@ -274,7 +274,6 @@ def test_every_sketch_and_union_we_write_passes_the_strict_check(n: int) -> None
 def test_a_value_round_trips(sizes: dict[str, int]) -> None:
     entries = {tid: sk.sketch_of(visitors_of(n, len(tid))) for tid, n in sizes.items()}
     data = vl.encode(entries, LG_K)
-    assert len(data) == vl.encoded_size(entries)
     assert vl.decode(data, LG_K) == entries
     for tid, s in entries.items():
         assert vl.find(data, tid, LG_K) == s
@@ -361,6 +360,154 @@ def test_a_corrupt_entry_is_named_and_replaced_by_the_delta() -> None:
     repaired = vl.decode(merged.value, LG_K)
     assert repaired.keys() == {"INF-a", "INF-b"}
     assert content(repaired["INF-a"]) == content(VALID[2]) and content(repaired["INF-b"]) == content(VALID[3])
+
+
+# -- merge: the patched value is what decoding and encoding every entry gave -----------------------
+
+
+def merge_by_decoding(stored: bytes | None, delta: dict[str, bytes], budget: int = vl.DEFAULT_BUDGET, restored: bool = False) -> vl.Merged:
+    """The oracle: :func:`tui.distinct.value.merge` as it was before it patched values in place,
+    decoding every stored entry into a dict, uniting the delta's ids in and encoding it all again."""
+    merged = vl.Merged(b"", restored=restored)
+    entries: dict[str, bytes] = {}
+    if stored is not None:
+        try:
+            entries = vl.decode(stored, LG_K)
+            merged.restored = merged.restored or vl.is_restored(stored, LG_K)
+        except vl.CorruptValue as error:
+            merged.problems.append(f"stored value replaced: {error}")
+            merged.restored = True
+    for tracking_id, sketch in delta.items():
+        held = entries.get(tracking_id)
+        if held == vl.SPILLED:
+            merged.spilled[tracking_id] = sketch
+            continue
+        try:
+            entries[tracking_id] = sk.union([sketch] if held is None else [held, sketch], LG_K)
+        except sk.CorruptSketch as error:
+            entries[tracking_id] = sk.union([sketch], LG_K)
+            merged.problems.append(f"{tracking_id}: stored sketch replaced: {error}")
+            merged.restored = True
+    size = len(vl.encode(entries, LG_K))
+    if size > budget:
+        for tracking_id in sorted(entries, key=lambda t: len(entries[t]), reverse=True):
+            sketch = entries[tracking_id]
+            if size <= budget or sketch == vl.SPILLED:
+                break
+            merged.spilled[tracking_id] = sketch
+            entries[tracking_id] = vl.SPILLED
+            size -= len(sketch)
+        if size > budget:
+            raise vl.ValueTooLarge(f"{len(entries):,} ids take {size:,} bytes even with every sketch in its own key; budget {budget:,}")
+    merged.value = vl.encode(entries, LG_K, merged.restored)
+    return merged
+
+
+def union_result(n: int, seed: int, parts: int) -> bytes:
+    """A sketch as the writer's deltas are made: ``parts`` sketches united, the result serialized."""
+    united = ds.hll_union(LG_K)
+    visitors = visitors_of(n, seed)
+    for part in range(parts):
+        united.update(sk.new_sketch(visitors[part::parts], LG_K))
+    return bytes(united.get_result(ds.tgt_hll_type.HLL_4).serialize_compact())
+
+
+#: Lists (empty too), sets, dense in order and out of order, with and without aux entries.
+DELTAS = VALID + [union_result(n, n + 11, parts) for n in (0, 1, 5, 7, 9, 60, 500, 900, 3_000, 9_000, 80_000) for parts in (1, 3)]
+IDS = st.sampled_from([f"INF-{c}" for c in "abcdefghij"] + ["INF-é", "INF-z" * 20])
+STORED_SKETCHES = st.one_of(st.sampled_from(DELTAS + [vl.SPILLED]), mutated())
+
+
+def raw_value(entries: list[tuple[bytes, bytes]], flags: int, gap: bytes, lg_k: int = LG_K) -> bytes:
+    """An EDS1 value with its ids as given (not sorted or checked) and ``gap`` before the first entry."""
+    block = b"\n" + b"".join(raw + b"\n" for raw, _ in entries)
+    offsets = [len(gap)]
+    for _, sketch in entries:
+        offsets.append(offsets[-1] + len(sketch))
+    head = struct.pack("<4sBBII", vl.MAGIC, lg_k, flags, len(entries), len(block))
+    return head + block + struct.pack(f"<{len(offsets)}I", *offsets) + gap + b"".join(s for _, s in entries)
+
+
+@st.composite
+def stored_values(draw: st.DrawFn) -> bytes | None:
+    """None, a value as the writer makes it, one whose framing is off in one way, or any bytes."""
+    what = draw(st.sampled_from(["none", "value", "value", "value", "odd ids", "gap", "flipped", "cut", "bytes"]))
+    if what == "none":
+        return None
+    if what == "bytes":
+        return draw(st.binary(max_size=120))
+    entries = draw(st.dictionaries(IDS, STORED_SKETCHES, max_size=8))
+    ids = sorted((t.encode("utf-8"), s) for t, s in entries.items())
+    if what == "odd ids":
+        odd = st.sampled_from([b"", b"INF a", b"INF-\xff", b"INF-\x01", b"x" * 129, b"x" * 128, b"INF-\xc3\xa9", b"INF-a", b"\xe2\x80\xa8"])
+        ids = draw(st.permutations(ids + [(draw(odd), draw(st.sampled_from(DELTAS)))]))
+    value = raw_value(ids, draw(st.sampled_from([0, 0, 1, 2])), draw(st.sampled_from([b"", b"", b"\0" * 3])) if what == "gap" else b"")
+    if what == "flipped":
+        data = bytearray(value)
+        data[draw(st.integers(0, len(data) - 1))] ^= 1 << draw(st.integers(0, 7))
+        value = bytes(data)
+    elif what == "cut":
+        value = value[: draw(st.integers(0, len(value)))]
+    return value
+
+
+def outcome(make: object) -> object:
+    try:
+        merged = make()  # type: ignore[operator]
+    except (vl.ValueTooLarge, sk.CorruptSketch) as error:
+        return type(error), str(error)
+    return merged.value, merged.spilled, merged.problems, merged.restored
+
+
+@settings(max_examples=1_500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stored_values(), st.dictionaries(IDS, st.sampled_from(DELTAS), max_size=6), st.sampled_from([vl.DEFAULT_BUDGET, 20_000, 2_000, 300, 60]), st.booleans())
+def test_a_merge_gives_the_bytes_decoding_and_encoding_every_entry_gave(stored: bytes | None, delta: dict[str, bytes], budget: int, restored: bool) -> None:
+    """Stored values of every shape (corrupt ones, corrupt entries, spilled entries, odd framing)
+    and deltas of every kind of sketch: the same value, spills, problems and restored flag, or the
+    same error, as the oracle."""
+    new = outcome(lambda: vl.merge(stored, delta, LG_K, budget, restored))
+    assert new == outcome(lambda: merge_by_decoding(stored, delta, budget, restored))
+    if isinstance(new, tuple) and isinstance(new[0], bytes):
+        assert vl.decode(new[0], LG_K).keys() >= delta.keys()
+
+
+def test_a_merge_into_a_large_value_gives_the_oracles_bytes() -> None:
+    """A shard's value at 100,000 ids (1,600 ids), a flush of 300 of them, a third new."""
+    rng = random.Random(5)
+    stored_ids = [f"INF-{rng.getrandbits(40):010x}" for _ in range(1_600)]
+    stored = vl.encode({tid: rng.choice(DELTAS[:6] + [vl.SPILLED]) for tid in stored_ids}, LG_K)
+    delta = {tid: rng.choice(DELTAS) for tid in rng.sample(stored_ids, 200) + [f"INF-{rng.getrandbits(40):010x}" for _ in range(100)]}
+    for budget in (vl.MAX_VALUE_BYTES, vl.DEFAULT_BUDGET):
+        assert outcome(lambda: vl.merge(stored, delta, LG_K, budget)) == outcome(lambda: merge_by_decoding(stored, delta, budget))
+
+
+def with_offsets(value: bytes, offsets: list[int]) -> bytes:
+    """``value`` with its offsets replaced (as many as it has)."""
+    n, ids_len = struct.unpack_from("<II", value, 6)
+    at = 14 + ids_len
+    return value[:at] + struct.pack(f"<{n + 1}I", *offsets) + value[at + 4 * (n + 1) :]
+
+
+def test_a_merge_checks_the_framing_it_does_not_decode() -> None:
+    """Every fault :func:`~tui.distinct.value.decode` finds in a value the merge finds too, named the same way."""
+    good = [(b"INF-a", VALID[1]), (b"INF-b", VALID[2]), (b"INF-c", VALID[3])]
+    end = sum(len(s) for _, s in good)
+    faults = {
+        "the ids are not sorted and unique": raw_value([good[1], good[0]], 0, b""),
+        "id 1 is not UTF-8": raw_value([good[0], (b"INF-\xff", VALID[2])], 0, b""),
+        "id 0 'INF a' is not a tracking id": raw_value([(b"INF a", VALID[1])], 0, b""),
+        f"id 0 {'x' * 40!a} is not a tracking id": raw_value([(b"x" * 129, VALID[1])], 0, b""),
+        f"entry 0: offsets 0..{end + 1} are not in order": with_offsets(raw_value(good, 0, b""), [0, end + 1, end + 1, end]),
+        "entry 1: offsets 20..12 are not in order": with_offsets(raw_value(good, 0, b""), [0, 20, 12, end]),
+    }
+    for why, data in faults.items():
+        with pytest.raises(vl.CorruptValue, match=re.escape(why)):
+            vl.decode(data, LG_K)
+        merged = vl.merge(data, {"INF-a": VALID[3]}, LG_K)
+        assert merged.restored and len(merged.problems) == 1 and merged.problems[0].startswith(f"stored value replaced: {why}"), merged.problems
+        assert vl.decode(merged.value, LG_K).keys() == {"INF-a"}
+    gapped = raw_value(good, 0, b"\0\0\0")  # the first entry not at 0: decode reads it, so the merge does
+    assert vl.merge(gapped, {}, LG_K).value == vl.encode(vl.decode(gapped, LG_K), LG_K)
 
 
 # -- size ---------------------------------------------------------------------------------------------

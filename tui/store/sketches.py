@@ -193,28 +193,46 @@ def flush_sketches(
     # with that shard's counts, on the counts' schedule.
     todo = {sketch_key(layout, ident): ident for ident in pending.items if ident[4] == layout.shards or due(ident)}
     deltas = {key: pending.delta(ident) for key, ident in todo.items()}
-    for _ in range(MAX_CAS_ATTEMPTS):
-        if not todo:
-            return
-        fetched = kv.gets_many(list(todo))
-        missing = {evidence_key(layout, ident): ident for key, ident in todo.items() if key not in fetched}
+
+    def writes(keys: list[str], fetched: dict[str, tuple[bytes, Any]]) -> list[Write]:
+        missing = {evidence_key(layout, todo[key]): todo[key] for key in keys if key not in fetched}
         evidence = kv.gets_many(list(missing)) if missing else {}
-        lost = {key for key, ident in todo.items() if key not in fetched and _held_data(layout, ident, evidence.get(evidence_key(layout, ident), (None,))[0])}
-        writes: list[Write] = []
-        for key, ident in todo.items():
-            stored = fetched.get(key)
-            merged = _merge(key, stored[0] if stored else None, deltas[key], lg_k, budget, key in lost)
+        out: list[Write] = []
+        spills: dict[str, tuple[dict[str, bytes], int]] = {}
+        for key in keys:
+            ident, stored = todo[key], fetched.get(key)
+            lost = stored is None and _held_data(layout, ident, evidence.get(evidence_key(layout, ident), (None,))[0])
+            merged = _merge(key, stored[0] if stored else None, deltas[key], lg_k, budget, lost)
             for problem in merged.problems:
                 report(key, problem)
             expire = layout.expire(sketch_block(ident), now)
-            # An id's own key is written before the shared value that says "spilled", so a reader
-            # who sees that mark finds the sketch there.
-            _unite_own(kv, {own_key(key, tid): {tid: sketch} for tid, sketch in merged.spilled.items()}, lg_k, expire, report)
-            writes.append((key, merged.value, stored[1] if stored else None, expire))
-        results = kv.store_many(writes)
-        for (key, *_), stored_ok in zip(writes, results):
-            if stored_ok:
-                pending.items.pop(todo.pop(key), None)
+            spills.update((own_key(key, tid), ({tid: sketch}, expire)) for tid, sketch in merged.spilled.items())
+            out.append((key, merged.value, stored[1] if stored else None, expire))
+        # An id's own key is written before the shared value that says "spilled", so a reader who
+        # sees that mark finds the sketch there: one round of them for every shared value of the flush.
+        if spills:
+            _cas_until_stored(kv, list(spills), lambda own, got: _own_writes(own, got, spills, lg_k, report), lambda own: None)
+        return out
+
+    _cas_until_stored(kv, list(todo), writes, lambda key: pending.items.pop(todo[key], None))
+
+
+def _cas_until_stored(
+    kv: KV, keys: list[str], writes: Callable[[list[str], dict[str, tuple[bytes, Any]]], list[Write]], stored: Callable[[str], object]
+) -> None:
+    """``gets`` the keys, write what ``writes`` makes of them (``cas``, or ``add`` where missing) and
+    call ``stored`` for each key the store took; again for the rest, which another writer changed in
+    between, up to :data:`~tui.store.merge.MAX_CAS_ATTEMPTS` times (then TimeoutError)."""
+    for _ in range(MAX_CAS_ATTEMPTS):
+        if not keys:
+            return
+        made = writes(keys, kv.gets_many(keys))
+        keys = []
+        for write, ok in zip(made, kv.store_many(made)):
+            if ok:
+                stored(write[0])
+            else:
+                keys.append(write[0])
     raise TimeoutError(f"sketches: gave up after {MAX_CAS_ATTEMPTS} contended attempts")
 
 
@@ -230,19 +248,16 @@ def _merge(key: str, stored: bytes | None, delta: dict[str, bytes], lg_k: int, b
             raise TooLarge(f"{key}: {error}") from None
 
 
-def _unite_own(kv: KV, deltas: dict[str, dict[str, bytes]], lg_k: int, expire: int, report: Callable[[str, str], None]) -> None:
-    """Unite single-id sketches into their own keys (one id each, so never over the limit)."""
-    for _ in range(MAX_CAS_ATTEMPTS):
-        if not deltas:
-            return
-        fetched = kv.gets_many(list(deltas))
-        writes: list[Write] = []
-        for key, delta in deltas.items():
-            stored = fetched.get(key)
-            merged = merge(stored[0] if stored else None, delta, lg_k, MAX_VALUE_BYTES)
-            for problem in merged.problems:
-                report(key, problem)
-            writes.append((key, merged.value, stored[1] if stored else None, expire))
-        results = kv.store_many(writes)
-        deltas = {key: deltas[key] for (key, *_), ok in zip(writes, results) if not ok}
-    raise TimeoutError(f"sketches: gave up after {MAX_CAS_ATTEMPTS} contended attempts")
+def _own_writes(
+    keys: list[str], fetched: dict[str, tuple[bytes, Any]], spills: dict[str, tuple[dict[str, bytes], int]], lg_k: int, report: Callable[[str, str], None]
+) -> list[Write]:
+    """Single-id sketches united into their own keys (one id each, so never over the limit)."""
+    out: list[Write] = []
+    for key in keys:
+        stored = fetched.get(key)
+        delta, expire = spills[key]
+        merged = merge(stored[0] if stored else None, delta, lg_k, MAX_VALUE_BYTES)
+        for problem in merged.problems:
+            report(key, problem)
+        out.append((key, merged.value, stored[1] if stored else None, expire))
+    return out
