@@ -27,9 +27,10 @@ so a value never grows past it whatever the traffic; the own key's value is this
 with that one id, which the reader checks.
 
 :func:`find` reads one id in C-speed steps (``bytes.find`` in the id block, then two offsets),
-so a one-id read does not decode the whole value; :func:`decode` checks everything (the writer's
-path). Anything malformed raises :class:`CorruptValue` with a reason; a sketch inside raises
-:class:`~tui.distinct.sketch.CorruptSketch` when used.
+so a one-id read does not decode the whole value; :func:`decode` checks everything, and
+:func:`merge` (the writer's path) checks the same framing without decoding: it copies the entries
+it does not touch as they are. Anything malformed raises :class:`CorruptValue` with a reason; a
+sketch inside raises :class:`~tui.distinct.sketch.CorruptSketch` when used.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate, islice
-from operator import lt, sub
+from operator import itemgetter, lt, sub
 
 import datasketches as ds
 
@@ -198,23 +199,15 @@ class _Held:
     #: The ids as stored (sorted, unique, valid) and their id block.
     ids: list[bytes]
     block: bytes
-    #: Each entry's length (0: :data:`SPILLED`) and where it starts in ``area``; ``starts[-1]`` is its end.
+    #: Each entry's length (0: :data:`SPILLED`), and its offsets in ``area``: entry ``i`` is
+    #: ``area[offsets[i]:offsets[i + 1]]``.
     lengths: list[int]
-    starts: tuple[int, ...]
-    #: The entries back to back, as stored.
+    offsets: tuple[int, ...]
+    #: The sketch area, a view of the stored bytes.
     area: memoryview
 
-    def index(self, raw: bytes) -> tuple[int, bool]:
-        """Where the id ``raw`` is (True), or would go in sorted order (False)."""
-        at = bisect_left(self.ids, raw)
-        return at, at < len(self.ids) and self.ids[at] == raw
-
     def entry(self, index: int) -> bytes:
-        return bytes(self.area[self.starts[index] : self.starts[index + 1]])
-
-    def run(self, first: int, end: int) -> memoryview:
-        """Entries ``first`` up to ``end`` (exclusive), back to back, as stored."""
-        return self.area[self.starts[first] : self.starts[end]]
+        return bytes(self.area[self.offsets[index] : self.offsets[index + 1]])
 
 
 _NOTHING_HELD = _Held(False, [], b"\n", [], (0,), memoryview(b""))
@@ -230,8 +223,7 @@ def _open(data: bytes, lg_k: int) -> _Held:
     lengths = list(map(sub, offsets[1:], offsets[:-1]))
     if not (_ids_are_valid(ids, frame.block) and min(lengths, default=0) >= 0):
         _decode(data, frame)  # raises, naming the first bad id or entry
-    first = offsets[0]  # an encoder starts at 0; a stored value may not, and is read as decode reads it
-    return _Held(frame.restored, ids, frame.block, lengths, tuple(o - first for o in offsets), memoryview(data)[frame.area_at + first :])
+    return _Held(frame.restored, ids, frame.block, lengths, offsets, memoryview(data)[frame.area_at :])
 
 
 def _ids_are_valid(ids: list[bytes], block: bytes) -> bool:
@@ -297,12 +289,13 @@ def merge(stored: bytes | None, delta: Mapping[str, bytes], lg_k: int, budget: i
             merged.problems.append(f"stored value replaced: {error}")
             merged.restored = True
     edits = _Edits()
+    ids, lengths = held.ids, held.lengths
     for tracking_id, sketch in delta.items():
         raw = tracking_id.encode("utf-8")
-        at, found = held.index(raw)
-        if not found:
+        at = bisect_left(ids, raw)
+        if at == len(ids) or ids[at] != raw:
             edits.inserted.append((at, raw, _settled(sketch, lg_k)))
-        elif held.lengths[at] == 0:  # SPILLED
+        elif lengths[at] == 0:  # SPILLED
             merged.spilled[tracking_id] = sketch
         else:
             try:
@@ -311,55 +304,51 @@ def merge(stored: bytes | None, delta: Mapping[str, bytes], lg_k: int, budget: i
                 edits.replaced[at] = union([sketch], lg_k)  # the delta is ours: if it were bad, this raises
                 merged.problems.append(f"{tracking_id}: stored sketch replaced: {error}")
                 merged.restored = True
-    ids, lengths, area = _apply(held, edits)
+    ids, entries = _apply(held, edits)
+    lengths = list(map(len, entries))
     block = b"\n" + b"\n".join(ids) + b"\n" if ids else b"\n"
     if _HEAD.size + len(block) + 4 * (len(ids) + 1) + sum(lengths) > budget:
-        area = _spill(merged, held, edits, ids, lengths, area, budget)
+        _spill(merged, held, edits, ids, entries, lengths, budget)
     merged.value = b"".join(
-        (_HEAD.pack(MAGIC, lg_k, RESTORED_FLAG if merged.restored else 0, len(ids), len(block)), block, struct.pack(f"<{len(ids) + 1}I", *accumulate(lengths, initial=0)), *area)
+        (_HEAD.pack(MAGIC, lg_k, RESTORED_FLAG if merged.restored else 0, len(ids), len(block)), block, struct.pack(f"<{len(ids) + 1}I", *accumulate(lengths, initial=0)), *entries)
     )
     return merged
 
 
-def _apply(held: _Held, edits: _Edits) -> tuple[list[bytes], list[int], list[bytes | memoryview]]:
-    """The merged value's ids, entry lengths and area pieces: the stored runs between the edits, as they are."""
-    changes = sorted([(at, 0, raw, sketch) for at, raw, sketch in edits.inserted] + [(at, 1, held.ids[at], sketch) for at, sketch in edits.replaced.items()])
-    ids: list[bytes] = []
-    lengths: list[int] = []
-    area: list[bytes | memoryview] = []
-    done = 0
-    for at, replaces, raw, sketch in changes:
-        ids += held.ids[done:at]
-        lengths += held.lengths[done:at]
-        area += (held.run(done, at), sketch)
-        ids.append(raw)
-        lengths.append(len(sketch))
-        done = at + replaces
-    ids += held.ids[done:]
-    lengths += held.lengths[done:]
-    area.append(held.run(done, len(held.ids)))
-    return ids, lengths, area
+def _apply(held: _Held, edits: _Edits) -> tuple[list[bytes], list[bytes | memoryview]]:
+    """The merged value's ids and entries, in order; the stored entries not replaced are views of
+    the stored bytes, not copies. C-speed steps per id (a slice, a sort of sorted runs), Python ones
+    per edit only."""
+    entries: list[bytes | memoryview] = list(map(held.area.__getitem__, map(slice, held.offsets, held.offsets[1:])))
+    for at, sketch in edits.replaced.items():
+        entries[at] = sketch
+    if not edits.inserted:
+        return held.ids, entries
+    pairs = list(zip(held.ids, entries))
+    pairs += [(raw, sketch) for _, raw, sketch in edits.inserted]
+    pairs.sort(key=_ID)
+    return list(map(_ID, pairs)), list(map(_ENTRY, pairs))
 
 
-def _spill(merged: Merged, held: _Held, edits: _Edits, ids: list[bytes], lengths: list[int], area: list[bytes | memoryview], budget: int) -> list[bytes]:
-    """Move the largest sketches to ``merged.spilled`` until the value fits ``budget`` (``lengths``
-    updated; the new area returned). Of equal sizes, stored ids go first in their order, then new
-    ids in the delta's: the order the value's entries had when it was decoded into a dict."""
-    joined = b"".join(area)
-    starts = list(accumulate(lengths, initial=0))
-    sketches = [joined[start:end] for start, end in zip(starts, starts[1:])]
+_ID, _ENTRY = itemgetter(0), itemgetter(1)
+
+
+def _spill(merged: Merged, held: _Held, edits: _Edits, ids: list[bytes], entries: list[bytes | memoryview], lengths: list[int], budget: int) -> None:
+    """Move the largest sketches to ``merged.spilled`` (:data:`SPILLED` in ``entries`` and
+    ``lengths``) until the value fits ``budget``. Of equal sizes, stored ids go first in their
+    order, then new ids in the delta's: the order a decoded value's dict had."""
     rank = dict(zip(held.ids, range(len(held.ids))))
     rank.update((raw, len(held.ids) + order) for order, (_, raw, _) in enumerate(edits.inserted))
     size = _HEAD.size + 1 + 4 + sum(len(raw) + 1 + 4 + length for raw, length in zip(ids, lengths))
     for index in sorted(range(len(ids)), key=lambda i: (-lengths[i], rank[ids[i]])):
         if size <= budget or lengths[index] == 0:
             break
-        merged.spilled[ids[index].decode("utf-8")] = sketches[index]
+        merged.spilled[ids[index].decode("utf-8")] = bytes(entries[index])
         size -= lengths[index]
-        lengths[index], sketches[index] = 0, SPILLED
+        lengths[index], entries[index] = 0, SPILLED
     if size > budget:
         raise ValueTooLarge(f"{len(ids):,} ids take {size:,} bytes even with every sketch in its own key; budget {budget:,}")
-    return sketches
+
 
 @dataclass
 class Collected:
