@@ -310,6 +310,33 @@ def test_sketches_over_the_budget_go_to_their_own_keys_and_later_flushes_find_th
         assert within(estimate([sketch]).value, 300)
 
 
+def test_a_corrupt_stored_sketch_that_must_spill_is_dropped_and_named_not_written_to_its_own_key(store: Store, clock: FakeClock) -> None:
+    """A value planted with a large corrupt entry: the next flush takes the value over its budget,
+    and the corrupt entry is the largest. It never reached DataSketches unchecked (which raised out
+    of every flush, so the writer could not write that key again): the merge names it, marks the
+    value restored and writes nothing for it; the other ids are written."""
+    import base64
+
+    from tui.distinct.sketch import sketch_of
+    from tui.distinct.value import SPILLED, encode, is_restored
+    from tui.store.sketches import PendingSketches, flush_sketches, own_key
+
+    layout = pipeline(store, clock, "w1").reader.layout()
+    ident = ("d", 1, int(clock.time()) // 10, "review", 0)
+    key = sketch_key(layout, ident)
+    garbage = bytes([2, 1, 7, layout.lg_k, 3, 8, 9, 0]) + bytes(3_000)  # a list of 9 coupons: corrupt
+    store.set(key, encode({"INF-corrupt": garbage}, layout.lg_k), 60)
+    plain = [[list(ident), {f"INF-{i}": base64.b64encode(sketch_of([f"v{i}-{n}" for n in range(40)])).decode() for i in range(3)}]]
+    reported: list[str] = []
+    flush_sketches(store, layout, PendingSketches.from_plain(plain), layout.lg_k, clock.time(), lambda k, w: reported.append(w), everything=True, budget=2 * 1024)
+    assert reported == ["INF-corrupt: stored sketch dropped (corrupt, and over the budget): list of 9 coupons; a list holds at most 7"]
+    value = store.get_many([key])[key]
+    assert is_restored(value, layout.lg_k)
+    entries = decode(value, layout.lg_k)
+    assert entries["INF-corrupt"] == SPILLED and not store.get_many([own_key(key, "INF-corrupt")])
+    assert all(within(estimate([entries[f"INF-{i}"]]).value, 40) for i in range(3))
+
+
 def test_no_email_or_ip_of_the_generated_events_reaches_memcached(memcached: MemcachedServer, tmp_path: Path) -> None:
     """Every key and value the writer and the reader put in memcached is scanned for each e-mail and
     IP address (and the salt) that the generator's events carried."""

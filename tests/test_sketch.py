@@ -367,7 +367,9 @@ def test_a_corrupt_entry_is_named_and_replaced_by_the_delta() -> None:
 
 def merge_by_decoding(stored: bytes | None, delta: dict[str, bytes], budget: int = vl.DEFAULT_BUDGET, restored: bool = False) -> vl.Merged:
     """The oracle: :func:`tui.distinct.value.merge` as it was before it patched values in place,
-    decoding every stored entry into a dict, uniting the delta's ids in and encoding it all again."""
+    decoding every stored entry into a dict, uniting the delta's ids in and encoding it all again.
+    With one fix made since: a stored entry that no union checked and that must spill is checked
+    first, and dropped if corrupt (it went to its own key's merge, which raised out of the flush)."""
     merged = vl.Merged(b"", restored=restored)
     entries: dict[str, bytes] = {}
     if stored is not None:
@@ -394,7 +396,12 @@ def merge_by_decoding(stored: bytes | None, delta: dict[str, bytes], budget: int
             sketch = entries[tracking_id]
             if size <= budget or sketch == vl.SPILLED:
                 break
-            merged.spilled[tracking_id] = sketch
+            reason = hll_format.problem(sketch, LG_K) if tracking_id not in delta else None  # see below
+            if reason is None:
+                merged.spilled[tracking_id] = sketch
+            else:
+                merged.problems.append(f"{tracking_id}: stored sketch dropped (corrupt, and over the budget): {reason}")
+                merged.restored = True
             entries[tracking_id] = vl.SPILLED
             size -= len(sketch)
         if size > budget:

@@ -44,7 +44,7 @@ from operator import itemgetter, lt, sub
 
 import datasketches as ds
 
-from tui.distinct.hll_format import HLL_MODE, LIST_MODE, OUT_OF_ORDER_FLAG
+from tui.distinct.hll_format import HLL_MODE, LIST_MODE, OUT_OF_ORDER_FLAG, problem
 from tui.distinct.sketch import CorruptSketch, load, union
 
 MAGIC = b"EDS1"
@@ -308,7 +308,7 @@ def merge(stored: bytes | None, delta: Mapping[str, bytes], lg_k: int, budget: i
     lengths = list(map(len, entries))
     block = b"\n" + b"\n".join(ids) + b"\n" if ids else b"\n"
     if _HEAD.size + len(block) + 4 * (len(ids) + 1) + sum(lengths) > budget:
-        _spill(merged, held, edits, ids, entries, lengths, budget)
+        _spill(merged, held, edits, ids, entries, lengths, lg_k, budget)
     merged.value = b"".join(
         (_HEAD.pack(MAGIC, lg_k, RESTORED_FLAG if merged.restored else 0, len(ids), len(block)), block, struct.pack(f"<{len(ids) + 1}I", *accumulate(lengths, initial=0)), *entries)
     )
@@ -333,17 +333,27 @@ def _apply(held: _Held, edits: _Edits) -> tuple[list[bytes], list[bytes | memory
 _ID, _ENTRY = itemgetter(0), itemgetter(1)
 
 
-def _spill(merged: Merged, held: _Held, edits: _Edits, ids: list[bytes], entries: list[bytes | memoryview], lengths: list[int], budget: int) -> None:
+def _spill(merged: Merged, held: _Held, edits: _Edits, ids: list[bytes], entries: list[bytes | memoryview], lengths: list[int], lg_k: int, budget: int) -> None:
     """Move the largest sketches to ``merged.spilled`` (:data:`SPILLED` in ``entries`` and
     ``lengths``) until the value fits ``budget``. Of equal sizes, stored ids go first in their
-    order, then new ids in the delta's: the order a decoded value's dict had."""
+    order, then new ids in the delta's: the order a decoded value's dict had.
+
+    A stored entry that no union read (a view of the stored bytes) is checked before it goes: its
+    own key's merge would take it for one of the writer's sketches. A corrupt one is dropped,
+    named in ``problems``, and the value marked restored (what it held is gone)."""
     rank = dict(zip(held.ids, range(len(held.ids))))
     rank.update((raw, len(held.ids) + order) for order, (_, raw, _) in enumerate(edits.inserted))
     size = _HEAD.size + 1 + 4 + sum(len(raw) + 1 + 4 + length for raw, length in zip(ids, lengths))
     for index in sorted(range(len(ids)), key=lambda i: (-lengths[i], rank[ids[i]])):
         if size <= budget or lengths[index] == 0:
             break
-        merged.spilled[ids[index].decode("utf-8")] = bytes(entries[index])
+        tracking_id, sketch = ids[index].decode("utf-8"), bytes(entries[index])
+        reason = problem(sketch, lg_k) if isinstance(entries[index], memoryview) else None
+        if reason is None:
+            merged.spilled[tracking_id] = sketch
+        else:
+            merged.problems.append(f"{tracking_id}: stored sketch dropped (corrupt, and over the budget): {reason}")
+            merged.restored = True
         size -= lengths[index]
         lengths[index], entries[index] = 0, SPILLED
     if size > budget:
