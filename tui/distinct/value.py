@@ -274,9 +274,11 @@ def merge(stored: bytes | None, delta: Mapping[str, bytes], lg_k: int, budget: i
     ``spilled`` (marked :data:`SPILLED` here); :class:`ValueTooLarge` if the ids alone do not fit.
     ``restored``: mark the new value restored (the writer knows the missing ``stored`` was lost).
 
-    The stored value is patched, not decoded: only the entries of the delta's ids are read (and
-    checked, by the union), the runs between them are copied as they are, and the result is byte
-    for byte what decoding every entry and encoding them again gave (``tests/test_sketch.py``)."""
+    The stored value is patched, not decoded: its framing is checked as :func:`decode` checks it,
+    only the entries of the delta's ids are read (and checked, by the union), the others are copied
+    as they are, and the result is byte for byte what decoding every entry and encoding them again
+    gave (``tests/test_sketch.py`` keeps that path as its oracle). A stored entry that must spill
+    is checked first (:func:`_spill`)."""
     if budget > MAX_VALUE_BYTES:
         raise ValueError(f"budget: {budget:,} bytes is over the {MAX_VALUE_BYTES:,}-byte limit")
     merged = Merged(b"", restored=restored)
