@@ -174,13 +174,18 @@ def test_a_checkpoint_keeps_visitors_that_were_not_written_yet(store: Store, clo
         assert within(seen.by_id[tid].value, len(visitors)), tid
 
 
-def test_an_evicted_sketch_value_makes_the_figure_incomplete_and_a_rewrite_says_restored(store: Store, clock: FakeClock) -> None:
+def a_written_bucket(store: Store, clock: FakeClock) -> tuple[Pipeline, str, str]:
+    """A writer's 3 s of traffic, the busiest id, and its last single bucket's user-event sketch key."""
     engine = pipeline(store, clock, "w1")
     run([engine], clock, 3, 200)
     layout = engine.reader.layout()
     tid = IDS[0]
     bucket = int((clock.time() - 1) * 1000) // 10_000
-    key = sketch_key(layout, ("d", 1, bucket, "user-event", layout.shard(tid)))
+    return engine, tid, sketch_key(layout, ("d", 1, bucket, "user-event", layout.shard(tid)))
+
+
+def test_an_evicted_sketch_value_makes_the_figure_incomplete_and_a_rewrite_says_restored(store: Store, clock: FakeClock) -> None:
+    engine, tid, key = a_written_bucket(store, clock)
     assert store.get_many([key]), "the single bucket's sketch value is there"
     store.delete(key)
     seen = engine.reader.read_visitors([tid])
@@ -395,12 +400,7 @@ def test_one_ids_read_of_every_type_is_one_round_trip_and_equals_a_window_read(s
 def test_a_sketch_value_read_before_the_flush_that_wrote_it_is_read_again_not_called_lost(store: Store, clock: FakeClock) -> None:
     """The one round trip reads a cluster's servers in turn, so a sketch value may be read before a
     flush wrote it and its counts after: what looks lost is read once more, and judged on that."""
-    engine = pipeline(store, clock, "w1")
-    run([engine], clock, 3, 200)
-    layout = engine.reader.layout()
-    tid = IDS[0]
-    bucket = int((clock.time() - 1) * 1000) // 10_000
-    key = sketch_key(layout, ("d", 1, bucket, "user-event", layout.shard(tid)))
+    engine, tid, key = a_written_bucket(store, clock)
     whole = engine.reader.read_visitors([tid], total=False, per_series=False)
     calls: list[list[str]] = []
     get_many = store.get_many
