@@ -480,3 +480,38 @@ def test_on_two_servers_a_sketch_value_or_own_key_deleted_after_the_flush_makes_
         assert any(total_key in gap.why for gap in engine.reader.read_visitors([]).incomplete)
     finally:
         store.close()
+
+
+def test_an_own_key_lost_after_its_id_spilled_is_rewritten_marked_restored(store: Store, clock: FakeClock) -> None:
+    """The shared value says an id's sketch is in its own key (written before that mark), so an own
+    key missing then was lost (evicted, or its server restarted). The next flush of that id must
+    mark the own key it writes again restored, as it marks a lost shared value: written with only
+    the visitors since, unmarked, it made a reader print a low figure as exact."""
+    import base64
+
+    from tui.distinct.sketch import sketch_of
+    from tui.distinct.value import SPILLED, collect, is_restored
+    from tui.store.sketches import PendingSketches, flush_sketches, own_key
+
+    layout = pipeline(store, clock, "w1").reader.layout()
+    ident = ("d", 1, int(clock.time()) // 10, "review", 0)
+    key = sketch_key(layout, ident)
+    ids = [tid for tid in (f"INF-{i:04d}" for i in range(2_000)) if layout.shard(tid) == 0][:30]
+    visitors = {tid: [f"{tid}-v{n}" for n in range(300)] for tid in ids}
+
+    def flush(share: slice) -> list[str]:
+        plain = [[list(ident), {tid: base64.b64encode(sketch_of(visitors[tid][share])).decode() for tid in ids}]]
+        reported: list[str] = []
+        flush_sketches(store, layout, PendingSketches.from_plain(plain), layout.lg_k, clock.time(), lambda k, w: reported.append(w), everything=True, budget=6 * 1024)
+        return reported
+
+    assert flush(slice(0, 150)) == []
+    shared = decode(store.get_many([key])[key], layout.lg_k)
+    tid = next(t for t in ids if shared[t] == SPILLED)
+    store.delete(own_key(key, tid))
+    flush(slice(150, 300))
+    own = store.get_many([own_key(key, tid)])[own_key(key, tid)]
+    assert is_restored(own, layout.lg_k), "rewritten with half the visitors, and not marked restored"
+    assert collect({own_key(key, tid): own}, tid, layout.lg_k).restored == [own_key(key, tid)]
+    others = [t for t in ids if shared[t] == SPILLED and t != tid]
+    assert not any(is_restored(v, layout.lg_k) for v in store.get_many([own_key(key, t) for t in others]).values())
