@@ -515,3 +515,21 @@ def test_an_own_key_lost_after_its_id_spilled_is_rewritten_marked_restored(store
     assert collect({own_key(key, tid): own}, tid, layout.lg_k).restored == [own_key(key, tid)]
     others = [t for t in ids if shared[t] == SPILLED and t != tid]
     assert not any(is_restored(v, layout.lg_k) for v in store.get_many([own_key(key, t) for t in others]).values())
+
+
+def test_an_id_spelled_like_the_total_entry_reads_its_own_visitors_not_the_total(store: Store, clock: FakeClock) -> None:
+    """``*`` is a valid tracking id (printable, no whitespace) and also the name of the entry that
+    holds a series' total over every id. Read together with the total (the dashboard's live panel
+    and its by-id view do), the id's figure was the total's: 53 visitors for an id that had 3."""
+    engine = pipeline(store, clock, "w1")
+    now_ms = int(clock.time() * 1000)
+    engine.writer.ingest([IngestEvent("review", "*", now_ms, f"s{i}", None, None) for i in range(3)])
+    engine.writer.ingest([IngestEvent("review", IDS[1], now_ms, f"o{i}", None, None) for i in range(50)])
+    assert engine.writer.flush()
+    clock.advance(1.0)
+    for ids in (["*"], ["*", IDS[1]], [IDS[1], "*"]):
+        read = engine.reader.read_visitors(ids, total=True)
+        assert round(read.by_id["*"].value) == 3 and round(read.total.value) == 53, (ids, read)  # type: ignore[union-attr]
+        assert round(read.by_series["review"]["*"].value) == 3 and round(read.series_totals["review"].value) == 53
+        assert read.incomplete == ()
+    assert round(engine.reader.read_view(visitors=True).visitors.by_id["*"].value) == 3  # type: ignore[union-attr]
