@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -450,3 +451,85 @@ def test_a_one_id_read_whose_counts_were_lost_says_its_visitors_may_be_low(store
     store.delete(layout.shard_key((1, bucket), "user-event", layout.shard(tid)))
     seen = engine.reader.read_visitors([tid], total=False, per_series=False)
     assert any("lost" in gap.why and gap.first <= bucket <= gap.last for gap in seen.incomplete), seen.incomplete
+
+
+def test_on_two_servers_a_sketch_value_or_own_key_deleted_after_the_flush_makes_every_read_incomplete(
+    memcached_factory: Callable[[], MemcachedServer], clock: FakeClock
+) -> None:
+    """A cluster reads its servers in turn, so the one round trip may read a sketch value before
+    or after its counts; deleted between the flush and the read (one-id and two-id reads, with and
+    without the total), it is still read as lost and named, not a low figure printed as exact."""
+    servers = [memcached_factory(), memcached_factory()]
+    store = MemcachedStore([s.server for s in servers], "t:")
+    try:
+        engine = pipeline(store, clock, "w1")
+        run([engine], clock, 3, 200)
+        layout = engine.reader.layout()
+        bucket = int((clock.time() - 1) * 1000) // 10_000
+        for tid in IDS[:6]:
+            key = sketch_key(layout, ("d", 1, bucket, "user-event", layout.shard(tid)))
+            assert store.get_many([key]), "the single bucket's sketch value is there"
+            store.delete(key)
+            for ids, total in (([tid], False), ([tid], True), ([IDS[39], tid], False), ([tid, IDS[39]], True)):
+                seen = engine.reader.read_visitors(ids, total=total)
+                assert any(key in gap.why and "missing" in gap.why for gap in seen.incomplete), (ids, total, seen.incomplete)
+        total_key = sketch_key(layout, ("d", 1, bucket, "review", layout.shards))
+        store.delete(total_key)
+        seen = engine.reader.read_visitors([IDS[7]], total=True)
+        assert any(total_key in gap.why for gap in seen.incomplete), seen.incomplete
+        assert any(total_key in gap.why for gap in engine.reader.read_visitors([]).incomplete)
+    finally:
+        store.close()
+
+
+def test_an_own_key_lost_after_its_id_spilled_is_rewritten_marked_restored(store: Store, clock: FakeClock) -> None:
+    """The shared value says an id's sketch is in its own key (written before that mark), so an own
+    key missing then was lost (evicted, or its server restarted). The next flush of that id must
+    mark the own key it writes again restored, as it marks a lost shared value: written with only
+    the visitors since, unmarked, it made a reader print a low figure as exact."""
+    import base64
+
+    from tui.distinct.sketch import sketch_of
+    from tui.distinct.value import SPILLED, collect, is_restored
+    from tui.store.sketches import PendingSketches, flush_sketches, own_key
+
+    layout = pipeline(store, clock, "w1").reader.layout()
+    ident = ("d", 1, int(clock.time()) // 10, "review", 0)
+    key = sketch_key(layout, ident)
+    ids = [tid for tid in (f"INF-{i:04d}" for i in range(2_000)) if layout.shard(tid) == 0][:30]
+    visitors = {tid: [f"{tid}-v{n}" for n in range(300)] for tid in ids}
+
+    def flush(share: slice) -> list[str]:
+        plain = [[list(ident), {tid: base64.b64encode(sketch_of(visitors[tid][share])).decode() for tid in ids}]]
+        reported: list[str] = []
+        flush_sketches(store, layout, PendingSketches.from_plain(plain), layout.lg_k, clock.time(), lambda k, w: reported.append(w), everything=True, budget=6 * 1024)
+        return reported
+
+    assert flush(slice(0, 150)) == []
+    shared = decode(store.get_many([key])[key], layout.lg_k)
+    tid = next(t for t in ids if shared[t] == SPILLED)
+    store.delete(own_key(key, tid))
+    flush(slice(150, 300))
+    own = store.get_many([own_key(key, tid)])[own_key(key, tid)]
+    assert is_restored(own, layout.lg_k), "rewritten with half the visitors, and not marked restored"
+    assert collect({own_key(key, tid): own}, tid, layout.lg_k).restored == [own_key(key, tid)]
+    others = [t for t in ids if shared[t] == SPILLED and t != tid]
+    assert not any(is_restored(v, layout.lg_k) for v in store.get_many([own_key(key, t) for t in others]).values())
+
+
+def test_an_id_spelled_like_the_total_entry_reads_its_own_visitors_not_the_total(store: Store, clock: FakeClock) -> None:
+    """``*`` is a valid tracking id (printable, no whitespace) and also the name of the entry that
+    holds a series' total over every id. Read together with the total (the dashboard's live panel
+    and its by-id view do), the id's figure was the total's: 53 visitors for an id that had 3."""
+    engine = pipeline(store, clock, "w1")
+    now_ms = int(clock.time() * 1000)
+    engine.writer.ingest([IngestEvent("review", "*", now_ms, f"s{i}", None, None) for i in range(3)])
+    engine.writer.ingest([IngestEvent("review", IDS[1], now_ms, f"o{i}", None, None) for i in range(50)])
+    assert engine.writer.flush()
+    clock.advance(1.0)
+    for ids in (["*"], ["*", IDS[1]], [IDS[1], "*"]):
+        read = engine.reader.read_visitors(ids, total=True)
+        assert round(read.by_id["*"].value) == 3 and round(read.total.value) == 53, (ids, read)  # type: ignore[union-attr]
+        assert round(read.by_series["review"]["*"].value) == 3 and round(read.series_totals["review"].value) == 53
+        assert read.incomplete == ()
+    assert round(engine.reader.read_view(visitors=True).visitors.by_id["*"].value) == 3  # type: ignore[union-attr]

@@ -256,6 +256,23 @@ def test_plain_count_tuples_make_empty_entries() -> None:
     }
 
 
+def test_plain_tuples_mixed_with_events_keep_the_events_visitors() -> None:
+    """A batch that mixes ``(type, id, ts_ms)`` tuples with IngestEvents (a tool handing both in
+    one ``ingest``): the events' visitors and e-mails are hashed, not dropped as the tuples' are,
+    which left an entry of 0 visitors that a reader prints as exact."""
+    batch = DistinctBatch(10, LG_K)
+    batch.record([
+        ("review", "INF-a", 1_000),
+        IngestEvent("review", "INF-a", 1_000, "v1"),
+        IngestEvent("signup", "INF-a", 1_000, "v2", None, 0),
+        IngestEvent("signup", "INF-a", 1_000, "v3", None, 2**64 - 1),
+        ("signup", "INF-a", 1_000),
+    ])
+    assert {key: round(sk.estimate([s]).value) for key, s in batch.take().items()} == {
+        (0, "review", "INF-a"): 1, (0, "signup", "INF-a"): 2, (0, SIGNUPS, "INF-a"): 2,
+    }
+
+
 # -- round trips and corrupt bytes -----------------------------------------------------------------
 
 

@@ -118,8 +118,17 @@ class DistinctBatch:
 
 
 def _values(events: Sequence[Any], get: attrgetter[Any]) -> list[Any]:
-    """``get`` of each event; all None for plain (type, id, ts_ms) tuples, which carry no visitors."""
+    """``get`` of each event; None for plain (type, id, ts_ms) tuples, which carry no visitors
+    (one by one only then: events mixed in with them keep theirs)."""
     try:
         return list(map(get, events))
     except AttributeError:
-        return [None] * len(events)
+        return list(map(partial(_or_none, get), events))
+
+
+def _or_none(get: attrgetter[Any], event: Any) -> Any:
+    """``get`` of an event, None for a plain tuple (it has no such field)."""
+    try:
+        return get(event)
+    except AttributeError:
+        return None

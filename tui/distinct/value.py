@@ -189,6 +189,9 @@ class Merged:
     #: The new value is marked restored: asked for, carried over from the stored value, or because
     #: something corrupt in it was replaced (what it held is gone).
     restored: bool = False
+    #: The ids of ``spilled`` whose stored entry already said :data:`SPILLED`: their own key was
+    #: written before that mark, so a writer that finds it missing knows it was lost.
+    was_spilled: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -299,6 +302,7 @@ def merge(stored: bytes | None, delta: Mapping[str, bytes], lg_k: int, budget: i
             edits.inserted.append((at, raw, _settled(sketch, lg_k)))
         elif lengths[at] == 0:  # SPILLED
             merged.spilled[tracking_id] = sketch
+            merged.was_spilled.add(tracking_id)
         else:
             try:
                 edits.replaced[at] = union([held.entry(at), sketch], lg_k)

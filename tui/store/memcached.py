@@ -111,7 +111,7 @@ def parse_values(reply: bytes, names: dict[bytes, str]) -> dict[str, bytes] | No
             return found
         head = line.split(b" ")
         if len(head) != 4 or head[0] != b"VALUE" or head[1] not in names or not head[3].isdigit():
-            raise MemcacheUnknownError(line[:32])
+            raise MemcacheUnknownError(line[:80])  # long enough for a SERVER_ERROR's reason
         start = eol + 2
         end = start + int(head[3])
         if end + 2 > len(reply):
@@ -133,7 +133,9 @@ def pipelined_get(conn: Client, keys: Sequence[str]) -> dict[str, bytes]:
         conn.sock.sendall(b"get " + b" ".join(names) + b"\r\n")
         by_name = dict(zip(names, keys))
         reply = bytearray()
+        deadline = None if conn.timeout is None else time.monotonic() + conn.timeout
         while True:
+            _receive_by(conn.sock, deadline, conn.timeout)
             chunk = conn.sock.recv(RECV_SIZE)
             if not chunk:
                 raise MemcacheUnexpectedCloseError()
@@ -141,14 +143,27 @@ def pipelined_get(conn: Client, keys: Sequence[str]) -> dict[str, bytes]:
             if reply.endswith(b"END\r\n"):
                 found = parse_values(bytes(reply), by_name)
                 if found is not None:
+                    conn.sock.settimeout(conn.timeout)
                     return found
             elif b"\r\n" in reply[:512] and not reply.startswith((b"VALUE ", b"END")):
                 line = bytes(reply[: reply.find(b"\r\n")])
                 conn._raise_errors(line, b"get")
                 raise MemcacheUnknownError(line[:32])
+            elif reply.endswith(b"\r\n") and reply.rfind(b"ERROR", max(0, len(reply) - 512)) >= 0:
+                parse_values(bytes(reply), by_name)  # raises if an error line stands where a value should start
     except Exception:
         conn.close()  # a reply may be left unread on it: never reuse it
         raise
+
+
+def _receive_by(sock: Any, deadline: float | None, timeout: float | None) -> None:
+    """Bound the next receive by what is left of the reply's ``timeout``: the socket's timeout is
+    per receive, so a server trickling a reply a byte at a time would hold a reader for ever."""
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"timed out: no whole reply within {timeout} s")
+        sock.settimeout(left)
 
 
 class MemcachedStore(Store):

@@ -45,6 +45,17 @@ class DistinctRead:
     lag_seconds: float | None = None
 
 
+#: What a read calls the total over every id: the total value's entry is :data:`TOTAL_ID` (``*``),
+#: which is also a valid tracking id, so a read of the id ``*`` with the total took the total's
+#: sketches for the id's. This name has a space, which no tracking id has.
+WHOLE = "(every id)"
+
+
+def _entry_id(tid: str) -> str:
+    """The id of ``tid``'s entry in a stored value (:data:`WHOLE` is stored as :data:`TOTAL_ID`)."""
+    return TOTAL_ID if tid == WHOLE else tid
+
+
 @dataclass(frozen=True)
 class _Sketch:
     """A loaded sketch, with the bytes it was loaded from and the span of its block."""
@@ -100,7 +111,7 @@ def read_distinct(
     values are read once more, and only what that read finds is judged."""
     ids = list(ids)
     keys = sketch_keys(layout, blocks, series, ids, total)
-    wanted = [(tid, layout.shard(tid)) for tid in ids] + ([(TOTAL_ID, layout.shards)] if total else [])
+    wanted = [(tid, layout.shard(tid)) for tid in ids] + ([(WHOLE, layout.shards)] if total else [])
     evidence = _Evidence(counts, totals)
     loader = _loader(cache, layout.lg_k)
     values = dict(prefetched) if prefetched is not None else get_many(list(keys.values())) if keys else {}
@@ -125,8 +136,8 @@ class _Evidence:
     totals: Mapping[Block, Mapping[str, int]]
 
     def held(self, block: Block, etype: str, tid: str) -> bool:
-        """Whether ``tid`` (or :data:`TOTAL_ID`: the block's total) has events of ``etype`` in ``block``."""
-        if tid == TOTAL_ID:
+        """Whether ``tid`` (or :data:`WHOLE`: the block's total) has events of ``etype`` in ``block``."""
+        if tid == WHOLE:
             return bool(self.totals.get(block, {}).get(etype, 0))
         return bool(self.counts.get(block, {}).get(etype, {}).get(tid, 0))
 
@@ -136,7 +147,7 @@ def _gather(
 ) -> tuple[dict[tuple[str, str], _Found], dict[str, tuple[Block, str, str]], set[str]]:
     """Each wanted id's sketches (and gaps) from the shared ``values``: by (series, id), the own
     keys to read next (those entries say :data:`SPILLED`), and the keys that gave a "lost" gap."""
-    found: dict[tuple[str, str], _Found] = {}  # (series, id or TOTAL_ID) -> sketches and gaps
+    found: dict[tuple[str, str], _Found] = {}  # (series, id or WHOLE) -> sketches and gaps
     spilled: dict[str, tuple[Block, str, str]] = {}
     lost: set[str] = set()
     opened: dict[str, Opened | str | None] = {}  # key -> the value framed once, or why it is unusable
@@ -150,7 +161,7 @@ def _gather(
             value = opened[key] if key in opened else opened.setdefault(key, _open(key, values.get(key), lg_k, report))
             outcome = _use(value, key, tid, loader, into, block, report, evidence.held(block, etype, tid))
             if outcome == "spilled":
-                spilled[own_key(key, tid)] = (block, name, tid)
+                spilled[own_key(key, _entry_id(tid))] = (block, name, tid)
             elif outcome == "lost":
                 lost.add(key)
     return found, spilled, lost
@@ -209,10 +220,10 @@ def _take(
     if value.restored:
         into.gaps.append(block_gap(block, f"visitors: {key} was restored after a loss"))
     try:
-        sketch = value.find(tid)
+        sketch = value.find(_entry_id(tid))
         if sketch is None:
             if held:
-                into.gaps.append(block_gap(block, f"visitors: {key} lacks {tid}"))
+                into.gaps.append(block_gap(block, f"visitors: {key} lacks {_entry_id(tid)}"))
                 return "lost"
             return None
         if sketch == SPILLED:
@@ -239,7 +250,7 @@ def _estimates(
     def of(names: Sequence[str], tid: str) -> Estimate | None:
         """The figure of ``tid`` over ``names``; None for an id without sketches (the total always has one)."""
         sketches = [s for name in names for s in found.get((name, tid), _Found()).sketches]
-        return _estimate(sketches, lg_k, unions, (tuple(names), tid)) if sketches or tid == TOTAL_ID else None
+        return _estimate(sketches, lg_k, unions, (tuple(names), tid)) if sketches or tid == WHOLE else None
 
     by_series: dict[str, dict[str, Estimate]] = {name: {} for name in series}
     if per_series or len(series) == 1:
@@ -255,10 +266,10 @@ def _estimates(
             by_id[tid] = estimate
     if not per_series:
         by_series = {}
-    series_totals = {name: of((name,), TOTAL_ID) for name in series} if total and per_series else {}
-    whole = of(series, TOTAL_ID) if total else None
+    series_totals = {name: of((name,), WHOLE) for name in series} if total and per_series else {}
+    whole = of(series, WHOLE) if total else None
     gaps.sort(key=lambda g: (g.first, g.why))
-    return DistinctRead(whole, by_id, by_series, series_totals, tuple(gaps))  # type: ignore[arg-type]  # of(…, TOTAL_ID) is never None
+    return DistinctRead(whole, by_id, by_series, series_totals, tuple(gaps))  # type: ignore[arg-type]  # of(…, WHOLE) is never None
 
 
 def _estimate(sketches: Sequence[_Sketch], lg_k: int, unions: DecodeCache | None, figure: tuple[tuple[str, ...], str]) -> Estimate:

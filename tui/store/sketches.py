@@ -198,7 +198,7 @@ def flush_sketches(
         missing = {evidence_key(layout, todo[key]): todo[key] for key in keys if key not in fetched}
         evidence = kv.gets_many(list(missing)) if missing else {}
         out: list[Write] = []
-        spills: dict[str, tuple[dict[str, bytes], int]] = {}
+        spills: dict[str, tuple[dict[str, bytes], int, bool]] = {}
         for key in keys:
             ident, stored = todo[key], fetched.get(key)
             lost = stored is None and _held_data(layout, ident, evidence.get(evidence_key(layout, ident), (None,))[0])
@@ -206,7 +206,7 @@ def flush_sketches(
             for problem in merged.problems:
                 report(key, problem)
             expire = layout.expire(sketch_block(ident), now)
-            spills.update((own_key(key, tid), ({tid: sketch}, expire)) for tid, sketch in merged.spilled.items())
+            spills.update((own_key(key, tid), ({tid: sketch}, expire, tid in merged.was_spilled)) for tid, sketch in merged.spilled.items())
             out.append((key, merged.value, stored[1] if stored else None, expire))
         # An id's own key is written before the shared value that says "spilled", so a reader who
         # sees that mark finds the sketch there: one round of them for every shared value of the flush.
@@ -249,14 +249,16 @@ def _merge(key: str, stored: bytes | None, delta: dict[str, bytes], lg_k: int, b
 
 
 def _own_writes(
-    keys: list[str], fetched: dict[str, tuple[bytes, Any]], spills: dict[str, tuple[dict[str, bytes], int]], lg_k: int, report: Callable[[str, str], None]
+    keys: list[str], fetched: dict[str, tuple[bytes, Any]], spills: dict[str, tuple[dict[str, bytes], int, bool]], lg_k: int, report: Callable[[str, str], None]
 ) -> list[Write]:
-    """Single-id sketches united into their own keys (one id each, so never over the limit)."""
+    """Single-id sketches united into their own keys (one id each, so never over the limit). An
+    own key missing although the shared value already said "spilled" was lost: it is written again
+    marked restored, as a lost shared value is (else its reader took the few visitors since as all)."""
     out: list[Write] = []
     for key in keys:
         stored = fetched.get(key)
-        delta, expire = spills[key]
-        merged = merge(stored[0] if stored else None, delta, lg_k, MAX_VALUE_BYTES)
+        delta, expire, was_spilled = spills[key]
+        merged = merge(stored[0] if stored else None, delta, lg_k, MAX_VALUE_BYTES, restored=stored is None and was_spilled)
         for problem in merged.problems:
             report(key, problem)
         out.append((key, merged.value, stored[1] if stored else None, expire))
