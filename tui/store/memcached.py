@@ -82,6 +82,11 @@ def pipelined_store(conn: Client, writes: Sequence[Write]) -> list[bool]:
 
 #: Bytes asked of the socket at a time for a multi-get's reply (a 24 h one-id read gets ~250 KB).
 RECV_SIZE = 256 * 1024
+#: A whole multi-get reply may take this many receive timeouts. Not one: the wait for the GIL after
+#: each receive counts against a whole reply's time, and a busy process (a flush running beside a
+#: read of megabytes) must not read a healthy server as failed; not unbounded: a server trickling
+#: its reply must not hold a reader for ever.
+REPLY_TIMEOUTS = 10
 
 
 def wire_keys(conn: Client, keys: Sequence[str]) -> list[bytes]:
@@ -133,7 +138,7 @@ def pipelined_get(conn: Client, keys: Sequence[str]) -> dict[str, bytes]:
         conn.sock.sendall(b"get " + b" ".join(names) + b"\r\n")
         by_name = dict(zip(names, keys))
         reply = bytearray()
-        deadline = None if conn.timeout is None else time.monotonic() + conn.timeout
+        deadline = None if conn.timeout is None else time.monotonic() + REPLY_TIMEOUTS * conn.timeout
         while True:
             _receive_by(conn.sock, deadline, conn.timeout)
             chunk = conn.sock.recv(RECV_SIZE)
@@ -157,13 +162,14 @@ def pipelined_get(conn: Client, keys: Sequence[str]) -> dict[str, bytes]:
 
 
 def _receive_by(sock: Any, deadline: float | None, timeout: float | None) -> None:
-    """Bound the next receive by what is left of the reply's ``timeout``: the socket's timeout is
-    per receive, so a server trickling a reply a byte at a time would hold a reader for ever."""
-    if deadline is not None:
+    """Bound the next receive by the socket's ``timeout`` and what is left of the whole reply's
+    (:data:`REPLY_TIMEOUTS`): the socket's timeout is per receive, so a server trickling a reply a
+    byte at a time would hold a reader for ever."""
+    if deadline is not None and timeout is not None:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError(f"timed out: no whole reply within {timeout} s")
-        sock.settimeout(left)
+            raise TimeoutError(f"timed out: no whole reply within {REPLY_TIMEOUTS * timeout:g} s")
+        sock.settimeout(min(timeout, left))
 
 
 class MemcachedStore(Store):
