@@ -533,3 +533,30 @@ def test_an_id_spelled_like_the_total_entry_reads_its_own_visitors_not_the_total
         assert round(read.by_series["review"]["*"].value) == 3 and round(read.series_totals["review"].value) == 53
         assert read.incomplete == ()
     assert round(engine.reader.read_view(visitors=True).visitors.by_id["*"].value) == 3  # type: ignore[union-attr]
+
+
+def test_an_own_key_of_a_long_id_under_a_long_prefix_stays_a_memcached_key(store: Store, clock: FakeClock) -> None:
+    """A 128-byte ingested id spilled under a 128-byte prefix made an own key of some 290 bytes,
+    over memcached's 250: every flush of that key failed. Such an id's own key is named by a hash of
+    it, and its value still holds the id itself."""
+    import base64
+
+    from tui.distinct.sketch import sketch_of
+    from tui.distinct.value import SPILLED, find
+    from tui.store.sketches import PendingSketches, flush_sketches, own_key
+
+    layout = dataclasses.replace(pipeline(store, clock, "w1").reader.layout(), prefix="p" * 127 + ":")
+    ident = ("d", 1, int(clock.time()) // 10, "review", 0)
+    key = sketch_key(layout, ident)
+    ids = [tid for tid in (f"INF-{i:04d}-{'x' * 119}" for i in range(200)) if layout.shard(tid) == 0][:6]
+    assert ids and all(len(tid) == 128 for tid in ids)
+    plain = [[list(ident), {tid: base64.b64encode(sketch_of([f"{tid[:8]}-v{n}" for n in range(300)])).decode() for tid in ids}]]
+    flush_sketches(store, layout, PendingSketches.from_plain(plain), layout.lg_k, clock.time(), lambda k, w: None, everything=True, budget=4 * 1024)
+    shared = decode(store.get_many([key])[key], layout.lg_k)
+    spilled = [tid for tid in ids if shared[tid] == SPILLED]
+    assert spilled
+    for tid in spilled:
+        own = own_key(key, tid)
+        assert len(own.encode()) <= 250 and own != own_key(key, ids[0] if tid != ids[0] else ids[1])
+        value = store.get_many([own])[own]
+        assert within(estimate([find(value, tid, layout.lg_k)]).value, 300)

@@ -28,6 +28,7 @@ The writer keeps a union per id per key until the store confirms the key (:class
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ from tui.distinct.batch import SIGNUPS, SketchKey
 from tui.distinct.sketch import DEFAULT_LG_K, load
 from tui.distinct.value import DEFAULT_BUDGET, MAX_VALUE_BYTES, Merged, ValueTooLarge, merge
 from tui.store.codec import Corrupt, decode_head, decode_shard
+from tui.settings import MAX_KEY_BYTES
 from tui.store.layout import Layout
 from tui.store.merge import KV, MAX_CAS_ATTEMPTS, TooLarge, Write, due_now
 from tui.window import LEVELS, Block
@@ -150,8 +152,15 @@ def sketch_key(layout: Layout, ident: SketchIdent) -> str:
 
 
 def own_key(shared_key: str, tracking_id: str) -> str:
-    """Where an id's sketch goes when it does not fit in its shared value (:data:`~tui.distinct.value.SPILLED`)."""
-    return f"{shared_key}/{tracking_id}"
+    """Where an id's sketch goes when it does not fit in its shared value (:data:`~tui.distinct.value.SPILLED`).
+
+    The id itself while the key stays within memcached's 250 bytes, else a hash of it: a 128-byte
+    ingested id under a long prefix would otherwise make a key every flush of it fails on. The value
+    holds the id, which the reader checks, so two ids of one hash can never be taken for each other."""
+    key = f"{shared_key}/{tracking_id}"
+    if len(key.encode()) <= MAX_KEY_BYTES:
+        return key
+    return f"{shared_key}/#{hashlib.blake2b(tracking_id.encode(), digest_size=16).hexdigest()}"
 
 
 def evidence_key(layout: Layout, ident: SketchIdent) -> str:
