@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, islice
 from operator import itemgetter, lt, sub
@@ -71,14 +71,21 @@ class ValueTooLarge(ValueError):
 
 def encode(entries: Mapping[str, bytes], lg_k: int, restored: bool = False) -> bytes:
     """The value holding ``entries`` (id -> compact sketch, or :data:`SPILLED`); ``restored``: see the module doc."""
-    ids = sorted((tracking_id.encode("utf-8"), sketch) for tracking_id, sketch in entries.items())
-    block = b"\n" + b"".join(raw + b"\n" for raw, _ in ids)
-    offsets = [0]
-    for _, sketch in ids:
-        offsets.append(offsets[-1] + len(sketch))
-    return b"".join(
-        (_HEAD.pack(MAGIC, lg_k, RESTORED_FLAG if restored else 0, len(ids), len(block)), block, struct.pack(f"<{len(offsets)}I", *offsets), *(s for _, s in ids))
-    )
+    pairs = sorted((tracking_id.encode("utf-8"), sketch) for tracking_id, sketch in entries.items())
+    return _pack([raw for raw, _ in pairs], [sketch for _, sketch in pairs], lg_k, restored)
+
+
+def _pack(ids: Sequence[bytes], entries: Sequence[bytes | memoryview], lg_k: int, restored: bool) -> bytes:
+    """The layout of the module doc, from the ids (UTF-8, sorted) and their entries in that order."""
+    block = b"\n" + b"\n".join(ids) + b"\n" if ids else b"\n"
+    offsets = accumulate(map(len, entries), initial=0)
+    head = _HEAD.pack(MAGIC, lg_k, RESTORED_FLAG if restored else 0, len(ids), len(block))
+    return b"".join((head, block, struct.pack(f"<{len(ids) + 1}I", *offsets), *entries))
+
+
+def _packed_size(ids: Sequence[bytes], lengths: Sequence[int]) -> int:
+    """``len(_pack(ids, entries, ...))`` for entries of ``lengths``, without building it."""
+    return _HEAD.size + 1 + 4 + sum(map(len, ids)) + 5 * len(ids) + sum(lengths)
 
 
 @dataclass(frozen=True)
@@ -312,12 +319,10 @@ def merge(stored: bytes | None, delta: Mapping[str, bytes], lg_k: int, budget: i
                 merged.restored = True
     ids, entries = _apply(held, edits)
     lengths = list(map(len, entries))
-    block = b"\n" + b"\n".join(ids) + b"\n" if ids else b"\n"
-    if _HEAD.size + len(block) + 4 * (len(ids) + 1) + sum(lengths) > budget:
-        _spill(merged, held, edits, ids, entries, lengths, lg_k, budget)
-    merged.value = b"".join(
-        (_HEAD.pack(MAGIC, lg_k, RESTORED_FLAG if merged.restored else 0, len(ids), len(block)), block, struct.pack(f"<{len(ids) + 1}I", *accumulate(lengths, initial=0)), *entries)
-    )
+    size = _packed_size(ids, lengths)
+    if size > budget:
+        _spill(merged, held, edits, ids, entries, lengths, size, lg_k, budget)
+    merged.value = _pack(ids, entries, lg_k, merged.restored)
     return merged
 
 
@@ -339,9 +344,11 @@ def _apply(held: _Held, edits: _Edits) -> tuple[list[bytes], list[bytes | memory
 _ID, _ENTRY = itemgetter(0), itemgetter(1)
 
 
-def _spill(merged: Merged, held: _Held, edits: _Edits, ids: list[bytes], entries: list[bytes | memoryview], lengths: list[int], lg_k: int, budget: int) -> None:
+def _spill(
+    merged: Merged, held: _Held, edits: _Edits, ids: list[bytes], entries: list[bytes | memoryview], lengths: list[int], size: int, lg_k: int, budget: int,
+) -> None:
     """Move the largest sketches to ``merged.spilled`` (:data:`SPILLED` in ``entries`` and
-    ``lengths``) until the value fits ``budget``. Of equal sizes, stored ids go first in their
+    ``lengths``) until the value, ``size`` bytes as it stands, fits ``budget``. Of equal sizes, stored ids go first in their
     order, then new ids in the delta's: the order a decoded value's dict had.
 
     A stored entry that no union read (a view of the stored bytes) is checked before it goes: its
@@ -349,7 +356,6 @@ def _spill(merged: Merged, held: _Held, edits: _Edits, ids: list[bytes], entries
     named in ``problems``, and the value marked restored (what it held is gone)."""
     rank = dict(zip(held.ids, range(len(held.ids))))
     rank.update((raw, len(held.ids) + order) for order, (_, raw, _) in enumerate(edits.inserted))
-    size = _HEAD.size + 1 + 4 + sum(len(raw) + 1 + 4 + length for raw, length in zip(ids, lengths))
     for index in sorted(range(len(ids)), key=lambda i: (-lengths[i], rank[ids[i]])):
         if size <= budget or lengths[index] == 0:
             break
