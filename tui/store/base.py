@@ -26,7 +26,7 @@ from tui.store.codec import (
 )
 from tui.store.decode_cache import DecodeCache
 from tui.store.layout import DEFAULT_SHARDS, LAYOUT_VERSION, MAX_SHARDS, Layout, memcached_expiry
-from tui.store.merge import MAX_CAS_ATTEMPTS, Absolute, TooLarge, Write, flush
+from tui.store.merge import MAX_CAS_ATTEMPTS, Absolute, TooLarge, Write, cas_until_stored, flush
 from tui.store.reads import BlocksRead, read_blocks
 from tui.store.sketch_reads import DistinctRead, read_distinct
 from tui.store.sketches import PendingSketches, flush_sketches
@@ -279,12 +279,11 @@ class Store(ABC):
 
     def _publish(self, pending: dict[str, Mapping[str, Any]], expire: int) -> None:
         now_ms = int(self.now() * 1000)
-        for _ in range(MAX_CAS_ATTEMPTS):
-            if not pending:
-                return
-            found = self.gets_many(list(pending))
-            writes: list[Write] = []
-            for key, doc in pending.items():
+
+        def writes(keys: list[str], found: dict[str, tuple[bytes, Any]]) -> list[Write]:
+            out: list[Write] = []
+            for key in keys:
+                doc = pending[key]
                 if key in found:
                     try:
                         # decoded whole, not only its asOfMs: a value that is older but not a summary
@@ -293,10 +292,13 @@ class Store(ABC):
                             continue
                     except Corrupt as exc:
                         self.report(key, str(exc))
-                writes.append((key, encode(doc), found[key][1] if key in found else None, expire))
-            stored = self.store_many(writes)
-            pending = {key: pending[key] for (key, *_), ok in zip(writes, stored) if not ok}
-        raise StoreUnavailable(f"{self.where}: publishing gave up after {MAX_CAS_ATTEMPTS} contended attempts")
+                out.append((key, encode(doc), found[key][1] if key in found else None, expire))
+            return out
+
+        try:
+            cas_until_stored(self, list(pending), writes, lambda key: None, f"{self.where}: publishing")
+        except TimeoutError as exc:
+            raise StoreUnavailable(str(exc)) from None
 
     def read_summaries(self, keys: Sequence[str], per_shard: bool = False) -> dict[str, dict[str, Any] | None]:
         """Published summaries by key; a corrupt one is reported and reads as None."""

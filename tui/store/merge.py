@@ -62,6 +62,26 @@ class KV(Protocol):
     def store_many(self, writes: Sequence[Write]) -> list[bool]: ...
 
 
+def cas_until_stored(
+    kv: KV, keys: list[str], writes: Callable[[list[str], dict[str, tuple[bytes, Any]]], list[Write]], stored: Callable[[str], object], what: str,
+) -> None:
+    """``gets`` the keys, write what ``writes`` makes of them (``cas``, or ``add`` where missing) and
+    call ``stored`` for each key the store took; again for the rest, which another writer changed in
+    between, up to :data:`MAX_CAS_ATTEMPTS` times (then TimeoutError, its message starting with
+    ``what``). ``writes`` may leave a key out: it needs no write (a fresher value is there)."""
+    for _ in range(MAX_CAS_ATTEMPTS):
+        if not keys:
+            return
+        made = writes(keys, kv.gets_many(keys))
+        keys = []
+        for write, ok in zip(made, kv.store_many(made)):
+            if ok:
+                stored(write[0])
+            else:
+                keys.append(write[0])
+    raise TimeoutError(f"{what} gave up after {MAX_CAS_ATTEMPTS} contended attempts")
+
+
 class TooLarge(Exception):
     """A value would pass :data:`~tui.store.layout.MAX_VALUE_BYTES`."""
 

@@ -40,7 +40,7 @@ from tui.distinct.value import DEFAULT_BUDGET, MAX_VALUE_BYTES, Merged, ValueToo
 from tui.store.codec import Corrupt, decode_head, decode_shard
 from tui.settings import MAX_KEY_BYTES
 from tui.store.layout import Layout
-from tui.store.merge import KV, MAX_CAS_ATTEMPTS, TooLarge, Write, due_now
+from tui.store.merge import KV, TooLarge, Write, cas_until_stored, due_now
 from tui.window import LEVELS, Block
 
 #: ``("d", span, index, series, shard)``; ``shard == layout.shards`` is the series' total (key suffix ``t``).
@@ -220,29 +220,10 @@ def flush_sketches(
         # An id's own key is written before the shared value that says "spilled", so a reader who
         # sees that mark finds the sketch there: one round of them for every shared value of the flush.
         if spills:
-            _cas_until_stored(kv, list(spills), lambda own, got: _own_writes(own, got, spills, lg_k, report), lambda own: None)
+            cas_until_stored(kv, list(spills), lambda own, got: _own_writes(own, got, spills, lg_k, report), lambda own: None, "sketches:")
         return out
 
-    _cas_until_stored(kv, list(todo), writes, lambda key: pending.items.pop(todo[key], None))
-
-
-def _cas_until_stored(
-    kv: KV, keys: list[str], writes: Callable[[list[str], dict[str, tuple[bytes, Any]]], list[Write]], stored: Callable[[str], object]
-) -> None:
-    """``gets`` the keys, write what ``writes`` makes of them (``cas``, or ``add`` where missing) and
-    call ``stored`` for each key the store took; again for the rest, which another writer changed in
-    between, up to :data:`~tui.store.merge.MAX_CAS_ATTEMPTS` times (then TimeoutError)."""
-    for _ in range(MAX_CAS_ATTEMPTS):
-        if not keys:
-            return
-        made = writes(keys, kv.gets_many(keys))
-        keys = []
-        for write, ok in zip(made, kv.store_many(made)):
-            if ok:
-                stored(write[0])
-            else:
-                keys.append(write[0])
-    raise TimeoutError(f"sketches: gave up after {MAX_CAS_ATTEMPTS} contended attempts")
+    cas_until_stored(kv, list(todo), writes, lambda key: pending.items.pop(todo[key], None), "sketches:")
 
 
 def _merge(key: str, stored: bytes | None, delta: dict[str, bytes], lg_k: int, budget: int, restored: bool) -> Merged:
