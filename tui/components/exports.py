@@ -37,10 +37,7 @@ def _facts(what: str, view: WindowView) -> dict[str, object]:
 
 def _figure(estimate: Estimate | None) -> tuple[Cell, Cell, Cell]:
     """The estimate rounded and its bounds; empty cells where there is none (not read)."""
-    if estimate is None:
-        return (None, None, None)
-    value = round(estimate.value)
-    return (value, min(round(estimate.lower), value), max(round(estimate.upper), value))
+    return (None, None, None) if estimate is None else estimate.rounded()
 
 
 def _visitors_incomplete(view: WindowView) -> bool:

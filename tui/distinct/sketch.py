@@ -52,6 +52,12 @@ class Estimate(NamedTuple):
     def to_json(self) -> dict[str, int]:
         return {"estimate": round(self.value), "lower": round(self.lower), "upper": round(self.upper)}
 
+    def rounded(self) -> tuple[int, int, int]:
+        """``(estimate, lower, upper)`` as whole numbers, the bounds kept around the estimate: it
+        lies within them, and rounded each on its own a bound could pass it."""
+        value = round(self.value)
+        return value, min(round(self.lower), value), max(round(self.upper), value)
+
 
 def check_lg_k(lg_k: int) -> int:
     """``lg_k`` when it is a size a prefix may use; ValueError naming the range otherwise."""

@@ -44,9 +44,8 @@ def _visitors_of(view: WindowView, etype: str) -> tuple[dict[str, Any], dict[str
     if read is None:
         return None
     total = read.series_totals.get(etype)
-    value, lower, upper = (round(total.value), round(total.lower), round(total.upper)) if total is not None else (0, 0, 0)
-    # the estimate lies within its bounds; rounded, each stays where it was
-    totals = {"total": value, "lower": min(lower, value), "upper": max(upper, value)}
+    value, lower, upper = total.rounded() if total is not None else (0, 0, 0)
+    totals = {"total": value, "lower": lower, "upper": upper}
     by_id = {tid: round(est.value) for tid, est in sorted(read.by_series.get(etype, {}).items())}
     omitted = sum(1 for tid in view.summary[etype].by_tracking_id if tid not in by_id)
     return totals, by_id, omitted
