@@ -44,8 +44,8 @@ from operator import itemgetter, lt, sub
 
 import datasketches as ds
 
-from tui.distinct.hll_format import HLL_MODE, LIST_MODE, OUT_OF_ORDER_FLAG, problem
-from tui.distinct.sketch import CorruptSketch, load, union
+from tui.distinct.hll_format import HLL_MODE, LIST_MODE, problem
+from tui.distinct.sketch import CorruptSketch, in_order_dense, load, union
 
 MAGIC = b"EDS1"
 _HEAD = struct.Struct("<4sBBII")
@@ -260,7 +260,7 @@ def _settled(sketch: bytes, lg_k: int) -> bytes:
     (a list, or a dense sketch already out of order; not a set, whose coupons a union lists in
     another order). The writer's deltas are DataSketches' own bytes, so these are not checked
     again; anything else goes through :func:`~tui.distinct.sketch.union`, which checks it."""
-    if len(sketch) > 7 and (sketch[7] == LIST_MODE or (sketch[7] == HLL_MODE and sketch[5] & OUT_OF_ORDER_FLAG)):
+    if len(sketch) > 7 and (sketch[7] == LIST_MODE or (sketch[7] == HLL_MODE and not in_order_dense(sketch))):
         return sketch
     return union([sketch], lg_k)
 
