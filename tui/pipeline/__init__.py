@@ -35,7 +35,8 @@ from tui.store import Store
 
 TICK_SECONDS = 0.05  # events are made in batches at most this far apart: 20 wake-ups a second
 #: A backfill flushes after this many events: an hour at 2,000/s held whole until one last flush
-#: took about a gigabyte (the distinct items of 7.2 million events); this keeps it near 200 MB.
+#: took about a gigabyte (measured when the writer still collected the distinct items of its 7.2
+#: million events; it now holds a sketch per bucket, type and id, still an hour of them at once).
 BACKFILL_FLUSH_EVENTS = 500_000
 
 
