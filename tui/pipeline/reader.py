@@ -20,7 +20,6 @@ from tui.store.layout import Layout
 from tui.store.publishing import summary_documents
 from tui.store.reads import BlocksRead
 from tui.store.sketch_reads import DistinctRead, sketch_keys
-from tui.store.sketches import counted_type
 from tui.window import (
     Block,
     BucketCounts,
@@ -98,10 +97,9 @@ class Reader:
     ) -> DistinctRead:
         """Distinct visitors of ``tracking_ids`` (each, and of the union of ``series``) over a window
         (the settings' by default), with the total over every id unless ``total=False`` (it reads
-        each block's total sketch, kilobytes once dense): the counts of those ids first (one
-        ``only`` read per id, its shard of every type in one round trip: the evidence of what must
-        be there), then their sketches, read in the last id's round trip after its counts (one
-        round trip for one id). Its cost grows with the ids asked for, not with the prefix's.
+        each block's total sketch, kilobytes once dense), in one round trip: the blocks' heads (the
+        evidence of which sketch values must be there) and after them the sketch values of those
+        ids' shards. Its cost grows with the ids asked for, not with the prefix's.
         ``per_series=False`` leaves ``by_series`` and ``series_totals`` empty: the figures over the
         united series alone cost half the unions. Raises StoreUnavailable."""
         layout = self.layout()
@@ -109,20 +107,11 @@ class Reader:
         blocks, _ = self._plan(layout, now, self.settings.window_seconds if window_seconds is None else window_seconds)
         ids = list(tracking_ids)
         total = total or not ids
-        found = self.store.read(layout, blocks, ids=False) if not ids else BlocksRead()
-        types = tuple(sorted({counted_type(name) for name in series}))
-        for n, tid in enumerate(ids, 1):  # one round trip per id: the heads and its shard of every type asked
-            sketches = list(sketch_keys(layout, blocks, series, ids, total).values()) if n == len(ids) else []
-            part = self.store.read(layout, blocks, only=(types, tid), also=sketches)
-            for block, by_type in part.counts.items():
-                for etype in types:
-                    found.counts.setdefault(block, {}).setdefault(etype, {}).update(by_type.get(etype, {}))
-            found.totals.update(part.totals)
-            found.gaps.extend(g for g in part.gaps if g not in found.gaps)
-            found.also = part.also
+        found = self.store.read(layout, blocks, ids=False, also=list(sketch_keys(layout, blocks, series, ids, total).values()))
         read = self.store.read_visitors(layout, blocks, series, ids, found, total=total, per_series=per_series)
-        # A block whose counts could not be read whole gave no evidence of which sketches must be
-        # there: a sketch lost with it would go unnoticed, so the figure may be low there too.
+        # A block whose head could not be read whole (lost, corrupt, restored) gave no evidence of
+        # which sketches must be there: a sketch lost with it would go unnoticed, so the figure may
+        # be low there too.
         unsure = [g for g in found.gaps if g not in read.incomplete]
         if unsure:
             read = dataclasses.replace(read, incomplete=tuple(sorted((*read.incomplete, *unsure), key=lambda g: (g.first, g.why))))

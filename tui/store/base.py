@@ -244,14 +244,13 @@ class Store(ABC):
         self, layout: Layout, blocks: Sequence[Block], series: Sequence[str], ids: Sequence[str], found: BlocksRead, total: bool = True,
         per_series: bool = True,
     ) -> DistinctRead:
-        """Distinct visitors over ``blocks``, after ``found`` (the counts read of the same blocks,
-        the evidence of what must be there; with the sketch values too if it read them in its
-        ``also``). Raises StoreUnavailable."""
+        """Distinct visitors over ``blocks``, after ``found`` (the read of the same blocks' heads, and
+        perhaps counts: the evidence of what must be there; with the sketch values too if it read
+        them in its ``also``). Raises StoreUnavailable."""
         return self._call(
             "reading visitor sketches",
             lambda: read_distinct(
-                self.get_many, layout, blocks, series, ids, found.counts, found.totals, self.report, total, per_series, self._sketches,
-                found.also, self._unions,
+                self.get_many, layout, blocks, series, ids, found, self.report, total, per_series, self._sketches, found.also, self._unions,
             ),
         )
 

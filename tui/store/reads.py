@@ -71,6 +71,9 @@ class BlocksRead:
 
     counts: dict[Block, BucketCounts] = field(default_factory=dict)
     totals: dict[Block, dict[str, int]] = field(default_factory=dict)
+    #: Per block, the shards its head lists per type: which values were written (the evidence a
+    #: distinct read judges a missing sketch value by, without reading the counts).
+    shards: dict[Block, dict[str, list[int]]] = field(default_factory=dict)
     gaps: list[Gap] = field(default_factory=list)
     #: The values found of the ``also`` keys of :func:`read_blocks` (None: none were asked for).
     also: dict[str, bytes] | None = None
@@ -162,6 +165,7 @@ def read_blocks(
         if head.restored:
             out.gaps.append(block_gap(block, "restored after a loss; other writers' counts may be missing"))
         out.totals[block] = head.totals
+        out.shards[block] = head.shards
         if not ids:
             continue
         for etype, shards in head.shards.items():

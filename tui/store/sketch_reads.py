@@ -1,11 +1,12 @@
 """Reading distinct visitors: the union of the sketches of the blocks that tile a window.
 
 A window's distinct count is the union of its blocks' sketches (:mod:`tui.distinct.sketch`). The
-read comes *after* the counts of the same blocks, and uses them as evidence (see
-:mod:`tui.store.sketches` for why that is sound): an id counted in a block must have an entry in that
-block's sketch value, a type with a total in a block must have its total sketch. Whatever is
-missing, corrupt or marked restored becomes a :class:`~tui.window.Gap`, and the figure is reported
-``incomplete``, never printed as if whole.
+read comes *after* the heads of the same blocks (and, for a window's read, their counts), and uses
+them as evidence (see :mod:`tui.store.sketches` for why that is sound): a shard a head lists must
+have its sketch value, a type with a total in a block must have its total sketch, and where the
+counts were read, an id counted in a block must have an entry in that block's sketch value.
+Whatever is missing, corrupt or marked restored becomes a :class:`~tui.window.Gap`, and the figure
+is reported ``incomplete``, never printed as if whole.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tui.distinct.sketch import CorruptSketch, Estimate, estimate_loaded, load
 from tui.distinct.value import SPILLED, CorruptValue, Opened
 from tui.store.decode_cache import DecodeCache
 from tui.store.layout import Layout
-from tui.store.reads import block_gap
+from tui.store.reads import BlocksRead, block_gap
 from tui.store.sketches import TOTAL_ID, counted_type, own_key, sketch_key
 from tui.window import Block, BucketCounts, Gap
 
@@ -87,8 +88,7 @@ def read_distinct(
     blocks: Sequence[Block],
     series: Sequence[str],
     ids: Iterable[str],
-    counts: Mapping[Block, BucketCounts],
-    totals: Mapping[Block, Mapping[str, int]],
+    found: BlocksRead,
     report: Callable[[str, str], None],
     total: bool = True,
     per_series: bool = True,
@@ -97,9 +97,9 @@ def read_distinct(
     unions: DecodeCache | None = None,
 ) -> DistinctRead:
     """The distinct visitors of ``series`` (types, or ``signups``) over ``blocks``: per id of ``ids``,
-    per series, and (``total``) over all ids. ``counts`` and ``totals`` are what a read of the same
-    blocks found just before (per block: type -> id -> count; type -> total), the evidence of what
-    must be there. A round trip for the shared values unless ``prefetched``, then one for the own
+    per series, and (``total``) over all ids. ``found`` is what a read of the same blocks found just
+    before, the evidence of what must be there (:class:`_Evidence`): its heads, and its counts by id
+    if that read had them (``found.counts`` not empty). A round trip for the shared values unless ``prefetched``, then one for the own
     keys of ids that spilled, if any. ``per_series=False``: ``by_series`` and ``series_totals`` are left empty (see :func:`_estimates`).
     ``cache`` keeps loaded sketches by their exact bytes (see :func:`_loader`), ``unions`` the
     union of each figure's coarse blocks (see :func:`_estimate`).
@@ -112,34 +112,53 @@ def read_distinct(
     ids = list(ids)
     keys = sketch_keys(layout, blocks, series, ids, total)
     wanted = [(tid, layout.shard(tid)) for tid in ids] + ([(WHOLE, layout.shards)] if total else [])
-    evidence = _Evidence(counts, totals)
+    evidence = _Evidence(found.totals, found.shards, found.counts or None)
     loader = _loader(cache, layout.lg_k)
     values = dict(prefetched) if prefetched is not None else get_many(list(keys.values())) if keys else {}
-    found, spilled, doubtful = _gather(values, keys, wanted, evidence, layout.lg_k, loader, report)
+    sketches, spilled, doubtful = _gather(values, keys, wanted, evidence, layout.lg_k, loader, report)
     if prefetched is not None and doubtful:
         again = get_many(sorted(doubtful))
         values = {key: data for key, data in values.items() if key not in doubtful} | dict(again)
-        found, spilled, _ = _gather(values, keys, wanted, evidence, layout.lg_k, loader, report)
+        sketches, spilled, _ = _gather(values, keys, wanted, evidence, layout.lg_k, loader, report)
     if spilled:
         own = get_many(list(spilled))
         for key, (block, name, tid) in spilled.items():
             # an own key is there only because the shared value said so: missing is lost
-            _use(_open(key, own.get(key), layout.lg_k, report), key, tid, loader, found[(name, tid)], block, report, True)
-    return _estimates(found, series, ids, total, layout.lg_k, per_series, unions)
+            _use(_open(key, own.get(key), layout.lg_k, report), key, tid, loader, sketches[(name, tid)], block, report, True, True)
+    return _estimates(sketches, series, ids, total, layout.lg_k, per_series, unions)
 
 
 @dataclass(frozen=True)
 class _Evidence:
-    """What the counts read found: which sketches must be there."""
+    """What the read before found: which sketch values, and which of their entries, must be there.
 
-    counts: Mapping[Block, BucketCounts]
+    The heads alone say which values were written: a flush writes a shard's sketches before its
+    counts, and its counts before the head that lists them. That is all a one-id read has: reading
+    the id's count shards as well was half of its keys and time. Without them a value that is there
+    but lacks the id is taken to mean the id had no visitors there; what could make it lack an id
+    that had some (the value lost and written again, an entry dropped as corrupt) marks the value
+    restored, which is a gap. With ``counts`` (a window's read has them anyway), a value is judged
+    per id: a lost value the id had no events in leaves its figure whole."""
+
     totals: Mapping[Block, Mapping[str, int]]
+    shards: Mapping[Block, Mapping[str, Sequence[int]]]
+    #: Per block: type -> id -> count; None where the read had only the heads.
+    counts: Mapping[Block, BucketCounts] | None
 
-    def held(self, block: Block, etype: str, tid: str) -> bool:
-        """Whether ``tid`` (or :data:`WHOLE`: the block's total) has events of ``etype`` in ``block``."""
+    def written(self, block: Block, etype: str, tid: str, shard: int) -> bool:
+        """Whether the value of ``tid``'s ``shard`` (or, for :data:`WHOLE`, the block's total) was written."""
         if tid == WHOLE:
             return bool(self.totals.get(block, {}).get(etype, 0))
-        return bool(self.counts.get(block, {}).get(etype, {}).get(tid, 0))
+        if self.counts is None:
+            return shard in self.shards.get(block, {}).get(etype, ())
+        return self.entered(block, etype, tid)
+
+    def entered(self, block: Block, etype: str, tid: str) -> bool:
+        """Whether the value holds an entry of ``tid`` (of :data:`WHOLE`: always, once written); with
+        the heads alone, not known, so not claimed."""
+        if tid == WHOLE:
+            return bool(self.totals.get(block, {}).get(etype, 0))
+        return self.counts is not None and bool(self.counts.get(block, {}).get(etype, {}).get(tid, 0))
 
 
 def _gather(
@@ -159,7 +178,7 @@ def _gather(
         for tid in by_shard[shard]:
             into = found.get((name, tid)) or found.setdefault((name, tid), _Found())
             value = opened[key] if key in opened else opened.setdefault(key, _open(key, values.get(key), lg_k, report))
-            outcome = _use(value, key, tid, loader, into, block, report, evidence.held(block, etype, tid))
+            outcome = _use(value, key, tid, loader, into, block, report, evidence.written(block, etype, tid, shard), evidence.entered(block, etype, tid))
             if outcome == "spilled":
                 spilled[own_key(key, _entry_id(tid))] = (block, name, tid)
             elif outcome == "lost":
@@ -198,31 +217,34 @@ Outcome = Literal["spilled", "lost"] | None
 
 
 def _use(
-    value: Opened | str | None, key: str, tid: str, loader: Loader, into: _Found, block: Block, report: Callable[[str, str], None], held: bool
+    value: Opened | str | None, key: str, tid: str, loader: Loader, into: _Found, block: Block, report: Callable[[str, str], None],
+    written: bool, entered: bool,
 ) -> Outcome:
     """Add ``tid``'s sketch from the value under ``key`` (:func:`_open`'s answer) to ``into``, or the
-    gap that stands for it: a missing value is a gap only where ``held`` (counts say it existed)."""
+    gap that stands for it: a missing value is a gap only where ``written`` (the evidence says it
+    was), a value lacking the id only where ``entered`` (it held the id)."""
     if value is None:
-        if held:
+        if written:
             into.gaps.append(block_gap(block, f"visitors: {key} is missing (evicted?)"))
             return "lost"
         return None
     if isinstance(value, str):
         into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({value})"))
         return None
-    return _take(value, key, tid, loader, into, block, report, held)
+    return _take(value, key, tid, loader, into, block, report, entered)
 
 
 def _take(
-    value: Opened, key: str, tid: str, loader: Loader, into: _Found, block: Block, report: Callable[[str, str], None], held: bool
+    value: Opened, key: str, tid: str, loader: Loader, into: _Found, block: Block, report: Callable[[str, str], None], entered: bool
 ) -> Outcome:
-    """Add ``tid``'s sketch in ``value`` to ``into`` (or the gap that stands for it)."""
+    """Add ``tid``'s sketch in ``value`` to ``into`` (or the gap that stands for it: lacking it is
+    one where ``entered``)."""
     if value.restored:
         into.gaps.append(block_gap(block, f"visitors: {key} was restored after a loss"))
     try:
         sketch = value.find(_entry_id(tid))
         if sketch is None:
-            if held:
+            if entered:
                 into.gaps.append(block_gap(block, f"visitors: {key} lacks {_entry_id(tid)}"))
                 return "lost"
             return None

@@ -16,11 +16,14 @@ Order: a flush writes the sketches of a key *before* the counts of the same (blo
 (:meth:`tui.pipeline.writer.Writer.flush`), and every id counted in a shard gets an entry in its
 sketch value, even an empty one when its events carried no visitor id. So:
 
-* a reader that reads the counts first, then the sketches, finds an entry for every id it counted;
-  one that is missing was lost (evicted), and the reader says ``incomplete``;
-* a writer that finds a sketch value missing while the counts of its shard (the head's total, for
-  the pseudo-shard) are there knows it was lost, and marks the value it writes *restored*: readers
-  then say ``incomplete`` for that block instead of printing the few visitors written since.
+* a reader that reads the heads first, then the sketches, finds a value for every shard a head
+  lists (the counts are written before the head); one that is missing was lost (evicted), and the
+  reader says ``incomplete``. One that also read the counts finds an entry for every id it counted;
+* a writer that finds a sketch value missing while the counts of its shard are there, or the head
+  lists that shard (the head's total, for the pseudo-shard), knows it was lost, and marks the value
+  it writes *restored*: readers then say ``incomplete`` for that block instead of printing the few
+  visitors written since. So a value that is there, not restored, and lacks an id, holds all the
+  visitors that id had there: none.
 
 The writer keeps a union per id per key until the store confirms the key (:class:`PendingSketches`).
 """
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import datasketches as ds
@@ -163,25 +166,35 @@ def own_key(shared_key: str, tracking_id: str) -> str:
     return f"{shared_key}/#{hashlib.blake2b(tracking_id.encode(), digest_size=16).hexdigest()}"
 
 
-def evidence_key(layout: Layout, ident: SketchIdent) -> str:
-    """The value whose data proves that this sketch value existed: the counts of the same
-    (block, type, shard), or for a total the block's head."""
+def evidence_keys(layout: Layout, ident: SketchIdent) -> tuple[str, ...]:
+    """The values whose data proves that this sketch value existed: for a shard, its counts of the
+    same (block, type, shard) and the block's head, which lists that shard (a reader takes the
+    head's word, so a value lost together with its counts must be marked restored too); for a total,
+    the block's head."""
     block = sketch_block(ident)
     if ident[4] == layout.shards:
-        return layout.head_key(block)
-    return layout.shard_key(block, counted_type(ident[3]), ident[4])
+        return (layout.head_key(block),)
+    return (layout.shard_key(block, counted_type(ident[3]), ident[4]), layout.head_key(block))
 
 
-def _held_data(layout: Layout, ident: SketchIdent, raw: bytes | None) -> bool:
-    """Does the evidence value hold counts (of the series' type) that the sketch value must cover?"""
-    if raw is None:
-        return False
-    try:
-        if ident[4] == layout.shards:
-            return decode_head(raw, layout.shards, ident[1]).totals.get(counted_type(ident[3]), 0) > 0
-        return bool(decode_shard(raw).counts)
-    except Corrupt:
-        return False  # the counts' own flush reports and repairs it
+def _held_data(layout: Layout, ident: SketchIdent, found: Mapping[str, tuple[bytes, Any]]) -> bool:
+    """Does an evidence value (:func:`evidence_keys`, as ``found``) hold counts of the series' type
+    that the sketch value must cover?"""
+    etype, shard = counted_type(ident[3]), ident[4]
+    for key in evidence_keys(layout, ident):
+        raw = found.get(key, (None,))[0]
+        if raw is None:
+            continue
+        try:
+            if key == layout.head_key(sketch_block(ident)):
+                head = decode_head(raw, layout.shards, ident[1])
+                if head.totals.get(etype, 0) > 0 if shard == layout.shards else shard in head.shards.get(etype, ()):
+                    return True
+            elif decode_shard(raw).counts:
+                return True
+        except Corrupt:
+            continue  # the counts' own flush reports and repairs it
+    return False
 
 
 def flush_sketches(
@@ -204,13 +217,13 @@ def flush_sketches(
     deltas = {key: pending.delta(ident) for key, ident in todo.items()}
 
     def writes(keys: list[str], fetched: dict[str, tuple[bytes, Any]]) -> list[Write]:
-        missing = {evidence_key(layout, todo[key]): todo[key] for key in keys if key not in fetched}
-        evidence = kv.gets_many(list(missing)) if missing else {}
+        missing = sorted({evidence for key in keys if key not in fetched for evidence in evidence_keys(layout, todo[key])})
+        evidence = kv.gets_many(missing) if missing else {}
         out: list[Write] = []
         spills: dict[str, tuple[dict[str, bytes], int, bool]] = {}
         for key in keys:
             ident, stored = todo[key], fetched.get(key)
-            lost = stored is None and _held_data(layout, ident, evidence.get(evidence_key(layout, ident), (None,))[0])
+            lost = stored is None and _held_data(layout, ident, evidence)
             merged = _merge(key, stored[0] if stored else None, deltas[key], lg_k, budget, lost)
             for problem in merged.problems:
                 report(key, problem)
