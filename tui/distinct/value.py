@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, islice
 from operator import itemgetter, lt, sub
+from typing import NamedTuple
 
 import datasketches as ds
 
@@ -88,8 +89,9 @@ def _packed_size(ids: Sequence[bytes], lengths: Sequence[int]) -> int:
     return _HEAD.size + 1 + 4 + sum(map(len, ids)) + 5 * len(ids) + sum(lengths)
 
 
-@dataclass(frozen=True)
-class _Frame:
+class _Frame(NamedTuple):
+    """A checked header (a tuple: made once per value a read opens, a hundred a one-id read)."""
+
     n: int
     block: bytes
     offsets_at: int

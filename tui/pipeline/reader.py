@@ -107,8 +107,9 @@ class Reader:
         blocks, _ = self._plan(layout, now, self.settings.window_seconds if window_seconds is None else window_seconds)
         ids = list(tracking_ids)
         total = total or not ids
-        found = self.store.read(layout, blocks, ids=False, also=list(sketch_keys(layout, blocks, series, ids, total).values()))
-        read = self.store.read_visitors(layout, blocks, series, ids, found, total=total, per_series=per_series)
+        keys = sketch_keys(layout, blocks, series, ids, total)
+        found = self.store.read(layout, blocks, ids=False, also=list(keys.values()))
+        read = self.store.read_visitors(layout, blocks, series, ids, found, total=total, per_series=per_series, keys=keys)
         # A block whose head could not be read whole (lost, corrupt, restored) gave no evidence of
         # which sketches must be there: a sketch lost with it would go unnoticed, so the figure may
         # be low there too.

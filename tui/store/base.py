@@ -242,15 +242,16 @@ class Store(ABC):
 
     def read_visitors(
         self, layout: Layout, blocks: Sequence[Block], series: Sequence[str], ids: Sequence[str], found: BlocksRead, total: bool = True,
-        per_series: bool = True,
+        per_series: bool = True, keys: Mapping[tuple[Block, str, int], str] | None = None,
     ) -> DistinctRead:
         """Distinct visitors over ``blocks``, after ``found`` (the read of the same blocks' heads, and
         perhaps counts: the evidence of what must be there; with the sketch values too if it read
-        them in its ``also``). Raises StoreUnavailable."""
+        them in its ``also``, under ``keys``). Raises StoreUnavailable."""
         return self._call(
             "reading visitor sketches",
             lambda: read_distinct(
                 self.get_many, layout, blocks, series, ids, found, self.report, total, per_series, self._sketches, found.also, self._unions,
+                keys,
             ),
         )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import datasketches as ds
 
@@ -57,9 +57,9 @@ def _entry_id(tid: str) -> str:
     return TOTAL_ID if tid == WHOLE else tid
 
 
-@dataclass(frozen=True)
-class _Sketch:
-    """A loaded sketch, with the bytes it was loaded from and the span of its block."""
+class _Sketch(NamedTuple):
+    """A loaded sketch, with the bytes it was loaded from and the span of its block (a tuple: a
+    one-id read at 24 h makes a hundred)."""
 
     span: int
     data: bytes
@@ -95,6 +95,7 @@ def read_distinct(
     cache: DecodeCache | None = None,
     prefetched: Mapping[str, bytes] | None = None,
     unions: DecodeCache | None = None,
+    keys: Mapping[tuple[Block, str, int], str] | None = None,
 ) -> DistinctRead:
     """The distinct visitors of ``series`` (types, or ``signups``) over ``blocks``: per id of ``ids``,
     per series, and (``total``) over all ids. ``found`` is what a read of the same blocks found just
@@ -108,9 +109,10 @@ def read_distinct(
     trip, read after the counts, which saves a round trip. A value that then looks lost (missing,
     or lacking an id, while the counts say it holds it) may only have been read before a flush
     wrote it and the counts after (a cluster reads its servers in turn, not in key order): those
-    values are read once more, and only what that read finds is judged."""
+    values are read once more, and only what that read finds is judged. ``keys``: :func:`sketch_keys`
+    of this read, if the caller made them already (to prefetch them)."""
     ids = list(ids)
-    keys = sketch_keys(layout, blocks, series, ids, total)
+    keys = sketch_keys(layout, blocks, series, ids, total) if keys is None else keys
     wanted = [(tid, layout.shard(tid)) for tid in ids] + ([(WHOLE, layout.shards)] if total else [])
     evidence = _Evidence(found.totals, found.shards, found.counts or None)
     loader = _loader(cache, layout.lg_k)
@@ -124,7 +126,7 @@ def read_distinct(
         own = get_many(list(spilled))
         for key, (block, name, tid) in spilled.items():
             # an own key is there only because the shared value said so: missing is lost
-            _use(_open(key, own.get(key), layout.lg_k, report), key, tid, loader, sketches[(name, tid)], block, report, True, True)
+            _use(_open(key, own.get(key), layout.lg_k, report), key, tid, loader, sketches[(name, tid)], block, report, _WRITTEN, counted_type(name), 0)
     return _estimates(sketches, series, ids, total, layout.lg_k, per_series, unions)
 
 
@@ -161,6 +163,21 @@ class _Evidence:
         return self.counts is not None and bool(self.counts.get(block, {}).get(etype, {}).get(tid, 0))
 
 
+class _Written:
+    """The evidence of an id's own key: the shared value said the sketch is there, so it must be."""
+
+    @staticmethod
+    def written(block: Block, etype: str, tid: str, shard: int) -> bool:
+        return True
+
+    @staticmethod
+    def entered(block: Block, etype: str, tid: str) -> bool:
+        return True
+
+
+_WRITTEN = _Written()
+
+
 def _gather(
     values: Mapping[str, bytes], keys: Mapping[tuple[Block, str, int], str], wanted: Sequence[tuple[str, int]], evidence: _Evidence, lg_k: int, loader: Loader, report: Callable[[str, str], None],
 ) -> tuple[dict[tuple[str, str], _Found], dict[str, tuple[Block, str, str]], set[str]]:
@@ -178,7 +195,7 @@ def _gather(
         for tid in by_shard[shard]:
             into = found.get((name, tid)) or found.setdefault((name, tid), _Found())
             value = opened[key] if key in opened else opened.setdefault(key, _open(key, values.get(key), lg_k, report))
-            outcome = _use(value, key, tid, loader, into, block, report, evidence.written(block, etype, tid, shard), evidence.entered(block, etype, tid))
+            outcome = _use(value, key, tid, loader, into, block, report, evidence, etype, shard)
             if outcome == "spilled":
                 spilled[own_key(key, _entry_id(tid))] = (block, name, tid)
             elif outcome == "lost":
@@ -218,33 +235,34 @@ Outcome = Literal["spilled", "lost"] | None
 
 def _use(
     value: Opened | str | None, key: str, tid: str, loader: Loader, into: _Found, block: Block, report: Callable[[str, str], None],
-    written: bool, entered: bool,
+    evidence: _Evidence | _Written, etype: str, shard: int,
 ) -> Outcome:
     """Add ``tid``'s sketch from the value under ``key`` (:func:`_open`'s answer) to ``into``, or the
-    gap that stands for it: a missing value is a gap only where ``written`` (the evidence says it
-    was), a value lacking the id only where ``entered`` (it held the id)."""
+    gap that stands for it: a missing value is a gap only where the ``evidence`` says it was
+    written, a value lacking the id only where it says the id was entered. (Asked only then: most
+    values are there and hold the id.)"""
     if value is None:
-        if written:
+        if evidence.written(block, etype, tid, shard):
             into.gaps.append(block_gap(block, f"visitors: {key} is missing (evicted?)"))
             return "lost"
         return None
     if isinstance(value, str):
         into.gaps.append(block_gap(block, f"visitors: {key} is corrupt ({value})"))
         return None
-    return _take(value, key, tid, loader, into, block, report, entered)
+    return _take(value, key, tid, loader, into, block, report, evidence, etype)
 
 
 def _take(
-    value: Opened, key: str, tid: str, loader: Loader, into: _Found, block: Block, report: Callable[[str, str], None], entered: bool
+    value: Opened, key: str, tid: str, loader: Loader, into: _Found, block: Block, report: Callable[[str, str], None],
+    evidence: _Evidence | _Written, etype: str,
 ) -> Outcome:
-    """Add ``tid``'s sketch in ``value`` to ``into`` (or the gap that stands for it: lacking it is
-    one where ``entered``)."""
+    """Add ``tid``'s sketch in ``value`` to ``into`` (or the gap that stands for it)."""
     if value.restored:
         into.gaps.append(block_gap(block, f"visitors: {key} was restored after a loss"))
     try:
         sketch = value.find(_entry_id(tid))
         if sketch is None:
-            if entered:
+            if evidence.entered(block, etype, tid):
                 into.gaps.append(block_gap(block, f"visitors: {key} lacks {_entry_id(tid)}"))
                 return "lost"
             return None
