@@ -104,10 +104,26 @@ def union(blobs: Iterable[bytes], lg_k: int = DEFAULT_LG_K) -> bytes:
     dense sketch is marked out of order, so it is estimated with the composite estimator, as every
     union of dense sketches is. Otherwise the first write of a sketch would keep the HIP estimator
     and writing it a second time would move its estimate (by about 0.2 % at 20,000 visitors)."""
-    merged = _union(blobs, lg_k).get_result(_HLL_4)
-    data = bytes(merged.serialize_compact())
+    return _settled_bytes(_union(blobs, lg_k), lg_k)
+
+
+def unite_own(stored: bytes, own: bytes, lg_k: int = DEFAULT_LG_K) -> bytes:
+    """``union([stored, own])`` where ``own`` is this process's own DataSketches serialization (a
+    writer's delta): only ``stored`` is checked (:class:`CorruptSketch`). Checking the writer's own
+    bytes again was half of the format checks of a flush at 100,000 ids, and guards against nothing
+    (DataSketches wrote them a moment before)."""
+    merged = ds.hll_union(lg_k)
+    merged.update(load(stored, lg_k))
+    merged.update(ds.hll_sketch.deserialize(own))
+    return _settled_bytes(merged, lg_k)
+
+
+def _settled_bytes(merged: ds.hll_union, lg_k: int) -> bytes:
+    """A union's compact result, settled (see :func:`union`)."""
+    result = merged.get_result(_HLL_4)
+    data = bytes(result.serialize_compact())
     if in_order_dense(data):
-        data = bytes(_settle(merged, lg_k).get_result(_HLL_4).serialize_compact())
+        data = bytes(_settle(result, lg_k).get_result(_HLL_4).serialize_compact())
     return data
 
 

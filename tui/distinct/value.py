@@ -46,7 +46,7 @@ from typing import NamedTuple
 import datasketches as ds
 
 from tui.distinct.hll_format import HLL_MODE, LIST_MODE, problem
-from tui.distinct.sketch import CorruptSketch, in_order_dense, load, union
+from tui.distinct.sketch import CorruptSketch, in_order_dense, load, union, unite_own
 
 MAGIC = b"EDS1"
 _HEAD = struct.Struct("<4sBBII")
@@ -285,6 +285,8 @@ def merge(stored: bytes | None, delta: Mapping[str, bytes], lg_k: int, budget: i
     and named in ``problems``. While the value is over ``budget`` the largest sketches move to
     ``spilled`` (marked :data:`SPILLED` here); :class:`ValueTooLarge` if the ids alone do not fit.
     ``restored``: mark the new value restored (the writer knows the missing ``stored`` was lost).
+    ``delta`` holds DataSketches' own bytes (a writer's, or stored entries already checked): only
+    the stored side is checked (:func:`_settled`, :func:`~tui.distinct.sketch.unite_own`).
 
     The stored value is patched, not decoded: its framing is checked as :func:`decode` checks it,
     only the entries of the delta's ids are read (and checked, by the union), the others are copied
@@ -314,7 +316,7 @@ def merge(stored: bytes | None, delta: Mapping[str, bytes], lg_k: int, budget: i
             merged.was_spilled.add(tracking_id)
         else:
             try:
-                edits.replaced[at] = union([held.entry(at), sketch], lg_k)
+                edits.replaced[at] = unite_own(held.entry(at), sketch, lg_k)
             except CorruptSketch as error:
                 edits.replaced[at] = union([sketch], lg_k)  # the delta is ours: if it were bad, this raises
                 merged.problems.append(f"{tracking_id}: stored sketch replaced: {error}")
