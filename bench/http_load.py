@@ -25,9 +25,9 @@ from pathlib import Path
 HOST = "127.0.0.1"
 
 
-def post_request(path: str, body: bytes, port: int) -> bytes:
-    """The raw bytes of a JSON ``POST`` with a keep-alive connection."""
-    head = f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+def post_request(path: str, body: bytes, port: int, content_type: str = "application/json") -> bytes:
+    """The raw bytes of a ``POST`` (JSON unless said otherwise) with a keep-alive connection."""
+    head = f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
     return head.encode() + body
 
 

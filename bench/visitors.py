@@ -1,12 +1,13 @@
 """Distinct visitors through the store (issue 13): accuracy, ingest cost, reads, merge and bytes of
 the HLL sketches, each on the real path (Writer -> memcached -> Reader) and against a baseline
-from the same run. Run by ``bench/run.py`` (section ``visitors``, rows 16-20) or alone:
+from the same run; the ingest cost also through a real ``eventdash serve`` (HTTP, spool, decoding,
+writer), with sketches and without. Run by ``bench/run.py`` (section ``visitors``, rows 16-20) or alone:
 
-    python bench/visitors.py            # quick: about 18 minutes on 2 cores
+    python bench/visitors.py            # quick: about 20 minutes on 2 cores
     python bench/visitors.py --smoke    # tiny sizes, seconds: checks the bench runs and is right
 
 It starts its own memcached on a free loopback port (tests.conftest.MemcachedServer) and stops it.
-Every load loop is bounded by a count of events; nothing leaves 127.0.0.1. ``bench/sketch.py``
+Every load loop is bounded by a count of events (and a deadline); nothing leaves 127.0.0.1. ``bench/sketch.py``
 measures the sketch alone, in process (lg_k trade-off, sizes); this file reuses its ``lg_k_choice``
 and ``sizes`` rows.
 """
@@ -14,6 +15,7 @@ and ``sizes`` rows.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import bisect
 import cProfile
 import gc
@@ -24,9 +26,12 @@ import multiprocessing as mp
 import os
 import pstats
 import random
+import signal
 import statistics
 import sys
+import tempfile
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -38,23 +43,26 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+from bench.http_load import closed_loop, post_request  # noqa: E402
 from bench.stats import pct, summary  # noqa: E402
 
 
 
 from bench.sketch import sizes, window_error  # noqa: E402
-from tests.conftest import MemcachedServer, all_keys  # noqa: E402
+from tests.conftest import MemcachedServer, all_keys, free_port  # noqa: E402
+from tests.proc import Eventdash  # noqa: E402
 from tui import EVENT_TYPES  # noqa: E402
 from tui.clock import Clock, FakeClock  # noqa: E402
 from tui.distinct import sketch as sk  # noqa: E402
 from tui.events import TYPE_WEIGHTS, generated_ids, iso_ms, zipf_cdf  # noqa: E402
 from tui.ingest.decode import Decoder, IngestEvent, hash_email  # noqa: E402
+from tui.service.app import INGEST_PATH as INGEST  # noqa: E402
 from tui.pipeline.prefix import PrefixLayout  # noqa: E402
 from tui.pipeline.reader import Reader  # noqa: E402
 from tui.pipeline.writer import Writer  # noqa: E402
 from tui.settings import MemcachedSettings, Server, Settings  # noqa: E402
 from tui.store import MemcachedStore, MemoryStore, Store  # noqa: E402
-from tui.store.reads import BlocksRead  # noqa: E402
+from tui.store.sketch_reads import sketch_keys  # noqa: E402
 from tui.visitors import Visitors  # noqa: E402
 from tui.window import Block  # noqa: E402
 
@@ -72,6 +80,8 @@ class Plan:
     cost_events: int
     cost_repeats: int
     cost_ids: tuple[int, ...]
+    #: cost over HTTP (``eventdash serve``): events per run (the repeats and id counts of the above)
+    http_events: int
     #: reads: (ids, events per minute per id) filled over ``fill_hours``; one-id reads per window
     read_ids: tuple[tuple[int, int], ...]
     read_iterations: int
@@ -84,10 +94,10 @@ class Plan:
 
 
 PLANS = {
-    "smoke": Plan("smoke", ((100, 3, "memcached"), (10_000, 2, "memcached")), 20_000, 1, (10, 1_000), ((10, 30), (100, 3)), 20, 2.0, 8_000, 20, (10_000, 2)),
+    "smoke": Plan("smoke", ((100, 3, "memcached"), (10_000, 2, "memcached")), 20_000, 1, (10, 1_000), 2_000, ((10, 30), (100, 3)), 20, 2.0, 8_000, 20, (10_000, 2)),
     "quick": Plan(
         "quick", ((100, 20, "memcached"), (10_000, 20, "memcached"), (1_000_000, 20, "memcached")),
-        1_000_000, 3, (10, 100_000), ((10, 120), (1_000, 3)), 500, 24.0, 400_000, 240, (100_000, 20),
+        1_000_000, 3, (10, 100_000), 400_000, ((10, 120), (1_000, 3)), 500, 24.0, 400_000, 240, (100_000, 20),
     ),
 }
 PLANS["full"] = PLANS["quick"]
@@ -605,28 +615,21 @@ def bench_reads(port: int, plan: Plan) -> dict[str, Any]:
 
 
 def read_parts(eng: Engine, ids: Sequence[str], blocks: list[Block], iterations: int) -> dict[str, dict[str, float]]:
-    """Where a one-id distinct read's time goes, as ``Reader.read_visitors`` does it: the id's counts
-    of each type (one ``only`` read per type, the evidence), then its sketches with the total over
-    every id (what it asks for) and, for comparison, without the total."""
+    """Where a one-id distinct read's time goes, as ``Reader.read_visitors`` does it: the blocks'
+    heads and the id's sketch values in one round trip, then its sketches found, checked and
+    united (after the timed reads of the same ids: what the reader keeps of them is warm)."""
     layout, store = eng.reader.layout(), eng.store
-    counts_ms, with_total_ms, without_total_ms = [], [], []
+    fetch_ms, unite_ms = [], []
     for i in range(iterations):
         tid = ids[i % len(ids)]
+        keys = sketch_keys(layout, blocks, EVENT_TYPES, [tid], False)
         began = time.perf_counter()
-        found = BlocksRead()
-        for etype in EVENT_TYPES:
-            part = store.read(layout, blocks, only=(etype, tid))
-            for block, by_type in part.counts.items():
-                found.counts.setdefault(block, {}).setdefault(etype, {}).update(by_type.get(etype, {}))
-            found.totals.update(part.totals)
-        counts_ms.append((time.perf_counter() - began) * 1000)
+        found = store.read(layout, blocks, ids=False, also=list(keys.values()))
+        fetch_ms.append((time.perf_counter() - began) * 1000)
         began = time.perf_counter()
-        store.read_visitors(layout, blocks, EVENT_TYPES, [tid], found)
-        with_total_ms.append((time.perf_counter() - began) * 1000)
-        began = time.perf_counter()
-        store.read_visitors(layout, blocks, EVENT_TYPES, [tid], found, total=False)
-        without_total_ms.append((time.perf_counter() - began) * 1000)
-    return {"three_count_reads_ms": summary(counts_ms), "sketches_with_total_ms": summary(with_total_ms), "sketches_without_total_ms": summary(without_total_ms)}
+        store.read_visitors(layout, blocks, EVENT_TYPES, [tid], found, total=False, per_series=False, keys=keys)
+        unite_ms.append((time.perf_counter() - began) * 1000)
+    return {"heads_and_sketch_values_ms": summary(fetch_ms), "sketches_found_checked_united_ms": summary(unite_ms)}
 
 
 # -- 4. merge: 8 writers' sketches against one writer's ----------------------------------------------
@@ -669,6 +672,93 @@ def bench_merge(port: int, plan: Plan) -> dict[str, Any]:
         "max_id_difference": max(abs(r["eight"] - r["one"]) for r in rows.values()),
         "max_id_error": max(relative(r["one"], r["exact"]) for r in rows.values()),
     }
+
+
+# -- 2b. the same cost through eventdash serve: HTTP, spool, decoding, the writer ----------------------
+
+
+#: ``python -c`` of the ``eventdash`` command with sketches off, the baseline of :func:`bench_http_cost`:
+#: its writer keeps none (``count_visitors=False``, :func:`ingest_run`'s baseline) and its publisher
+#: reads none into the summary keys. No setting turns them off; this is the bench's own.
+WITHOUT_SKETCHES = (
+    "from tui.pipeline.reader import Reader\n"
+    "from tui.pipeline.writer import Writer\n"
+    "writer_init, refresh = Writer.__init__, Reader.refresh\n"
+    "Writer.__init__ = lambda self, *a, **k: writer_init(self, *a, **{**k, 'count_visitors': False})\n"
+    "Reader.refresh = lambda self, series=False, visitors=True: refresh(self, series, visitors=False)\n"
+    "from tui.cli import main\n"
+    "raise SystemExit(main())\n"
+)
+#: Concurrent connections of the HTTP client; the bound of one HTTP run, in seconds.
+HTTP_CONNECTIONS = 8
+HTTP_DEADLINE = 600.0
+
+
+def serve_metrics(port: int) -> dict[str, float]:
+    """``serve``'s /metrics, the samples without labels, by name."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {name: float(value) for name, _, value in (line.partition(" ") for line in text.splitlines() if line and not line.startswith("#") and "{" not in line)}
+
+
+def http_ingest_run(mc: int, bodies: Sequence[tuple[int, bytes]], events: Sequence[IngestEvent], prefix: str, with_sketches: bool, tmp: Path) -> dict[str, Any]:
+    """Events/s into a real ``eventdash serve`` (its spool, decoder and writer, one memcached),
+    from the first request until its metrics say every event is in the store (accepted, and none
+    left in the spool); ``bodies`` posted once each as NDJSON over :data:`HTTP_CONNECTIONS` keep-alive
+    connections. Afterwards (not timed): every body answered 202 with all its events accepted, a
+    clean stop, the counts exact and, with sketches, the visitors within the sketch's error."""
+    port = free_port()
+    args = ("serve", "--listen", f"127.0.0.1:{port}", "--state-dir", str(tmp / prefix.rstrip(":")), "--backend", "memcached",
+            "--memcached", f"127.0.0.1:{mc}", "--key-prefix", prefix, "--window-minutes", "60", "--email-salt", SALT.decode(), "--no-anomalies")
+    serve = Eventdash(*args) if with_sketches else Eventdash(*args, python=("-c", WITHOUT_SKETCHES))
+    accepted: list[int] = []
+    try:
+        serve.wait_for("serve: listening on", timeout=60)
+        requests = [post_request(INGEST, body, port, "application/x-ndjson") for _, body in bodies]
+        started = time.monotonic()
+        loop = asyncio.run(closed_loop(port, requests, HTTP_DEADLINE, HTTP_CONNECTIONS, lambda i, status, body: accepted.append(json.loads(body)["accepted"] if status == 202 else -status)))
+        posted = time.monotonic()
+        deadline = posted + HTTP_DEADLINE
+        while (m := serve_metrics(port))["eventdash_events_accepted_total"] < len(events) or m["eventdash_spool_depth_events"] > 0:
+            assert time.monotonic() < deadline, f"serve did not store {len(events):,} events within {HTTP_DEADLINE:.0f} s: {m}"
+            time.sleep(0.02)  # polling serve's progress, which no event of this process can signal
+        counted = time.monotonic()
+    finally:
+        code = serve.stop(signal.SIGTERM, timeout=120)
+    assert code == 0, f"serve exited {code}: {serve.text('stderr')[-1500:]}"
+    assert loop.errors == 0 and sum(accepted) == len(events) and min(accepted) > 0, (loop.wrk_json(), sorted(set(accepted))[:5])
+    eng = memcached_engine(mc, prefix, window_minutes=60)
+    assert store_counts(eng.reader, 3_600) == Counter((e.type, e.tracking_id) for e in events), "HTTP ingest counts are not exact"
+    if with_sketches:
+        check_visitors(eng.reader, events, 3_600)
+    eng.close()
+    return {"events_per_s": len(events) / (counted - started), "seconds": counted - started, "posting_seconds": posted - started,
+            "requests": loop.requests}
+
+
+def bench_http_cost(port: int, plan: Plan) -> dict[str, Any]:
+    """Per id count: the same prebuilt request bodies (realistic visitors, 100 events each) into
+    ``eventdash serve`` with sketches and without (:data:`WITHOUT_SKETCHES`), interleaved, each
+    into its own prefix (:func:`http_ingest_run`); medians and the ratio: the cost of sketches as
+    an event's whole ingest pays it."""
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="eventdash-http-cost-") as scratch:
+        for ids_count in plan.cost_ids:
+            ids = generated_ids(ids_count) if ids_count > 10 else tuple(f"INF-{i:04d}" for i in range(ids_count))
+            events = visitor_events(ids, plan.http_events, 60_000, int(time.time() * 1000), seed=ids_count, zipf=ids_count > 10)
+            bodies = request_bodies(events)
+            decoder = Decoder(FakeClock(events[-1].ts_ms / 1000), 3_600, email_key=SALT)
+            decoded = [e for _, body in bodies for e in decoder.decode(body, "application/x-ndjson").events]
+            runs: dict[str, list[dict[str, Any]]] = {"with": [], "without": []}
+            for repeat in range(plan.cost_repeats):
+                for mode in ("with", "without") if repeat % 2 == 0 else ("without", "with"):
+                    prefix = f"h{ids_count}{mode[0]}{mode[-1]}{repeat}:"
+                    runs[mode].append(http_ingest_run(port, bodies, decoded, prefix, mode == "with", Path(scratch)))
+            with_, without = (statistics.median(r["events_per_s"] for r in runs[m]) for m in ("with", "without"))
+            out[str(ids_count)] = {"ids": ids_count, "events": len(events), "with_events_per_s": with_, "without_events_per_s": without,
+                                   "ratio": with_ / without, "runs": runs}
+            log(f"HTTP cost at {ids_count:,} ids: with {with_:,.0f} ev/s, without {without:,.0f} ev/s = {with_ / without:.0%}")
+    return out
 
 
 # -- 5. storage: bytes of the sketch keys against the count keys of the same run ---------------------
@@ -719,6 +809,7 @@ def run(mode: str) -> dict[str, Any]:
     try:
         for name, measure in (
             ("cost", lambda: bench_cost(server.port, plan)),
+            ("http_cost", lambda: bench_http_cost(server.port, plan)),
             ("storage", lambda: bench_storage(server.port, results["cost"])),
             ("merge", lambda: bench_merge(server.port, plan)),
             ("reads", lambda: bench_reads(server.port, plan)),
@@ -768,6 +859,13 @@ def rows(r: dict[str, Any]) -> list[Row]:
         f"(the smallest lg_k whose 2σ bound, {ours['bound']:.2%}, is under 3 %)", True,
     ))
     first = True
+    for ids, h in r["http_cost"].items():
+        out.append((
+            f"{'17. ' if first else '   '}ingest with sketches, {int(ids):,} ids{' (Zipf)' if int(ids) > 10 else ''}, {h['events']:,} events, "
+            "over HTTP into eventdash serve until stored", f"{h['with_events_per_s']:,.0f} ev/s",
+            f"without sketches: {h['without_events_per_s']:,.0f} ev/s", f"{h['ratio']:.0%}", "≥ 50 %", h["ratio"] >= 0.5,
+        ))
+        first = False
     for ids, c in cost.items():
         for schedule, how in (("fast", "fed at full speed"), ("live", "one flush per simulated second"),
                               ("decoded", "as serve: decoded from request bodies, one flush per simulated second")):
@@ -836,6 +934,10 @@ def describe(r: dict[str, Any]) -> str:
             if "profile" in part:
                 lines.append("    cProfile of one run with sketches (own time, top 25):")
                 lines.extend("      " + line for line in part["profile"].splitlines())
+    for ids, h in r["http_cost"].items():
+        lines.append(f"over HTTP at {int(ids):,} ids ({h['events']:,} events): with sketches {h['with_events_per_s']:,.0f} ev/s, without {h['without_events_per_s']:,.0f} ev/s = {h['ratio']:.1%}")
+        for mode in ("with", "without"):
+            lines.append(f"    {mode:>7} sketches: " + ", ".join(f"{x['events_per_s']:,.0f} ev/s (posted in {x['posting_seconds']:.1f} s, stored in {x['seconds']:.1f} s)" for x in h["runs"][mode]))
     m = r["merge"]
     lines.append("merge by id (8 writers / 1 writer / exact): " + "; ".join(f"{t} {v['eight']:,.1f}/{v['one']:,.1f}/{v['exact']:,}" for t, v in m["by_id"].items()))
     for distinct, a in r["accuracy"]["sizes"].items():

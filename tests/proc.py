@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,10 @@ class Eventdash:
 
     running: list[Eventdash] = []
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, python: Sequence[str] = ("-m", "tui")) -> None:
+        """``python``: what the interpreter runs before ``args`` (a benchmark's wrapper of the CLI)."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tui", *args],
+            [sys.executable, *python, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

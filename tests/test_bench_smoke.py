@@ -26,6 +26,7 @@ def test_bench_smoke_runs_and_every_count_is_exact(tmp_path: Path) -> None:
     assert results["serve"]["durability"]["exact"] is True  # 0 lost and 0 doubled over the kill runs
     visitors = results["visitors"]  # issue 13: each run checked its counts exact and its visitors within the sketch's error
     assert all(c["exact"] for c in visitors["cost"].values())
+    assert set(visitors["http_cost"]) == set(visitors["cost"])  # through serve too, each run checked exact
     assert visitors["merge"]["identical"] is True  # 8 writers' sketches give one writer's registers
     assert all(a["max"] <= 0.03 for a in visitors["accuracy"]["sizes"].values())  # fixed seeds: the same errors every run
     assert visitors["memcached"]["evictions"] == 0
