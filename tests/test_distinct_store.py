@@ -398,6 +398,27 @@ def test_one_ids_read_of_every_type_is_one_round_trip_and_equals_a_window_read(s
         store.get_many = get_many  # type: ignore[method-assign]
 
 
+def test_a_one_id_day_read_of_a_quiet_site_is_one_round_trip(store: Store, clock: FakeClock) -> None:
+    """A 24 h window whose hours mostly hold nothing: their heads are missing, and only their
+    children tell an empty hour from a lost one. Those come in the same round trip as the heads and
+    the sketch values (as for a one-id count read), not in a second one on every read."""
+    engine = pipeline(store, clock, "w1", window_minutes=24 * 60)
+    run([engine], clock, 3, 50)
+    together = engine.reader.read_visitors(IDS[:3], series=["user-event"], window_seconds=86_400, total=False)
+    assert together.by_id, "the ids have visitors"
+    calls: list[int] = []
+    get_many = store.get_many
+    store.get_many = lambda keys: (calls.append(len(keys)), get_many(keys))[1]  # type: ignore[method-assign]
+    try:
+        for tid in IDS[:3]:
+            calls.clear()
+            day = engine.reader.read_visitors([tid], series=["user-event"], window_seconds=86_400, total=False, per_series=False)
+            assert len(calls) == 1, calls
+            assert day.incomplete == () and day.by_id.get(tid) == together.by_id.get(tid)
+    finally:
+        store.get_many = get_many  # type: ignore[method-assign]
+
+
 def test_a_sketch_value_read_before_the_flush_that_wrote_it_is_read_again_not_called_lost(store: Store, clock: FakeClock) -> None:
     """The one round trip reads a cluster's servers in turn, so a sketch value may be read before a
     flush wrote it and its counts after: what looks lost is read once more, and judged on that."""

@@ -103,8 +103,9 @@ def read_blocks(
 
     ``also``: more keys read in that same round trip, after every key of the counts (so on one
     server after them: memcached answers a multi-get's keys in order), their values left in
-    ``out.also`` undecoded. A one-id distinct read gets its sketch values this way, with their
-    evidence (:func:`tui.store.sketch_reads.read_distinct`)."""
+    ``out.also`` undecoded; the children of top-level blocks are read in it as for ``only``. A
+    one-id distinct read gets its sketch values this way, with the heads that are their evidence
+    (:func:`tui.store.sketch_reads.read_distinct`)."""
     out = BlocksRead()
     heads: dict[Block, Head | None] = {}
     corrupt: set[Block] = set()
@@ -140,8 +141,9 @@ def read_blocks(
     first = {a for b in blocks for a in ancestors(b)} | set(blocks)
     one_shard: list[str] = []
     only_types = () if only is None else (only[0],) if isinstance(only[0], str) else only[0]
-    if only is not None and ids:
+    if also or (only is not None and ids):  # a read of one round trip
         first |= {c for b in blocks if parent(b) is None and not seen(b) for c in children(b)}
+    if only is not None and ids:
         one_shard = [layout.shard_key(b, etype, layout.shard(only[1])) for b in blocks for etype in only_types]
     fetch(first, [*one_shard, *also])
     if also:
