@@ -54,6 +54,7 @@ from tests.proc import Eventdash  # noqa: E402
 from tui import EVENT_TYPES  # noqa: E402
 from tui.clock import Clock, FakeClock  # noqa: E402
 from tui.distinct import sketch as sk  # noqa: E402
+from tui.distinct.batch import SIGNUPS  # noqa: E402
 from tui.events import TYPE_WEIGHTS, generated_ids, iso_ms, zipf_cdf  # noqa: E402
 from tui.ingest.decode import Decoder, IngestEvent, hash_email  # noqa: E402
 from tui.service.app import INGEST_PATH as INGEST  # noqa: E402
@@ -508,6 +509,10 @@ def profile_run(port: int, events: Sequence[IngestEvent], prefix: str, schedule:
 CHECKED_IDS = 20
 #: Windows of the read bench: label -> seconds.
 READ_WINDOWS = {"5min": 300, "24h": 86_400}
+#: The one-id distinct reads timed, as the read API asks them: ``/api/v1/live?tracking_id=`` unites
+#: every type's visitors; ``/api/v1/summary/{type}?tracking_id=…&distinct=visitors`` reads one type's
+#: (user-event, the busiest), ``distinct=signups`` the distinct sign-up e-mails.
+READ_SERIES: dict[str, tuple[str, ...]] = {"every type": EVENT_TYPES, "user-event": ("user-event",), "signups": (SIGNUPS,)}
 #: A read comes this long after the fill's last flush: the last coarse blocks are then readable.
 SETTLE_SECONDS = 30.0
 
@@ -586,18 +591,22 @@ def bench_reads(port: int, plan: Plan) -> dict[str, Any]:
                 got = reader.read_visitors([tid], window_seconds=seconds)
                 assert not got.incomplete, got.incomplete[:3]
                 assert abs(got.by_id[tid].value - len(seen)) <= max(2.0, bound * len(seen)), (label, tid, got.by_id[tid], len(seen))
-            distinct_ms, count_ms = [], []
+            timed: dict[str, list[float]] = {name: [] for name in (*READ_SERIES, "count")}
             for i in range(plan.read_iterations):  # interleaved, one id after another
                 tid = ids[i % ids_count]
-                began = time.perf_counter()
-                reader.read_visitors([tid], window_seconds=seconds, total=False, per_series=False)  # as the read API asks
-                distinct_ms.append((time.perf_counter() - began) * 1000)
+                for name, series in READ_SERIES.items():  # as the read API asks
+                    began = time.perf_counter()
+                    reader.read_visitors([tid], series, window_seconds=seconds, total=False, per_series=False)
+                    timed[name].append((time.perf_counter() - began) * 1000)
                 began = time.perf_counter()
                 reader.read_one("user-event", tid, seconds)
-                count_ms.append((time.perf_counter() - began) * 1000)
+                timed["count"].append((time.perf_counter() - began) * 1000)
             blocks, _ = reader._plan(reader.layout(), now, seconds)
-            result[f"one_id_{label}"] = {"distinct_ms": summary(distinct_ms), "count_ms": summary(count_ms), "blocks": len(blocks),
-                                         "visitors_of_first_id": len(exact[label][ids[0]]), "parts": read_parts(eng, ids, blocks, plan.read_iterations)}
+            result[f"one_id_{label}"] = {
+                "distinct_ms": summary(timed["every type"]), "count_ms": summary(timed["count"]), "blocks": len(blocks),
+                "by_series_ms": {name: summary(timed[name]) for name in READ_SERIES},
+                "visitors_of_first_id": len(exact[label][ids[0]]), "parts": read_parts(eng, ids, blocks, plan.read_iterations),
+            }
         view_ms, plain_ms = [], []
         for _ in range(max(5, plan.read_iterations // 10)):
             began = time.perf_counter()
@@ -879,11 +888,14 @@ def rows(r: dict[str, Any]) -> list[Row]:
     for n, (ids, v) in enumerate(reads.items()):
         for label, name in (("5min", "5 min"), ("24h", "24 h")):
             one = v[f"one_id_{label}"]
-            out.append((
-                f"{'18. ' if n == 0 and label == '5min' else '   '}one id's distinct visitors, {name} ({one['blocks']} blocks), {int(ids):,} ids × {v['per_minute']} ev/min",
-                f"p50 {one['distinct_ms']['p50']:.2f} / p99 {one['distinct_ms']['p99']:.2f} ms", f"one id's count: p99 {one['count_ms']['p99']:.2f} ms",
-                f"{one['distinct_ms']['p99'] / one['count_ms']['p99']:.1f}×", "p99 ≤ 2 ms", one["distinct_ms"]["p99"] <= 2,
-            ))
+            for series, (what, goal) in READ_ROWS.items():
+                took = one["by_series_ms"][series]
+                out.append((
+                    f"{'18. ' if n == 0 and label == '5min' and series == 'user-event' else '   '}one id's {what}, {name} ({one['blocks']} blocks), "
+                    f"{int(ids):,} ids × {v['per_minute']} ev/min", f"p50 {took['p50']:.2f} / p99 {took['p99']:.2f} ms",
+                    f"one id's count: p99 {one['count_ms']['p99']:.2f} ms", f"{took['p99'] / one['count_ms']['p99']:.1f}×",
+                    "p99 ≤ 2 ms" if goal or label == "5min" else "(reported: live is over 7 min)", took["p99"] <= 2 or not (goal or label == "5min"),
+                ))
         rv = v["read_view_5min"]
         out.append((
             f"   read_view(visitors=True), 5 min, {int(ids):,} ids", f"p50 {rv['visitors_ms']['p50']:.1f} / p99 {rv['visitors_ms']['p99']:.1f} ms",
@@ -903,6 +915,15 @@ def rows(r: dict[str, Any]) -> list[Row]:
     for row in storage["per_id_per_block"][:3]:
         out.append((f"   {row['row']}", row["figure"], "", "", "(documented)", True))
     return out
+
+
+#: The rows of each one-id read of :data:`READ_SERIES`: (what it reads, whether the goal holds at
+#: 24 h too). ``live`` answers over the last 7 minutes (``live_minutes``): its 24 h row is reported.
+READ_ROWS = {
+    "user-event": ("distinct visitors of one type (distinct=visitors)", True),
+    "signups": ("distinct sign-ups (distinct=signups)", True),
+    "every type": ("visitors of every type (live)", False),
+}
 
 
 def table(r: dict[str, Any]) -> str:
@@ -950,6 +971,8 @@ def describe(r: dict[str, Any]) -> str:
             f"{label}: distinct p50 {v[f'one_id_{label}']['distinct_ms']['p50']:.2f} p99 {v[f'one_id_{label}']['distinct_ms']['p99']:.2f} max {v[f'one_id_{label}']['distinct_ms']['max']:.2f} ms, "
             f"{v[f'one_id_{label}']['visitors_of_first_id']:,} visitors of the first id" for label in ("5min", "24h")))
         for label in ("5min", "24h"):
+            lines.append(f"  {label} one-id reads by series (p50 / p99 / max ms): " + "; ".join(
+                f"{name} {x['p50']:.2f} / {x['p99']:.2f} / {x['max']:.2f}" for name, x in v[f"one_id_{label}"]["by_series_ms"].items()))
             parts = v[f"one_id_{label}"]["parts"]
             lines.append(f"  {label} one-id read, its parts (p50 / p99 ms): " + "; ".join(
                 f"{name.removesuffix('_ms').replace('_', ' ')} {x['p50']:.2f} / {x['p99']:.2f}" for name, x in parts.items()))
