@@ -591,6 +591,8 @@ def bench_reads(port: int, plan: Plan) -> dict[str, Any]:
                 got = reader.read_visitors([tid], window_seconds=seconds)
                 assert not got.incomplete, got.incomplete[:3]
                 assert abs(got.by_id[tid].value - len(seen)) <= max(2.0, bound * len(seen)), (label, tid, got.by_id[tid], len(seen))
+                for series in READ_SERIES.values():  # each series read once before it is timed, alike
+                    assert not reader.read_visitors([tid], series, window_seconds=seconds, total=False, per_series=False).incomplete
             timed: dict[str, list[float]] = {name: [] for name in (*READ_SERIES, "count")}
             for i in range(plan.read_iterations):  # interleaved, one id after another
                 tid = ids[i % ids_count]

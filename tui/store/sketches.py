@@ -106,11 +106,15 @@ class PendingSketches:
             for span in LEVELS:
                 self._unite(("d", span, bucket // span, series, layout.shards), result)
 
-    def _unite(self, ident: SketchIdent, members: Iterable[tuple[str, ds.hll_sketch]]) -> None:
+    def _unite(self, ident: SketchIdent, members: Sequence[tuple[str, ds.hll_sketch]]) -> None:
         """Each (id, sketch) into that id's pending entry of key ``ident``: the sketch itself while it
         is the only one (most single buckets' entries, written at the next flush), else a union."""
         ids = self.items.get(ident)
-        if ids is None:
+        if ids is None:  # a key this flush opens (every flush's single bucket): no id to unite with
+            fresh = dict(members)
+            if len(fresh) == len(members):  # each id once (ids counted under (other) are not)
+                self.items[ident] = fresh
+                return
             ids = self.items[ident] = {}
         for tracking_id, sketch in members:
             held = ids.get(tracking_id)
