@@ -318,10 +318,10 @@ class EventDashApp(App[int]):
 
     def _read_live(self, ranking: Ranking) -> Live:
         """Distinct visitors over ``live_minutes`` (whole buckets, as the API's /live reads them),
-        every type united: over every id, and for the ranked ids only (at most TOP_N: one round trip
-        each), so the cost grows with the rows shown, not with the prefix's ids. Read every
-        refresh: the span is minutes, not the window, so the window's kept by-id read cannot
-        stand in for it."""
+        every type united: over every id, and for the ranked ids only (at most TOP_N, in one round
+        trip), so the cost grows with the rows shown, not with the prefix's ids. Read apart from
+        the window (as often as :meth:`_live_for` says): the span is minutes, not the window, so
+        the window's kept by-id read cannot stand in for it."""
         seconds = self.pipeline.settings.live_seconds
         ids = list(ranking.rows)
         read = self.pipeline.reader.read_visitors(ids, EVENT_TYPES, seconds, total=True, per_series=False)
