@@ -99,18 +99,19 @@ def read_distinct(
 ) -> DistinctRead:
     """The distinct visitors of ``series`` (types, or ``signups``) over ``blocks``: per id of ``ids``,
     per series, and (``total``) over all ids. ``found`` is what a read of the same blocks found just
-    before, the evidence of what must be there (:class:`_Evidence`): its heads, and its counts by id
-    if that read had them (``found.counts`` not empty). A round trip for the shared values unless ``prefetched``, then one for the own
-    keys of ids that spilled, if any. ``per_series=False``: ``by_series`` and ``series_totals`` are left empty (see :func:`_estimates`).
-    ``cache`` keeps loaded sketches by their exact bytes (see :func:`_loader`), ``unions`` the
-    union of each figure's coarse blocks (see :func:`_estimate`).
+    before, the evidence of what must be there (:class:`_Evidence`): its heads, and its counts by
+    id if that read had them (``found.counts`` not empty). A round trip for the shared values
+    unless ``prefetched``, then one for the own keys of ids that spilled, if any.
+    ``per_series=False``: ``by_series`` and ``series_totals`` are left empty (see
+    :func:`_estimates`). ``cache`` keeps loaded sketches by their exact bytes (see
+    :func:`_loader`), ``unions`` the union of each figure's coarse blocks (see :func:`_estimate`).
 
-    ``prefetched``: the shared values (of :func:`sketch_keys`) as found by the counts' own round
-    trip, read after the counts, which saves a round trip. A value that then looks lost (missing,
-    or lacking an id, while the counts say it holds it) may only have been read before a flush
-    wrote it and the counts after (a cluster reads its servers in turn, not in key order): those
-    values are read once more, and only what that read finds is judged. ``keys``: :func:`sketch_keys`
-    of this read, if the caller made them already (to prefetch them)."""
+    ``prefetched``: the shared values (of :func:`sketch_keys`, under ``keys`` if the caller made
+    them) as found by the heads' own round trip, read after the heads, which saves a round trip. A
+    value that then looks lost (missing, or lacking an id, while the evidence says it holds it)
+    may only have been read before a flush wrote it and the heads after (a cluster reads its
+    servers in turn, not in key order): those values are read once more, and only what that read
+    finds is judged."""
     ids = list(ids)
     keys = sketch_keys(layout, blocks, series, ids, total) if keys is None else keys
     wanted = [(tid, layout.shard(tid)) for tid in ids] + ([(WHOLE, layout.shards)] if total else [])
