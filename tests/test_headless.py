@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tui.clock import FakeClock
 from tui.headless import BehindWatch
 from tui.pipeline import MAX_BATCH, Pipeline
 from tui.settings import Settings
+from tui.shutdown import Wakeup
 from tui.store import MemoryStore
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -238,3 +240,32 @@ def test_the_summary_table_shows_the_top_ids_and_says_how_many_more(tmp_path: Pa
     assert table.stdout.count("INF-") == 15  # five per type
     assert "more (--top 0 for all)" in table.stdout and "last 5 min ±10 s" in table.stdout
     assert run("summary", "--top", "-1", *common, cwd=tmp_path).returncode == 2
+
+
+def test_a_wakeup_set_by_a_signal_handler_wakes_the_main_thread_whenever_the_signal_lands() -> None:
+    """A stop signal's handler sets the headless run's :class:`~tui.shutdown.Wakeup` (a byte into a
+    pipe, no lock): before the main thread waits or while it does, its wait returns at once. (A
+    ``threading.Event`` set from the handler could deadlock on the lock the main thread held in its
+    own ``wait()``, and a signalled run then never exited.)"""
+    wake = Wakeup()
+    previous = signal.signal(signal.SIGUSR2, lambda *_: wake.set())
+    try:
+        for _ in range(20):
+            sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGUSR2))
+            sender.start()
+            assert wake.wait(20.0), "the signal's wake-up was lost"
+            sender.join()
+            assert not wake.wait(0.0), "a wake-up is cleared by the wait that saw it"
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_a_wakeup_set_any_number_of_times_never_blocks_and_wakes_one_wait() -> None:
+    """Writers' store changes and failures set it from other threads as often as they happen: past
+    the pipe's capacity a set is a no-op, never a blocked thread, and one wait takes them all."""
+    wake = Wakeup()
+    for _ in range(200_000):  # far more bytes than a pipe holds
+        wake.set()
+    assert wake.wait(0.0) and not wake.wait(0.0)
+    threading.Thread(target=wake.set).start()
+    assert wake.wait(20.0)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -22,7 +21,7 @@ from tui.anomaly.watch import AnomalyStatus
 from tui.events import iso_ms
 from tui.pipeline import Pipeline, PipelineStatus
 from tui.settings import Settings
-from tui.shutdown import describe_crash, on_stop_signals, on_thread_failure
+from tui.shutdown import Wakeup, describe_crash, on_stop_signals, on_thread_failure
 from tui.store import OpenedStore, StoreUnavailable
 from tui.store.sketch_reads import DistinctRead
 from tui.watch import StoreWatch
@@ -176,12 +175,12 @@ def run_headless(pipeline: Pipeline, opened: OpenedStore, duration: float | None
     Returns (flushed, fatal): whether the store took every count, and why the run failed, if it did.
     """
     settings = pipeline.settings
-    wake = threading.Event()  # a signal, a failure, or the writer finding the store lost or back
-    stopping = threading.Event()
+    wake = Wakeup()  # a signal, a failure, or the writer finding the store lost or back
+    stopping: list[bool] = []  # not an Event: a signal handler must take no lock (see Wakeup)
     fatal: list[str] = []
 
     def stop_now(*_: Any) -> None:
-        stopping.set()
+        stopping.append(True)
         wake.set()
 
     def fail(reason: str) -> None:
@@ -238,9 +237,8 @@ def run_headless(pipeline: Pipeline, opened: OpenedStore, duration: float | None
             deadline = started + ticks * settings.refresh_seconds
             if end is not None:
                 deadline = min(deadline, end)
-            woken = wake.wait(max(0.0, deadline - pipeline.clock.monotonic()))
-            wake.clear()
-            if stopping.is_set():
+            woken = wake.wait(deadline - pipeline.clock.monotonic())
+            if stopping:
                 end = None  # a signal, a failure or a closed stdout: stop now
                 break
             if end is not None and pipeline.clock.monotonic() >= end:

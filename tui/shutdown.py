@@ -11,6 +11,7 @@ longer counts is the worst outcome, so there is no path that only logs and goes 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import threading
 import time
@@ -29,8 +30,45 @@ STOP_SIGNALS: tuple[signal.Signals, ...] = (
 )
 
 
+class Wakeup:
+    """What a run's main thread waits on between refreshes, and what a signal handler (or any
+    thread) sets to wake it: a byte written to a pipe, so setting it takes no lock.
+
+    A ``threading.Event`` is not safe there. Its ``set()`` takes the lock of the Event's condition,
+    which the main thread itself holds for a moment in every ``wait()`` and ``clear()``; a signal
+    handled in that moment (handlers run in the main thread) waits for a lock its own thread holds,
+    and the process never stops. ``select`` is resumed after a handler runs (PEP 475) and then sees
+    the byte. One per process run, kept open to its end: a late ``set()`` from another thread must
+    never write to a closed (or reused) descriptor."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+
+    def set(self) -> None:
+        """Wake the waiter (now, or its next wait). Safe in a signal handler and in any thread."""
+        try:
+            os.write(self._write, b"!")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups: one more changes nothing
+
+    def wait(self, timeout: float) -> bool:
+        """Until set or ``timeout`` seconds; True if it was set (and is clear again)."""
+        ready, _, _ = select.select([self._read], [], [], max(0.0, timeout))
+        if not ready:
+            return False
+        try:
+            while os.read(self._read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        return True
+
+
 def on_stop_signals(callback: Callable[[signal.Signals], None]) -> None:
-    """Call ``callback(signal)`` (in the main thread) for every stop signal."""
+    """Call ``callback(signal)`` (in the main thread) for every stop signal. It runs between any two
+    steps of the main thread, which may hold a lock then: it must take none (see :class:`Wakeup`)."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         callback(signal.Signals(signum))
