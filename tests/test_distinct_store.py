@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -376,17 +377,26 @@ def test_no_email_or_ip_of_the_generated_events_reaches_memcached(memcached: Mem
     store.close()
 
 
-def test_one_ids_read_of_every_type_is_one_round_trip_and_equals_a_window_read(store: Store, clock: FakeClock) -> None:
-    """``/api/v1/live``'s read: the id's counts of every type with the heads and, after them, its
-    sketches, in one round trip; the same figure as the whole window's read, with or without ``by_series``."""
-    engine = pipeline(store, clock, "w1")
-    run([engine], clock, 30, 300)
-    whole = engine.reader.read_view(visitors=True).visitors
-    assert whole is not None
+@contextmanager
+def round_trips(store: Store) -> Iterator[list[int]]:
+    """The keys of each ``get_many`` the store makes inside the block, one entry per round trip."""
     calls: list[int] = []
     get_many = store.get_many
     store.get_many = lambda keys: (calls.append(len(keys)), get_many(keys))[1]  # type: ignore[method-assign]
     try:
+        yield calls
+    finally:
+        store.get_many = get_many  # type: ignore[method-assign]
+
+
+def test_one_ids_read_of_every_type_is_one_round_trip_and_equals_a_window_read(store: Store, clock: FakeClock) -> None:
+    """``/api/v1/live``'s read: the heads and, after them, the id's sketch values of every type, in
+    one round trip; the same figure as the whole window's read, with or without ``by_series``."""
+    engine = pipeline(store, clock, "w1")
+    run([engine], clock, 30, 300)
+    whole = engine.reader.read_view(visitors=True).visitors
+    assert whole is not None
+    with round_trips(store) as calls:
         for tid in IDS[:5]:
             calls.clear()
             one = engine.reader.read_visitors([tid], total=False, per_series=False)
@@ -394,8 +404,6 @@ def test_one_ids_read_of_every_type_is_one_round_trip_and_equals_a_window_read(s
             assert one.by_id == {tid: whole.by_id[tid]} and one.by_series == {} and one.total is None and one.incomplete == ()
             typed = engine.reader.read_visitors([tid], series=["review"], total=False)
             assert typed.by_id[tid] == typed.by_series["review"][tid] == whole.by_series["review"][tid]
-    finally:
-        store.get_many = get_many  # type: ignore[method-assign]
 
 
 def test_a_one_id_day_read_of_a_quiet_site_is_one_round_trip(store: Store, clock: FakeClock) -> None:
@@ -406,17 +414,12 @@ def test_a_one_id_day_read_of_a_quiet_site_is_one_round_trip(store: Store, clock
     run([engine], clock, 3, 50)
     together = engine.reader.read_visitors(IDS[:3], series=["user-event"], window_seconds=86_400, total=False)
     assert together.by_id, "the ids have visitors"
-    calls: list[int] = []
-    get_many = store.get_many
-    store.get_many = lambda keys: (calls.append(len(keys)), get_many(keys))[1]  # type: ignore[method-assign]
-    try:
+    with round_trips(store) as calls:
         for tid in IDS[:3]:
             calls.clear()
             day = engine.reader.read_visitors([tid], series=["user-event"], window_seconds=86_400, total=False, per_series=False)
             assert len(calls) == 1, calls
             assert day.incomplete == () and day.by_id.get(tid) == together.by_id.get(tid)
-    finally:
-        store.get_many = get_many  # type: ignore[method-assign]
 
 
 def test_a_sketch_value_read_before_the_flush_that_wrote_it_is_read_again_not_called_lost(store: Store, clock: FakeClock) -> None:
