@@ -310,9 +310,8 @@ class EventDashApp(App[int]):
         now = self.clock.monotonic()
         kept = self._live
         if kept is None or now >= self._live_due or not kept.ids.issuperset(ranking.rows) or kept.seconds != self.pipeline.settings.live_seconds:
-            started = self.clock.monotonic()
             kept = self._live = self._read_live(ranking)
-            took = self.clock.monotonic() - started
+            took = self.clock.monotonic() - now
             self._live_due = now + (took / LIVE_SHARE if took > LIVE_FAST_SECONDS else 0.0)
         return kept
 
